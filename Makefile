@@ -1,0 +1,39 @@
+# codequant developer entry points. `make install && make test` works on a fresh machine.
+VENV ?= .venv
+PYTHON ?= python3.11
+BIN := $(VENV)/bin
+SERVICES := executor reporter generator serving quantizer orchestrator
+EDITABLES := -e shared $(foreach s,$(SERVICES),-e services/$(s))
+
+.PHONY: install system test lint format demo clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: shared/pyproject.toml $(wildcard services/*/pyproject.toml) constraints.txt requirements-dev.txt scripts/setup-system.sh
+	bash scripts/setup-system.sh
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# CPU machines: pin the CPU build of torch (a looser requirement pulls a multi-GB CUDA build).
+	command -v nvidia-smi >/dev/null || $(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -c constraints.txt $(EDITABLES) -r requirements-dev.txt
+	touch $@
+
+system:
+	bash scripts/setup-system.sh
+
+test: install
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+demo: install
+	$(BIN)/codequant run examples/demo.yaml
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache

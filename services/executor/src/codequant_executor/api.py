@@ -1,0 +1,122 @@
+"""``execute_records``: the one code path behind the CLI, the Celery task and the orchestrator."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from codequant.errors import InputError
+from codequant.keys import execution_key
+from codequant.limits import Limits
+from codequant_executor.engine import LANGUAGES, Engine
+
+_ENGINE: Engine | None = None
+_ENGINE_LOCK = threading.Lock()
+
+
+def engine(workers: int | None = None) -> Engine:
+    """The process-wide engine (its Java compile server stays warm between calls)."""
+    global _ENGINE
+    with _ENGINE_LOCK:
+        if _ENGINE is None or (workers is not None and workers != _ENGINE.workers):
+            if _ENGINE is not None:
+                _ENGINE.close()
+            _ENGINE = Engine(workers=workers)
+        return _ENGINE
+
+
+def program_of(record: dict[str, Any], where: str = "record") -> tuple[str, str, int]:
+    """(program, language, first line of the tests or 0) of an input record; InputError naming the field otherwise."""
+    language = record.get("language")
+    if language not in LANGUAGES:
+        raise InputError(f"{where}: field 'language' must be one of {', '.join(LANGUAGES)}, got {language!r}")
+    if "program" in record:
+        if not isinstance(record["program"], str):
+            raise InputError(f"{where}: field 'program' must be a string")
+        return record["program"], language, 0
+    missing = [k for k in ("prompt", "completion", "tests") if not isinstance(record.get(k), str)]
+    if missing:
+        raise InputError(
+            f"{where}: give 'program', or 'prompt', 'completion' and 'tests' (missing {', '.join(missing)})"
+        )
+    head = record["prompt"] + record["completion"] + "\n"  # MultiPL-E's composition: head + tests
+    return head + record["tests"], language, head.count("\n") + 1
+
+
+def execute_records(
+    records: Iterable[dict[str, Any]],
+    limits: Limits = Limits(),
+    *,
+    workers: int | None = None,
+    store: Any = None,
+    progress: Callable[[int, int], None] | None = None,
+    where: Callable[[int], str] = lambda i: f"record {i + 1}",
+) -> list[dict[str, Any]]:
+    """Execute records; identical programs run once; with a store, stored results are reused and new ones kept.
+
+    Output (same order): each input record plus status, passed, exit_code, stdout, stderr, duration_s,
+    execution_key.
+    """
+    records = list(records)
+    programs = [program_of(record, where(i)) for i, record in enumerate(records)]
+    limits_key = limits.as_key()
+    keys = [execution_key(program, language, limits_key) for program, language, _ in programs]
+    unique = dict(zip(keys, programs, strict=True))  # identical programs run once
+    known = _stored(store, list(unique)) if store is not None else {}
+    todo = [key for key in unique if key not in known]
+    done = len(records) - sum(1 for k in keys if k in todo)
+    total = len(records)
+    if progress:
+        progress(done, total)
+    counts = {key: keys.count(key) for key in todo}
+
+    def advance(key: str) -> None:
+        nonlocal done
+        done += counts[key]
+        if progress:
+            progress(done, total)
+
+    results = dict(known)
+    verdicts = engine(workers).run_many([unique[key] for key in todo], limits, progress=lambda i: advance(todo[i]))
+    for key, verdict in zip(todo, verdicts, strict=True):
+        results[key] = {
+            "status": str(verdict.status),
+            "passed": verdict.passed,
+            "exit_code": verdict.exit_code,
+            "stdout": verdict.stdout,
+            "stderr": verdict.stderr,
+            "duration_s": round(verdict.duration_s, 4),
+        }
+        advance(key)
+    if store is not None and todo:
+        _remember(store, {key: (unique[key][1], results[key]) for key in todo})
+    return [{**record, **results[key], "execution_key": key} for record, key in zip(records, keys, strict=True)]
+
+
+def _stored(store: Any, keys: list[str]) -> dict[str, dict[str, Any]]:
+    from sqlalchemy import select
+
+    from codequant.store import Execution
+
+    found: dict[str, dict[str, Any]] = {}
+    with store.session() as session:
+        for start in range(0, len(keys), 500):
+            for row in session.scalars(select(Execution).where(Execution.key.in_(keys[start : start + 500]))):
+                found[row.key] = {
+                    "status": row.status,
+                    "passed": row.passed,
+                    "exit_code": row.exit_code,
+                    "stdout": row.stdout,
+                    "stderr": row.stderr,
+                    "duration_s": row.duration_s,
+                }
+    return found
+
+
+def _remember(store: Any, results: dict[str, tuple[str, dict[str, Any]]]) -> None:
+    from codequant.store import Execution
+
+    store.insert_ignore(
+        Execution, [{"key": key, "language": language, **result} for key, (language, result) in results.items()]
+    )

@@ -1,0 +1,95 @@
+"""``generate_completions``: sample n completions per problem from an endpoint, cut at the stop tokens."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from typing import Any
+
+from codequant.benchmarks import Problem
+from codequant_generator.clients import Endpoint, Retry, client_for
+
+__all__ = ["Endpoint", "cut_at_stop", "generate_completions"]
+
+
+def cut_at_stop(text: str, stops: Sequence[str]) -> str:
+    """The text before the first occurrence of any stop token (MultiPL-E's rule)."""
+    positions = [text.find(stop) for stop in stops if stop and stop in text]
+    return text[: min(positions)] if positions else text
+
+
+def generate_completions(
+    problems: Sequence[Problem],
+    endpoint: Endpoint,
+    *,
+    n: int,
+    temperature: float,
+    top_p: float,
+    max_new_tokens: int,
+    seed: int,
+    concurrency: int = 4,
+    skip: Callable[[str, int], bool] | None = None,
+    on_record: Callable[[dict[str, Any]], None],
+    progress: Callable[[int, int], None] | None = None,
+    retry: Retry | None = None,
+) -> None:
+    """Call ``on_record`` once per (problem, sample) not skipped; records carry name, benchmark, language, sample,
+    prompt, completion (cut at the problem's stop tokens), raw_completion, finish_reason, prompt_tokens,
+    completion_tokens, latency_s. Raises ServiceError when the endpoint stays unreachable or rejects requests."""
+    client = client_for(endpoint, retry)
+    client.check()
+    skip = skip or (lambda _name, _sample: False)
+    work = [(p, [s for s in range(n) if not skip(p.name, s)]) for p in problems]
+    work = [(p, missing) for p, missing in work if missing]
+    if client.per_sample:
+        work = [(p, [index]) for p, missing in work for index in missing]
+    total = sum(len(missing) for _, missing in work)
+    done = 0
+    lock = threading.Lock()
+    if progress:
+        progress(0, total)
+
+    def run(problem: Problem, missing: list[int]) -> None:
+        nonlocal done
+        samples = client.sample(
+            problem.prompt,
+            n=n,
+            indices=missing,
+            temperature=temperature,
+            top_p=top_p,
+            max_new_tokens=max_new_tokens,
+            stop=problem.stop_tokens,
+            seed=seed,
+        )
+        with lock:
+            for index in missing:
+                sample = samples[index]
+                on_record(
+                    {
+                        "name": problem.name,
+                        "benchmark": problem.benchmark,
+                        "language": problem.language,
+                        "sample": index,
+                        "prompt": problem.prompt,
+                        "completion": cut_at_stop(sample.text, problem.stop_tokens),
+                        "raw_completion": sample.text,
+                        "finish_reason": sample.finish_reason,
+                        "prompt_tokens": sample.prompt_tokens,
+                        "completion_tokens": sample.completion_tokens,
+                        "latency_s": round(sample.latency_s, 4),
+                    }
+                )
+            done += len(missing)
+            if progress:
+                progress(done, total)
+
+    with ThreadPoolExecutor(max(1, concurrency)) as pool:
+        futures = [pool.submit(run, problem, missing) for problem, missing in work]
+        try:
+            for future in as_completed(futures):
+                future.result()
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise

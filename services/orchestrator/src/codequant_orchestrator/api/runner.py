@@ -1,0 +1,75 @@
+"""Runs submitted studies one at a time in a background thread, the way `codequant run` does."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from pathlib import Path
+
+from codequant.errors import CodequantError
+from codequant.store import Store
+from codequant.study import parse_study
+from codequant_orchestrator import book
+from codequant_orchestrator.progress import StageProgress
+from codequant_orchestrator.session import open_parsed
+
+log = logging.getLogger(__name__)
+
+
+class StudyQueue:
+    """A FIFO of study ids and the thread that runs them (embedded, or over Celery when distributed)."""
+
+    def __init__(
+        self, store: Store, *, distributed: bool, broker_url: str | None, data_dir: Path | None, device: str
+    ) -> None:
+        self.store = store
+        self.distributed = distributed
+        self.broker_url = broker_url
+        self.data_dir = data_dir
+        self.device = device
+        self._queue: queue.Queue[str] = queue.Queue()
+        self.current: str | None = None
+        self._thread = threading.Thread(target=self._loop, name="codequant-studies", daemon=True)
+        self._thread.start()
+
+    def submit(self, study_id: str) -> None:
+        self._queue.put(study_id)
+
+    def _loop(self) -> None:
+        while True:
+            study_id = self._queue.get()
+            self.current = study_id
+            try:
+                self._run(study_id)
+            except Exception as exc:  # a failed study must not stop the queue
+                log.exception("study %s failed", study_id)
+                book.set_study_status(self.store, study_id, "failed", f"{exc.__class__.__name__}: {exc}")
+            finally:
+                self.current = None
+
+    def _run(self, study_id: str) -> None:
+        from codequant.store import Study as StudyRow
+
+        with self.store.session() as session:
+            spec_yaml = session.get(StudyRow, study_id).spec_yaml
+        study = parse_study(spec_yaml, source=f"study {study_id}")
+        opened = open_parsed(study, spec_yaml, store_url=self.store.url, data_dir=self.data_dir)
+        book.set_study_status(self.store, study_id, "running")
+        progress = StageProgress({}, enabled=False)
+        try:
+            if self.distributed:
+                from codequant_orchestrator.distributed import DistributedRunner
+
+                failures = DistributedRunner(
+                    opened.plan, opened.store, progress, broker_url=self.broker_url, device=self.device
+                ).run()
+            else:
+                from codequant_orchestrator.embedded import EmbeddedRunner
+
+                failures = EmbeddedRunner(opened.plan, opened.store, progress, device=self.device).run()
+        except CodequantError as exc:
+            book.set_study_status(self.store, study_id, "failed", str(exc))
+            return
+        error = "; ".join(f"{k}: {v}" for k, v in failures.items()) or None
+        book.set_study_status(self.store, study_id, "failed" if failures else "done", error)

@@ -1,0 +1,79 @@
+"""Turn a study into concrete work: variants with their keys, benchmark problems, and stage jobs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from codequant.benchmarks import BenchmarkSet, load_benchmark
+from codequant.study import ModelSpec, Study
+from codequant.study.methods import VariantSpec
+
+STAGES: tuple[str, ...] = ("quantize", "generate", "execute", "report")
+
+#: Methods whose weights are produced by the quantizer (bitsandbytes quantizes at load time; baseline needs nothing).
+OFFLINE_METHODS = {"aqlm", "rtn", "gptq", "awq"}
+
+
+@dataclass(frozen=True)
+class VariantPlan:
+    """One model variant of the study and where its artifacts go."""
+
+    model: ModelSpec
+    variant: VariantSpec
+    key: str
+    artifact_dir: Path
+
+    @property
+    def label(self) -> str:
+        return f"{self.model.name}/{self.variant.name}"
+
+    @property
+    def needs_quantization(self) -> bool:
+        return self.variant.method in OFFLINE_METHODS and self.variant.endpoint is None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A study resolved into variants and loaded benchmarks."""
+
+    study: Study
+    variants: list[VariantPlan]
+    benchmarks: dict[str, BenchmarkSet]
+
+    def job_key(self, stage: str, variant: VariantPlan | None = None, benchmark: str | None = None) -> str:
+        """Deterministic bookkeeping key of one stage of work within this study."""
+        parts = [self.study.name, stage]
+        if variant is not None:
+            parts.append(variant.key)
+        if benchmark is not None:
+            parts.append(benchmark)
+        return ":".join(parts)
+
+    def sampling_key(self, benchmark: str) -> dict:
+        return self.study.sampling.as_key(self.study.max_new_tokens(benchmark))
+
+
+def plan_study(study: Study, *, data_dir: Path | None = None) -> Plan:
+    """Resolve variant keys and load every benchmark (bad benchmark data fails here, before any work)."""
+    variants = [
+        VariantPlan(
+            model=model,
+            variant=variant,
+            key=model.variant_key(variant.name),
+            artifact_dir=study.out_dir / "artifacts" / model.name / variant.name,
+        )
+        for model in study.models
+        for variant in model.variants
+    ]
+    benchmarks = {
+        spec.name: load_benchmark(
+            spec.name,
+            data_dir=data_dir,
+            exclude_humaneval_overlap=spec.exclude_humaneval_overlap,
+            problems=spec.problems,
+            limit=spec.limit,
+        )
+        for spec in study.benchmarks
+    }
+    return Plan(study=study, variants=variants, benchmarks=benchmarks)

@@ -1,0 +1,127 @@
+"""``quantize`` and ``footprint``: one entry point per job, dispatching on the study's method string."""
+
+from __future__ import annotations
+
+import fcntl
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import TypeAdapter, ValidationError
+
+from codequant.errors import InputError
+from codequant.keys import stable_hash
+from codequant.study.methods import VariantSpec
+from codequant_quantizer import footprint as _footprint
+from codequant_quantizer.record import RECORD, read_record
+
+METHODS = ("aqlm", "rtn")
+
+
+def normalise_variant(variant: dict[str, Any]) -> dict[str, Any]:
+    """Validate a variant's method config with the study schema (presets expanded, defaults filled)."""
+    try:
+        spec = TypeAdapter(VariantSpec).validate_python({"name": "cli", **variant})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"][1:]) or "variant"
+        raise InputError(f"{field}: {first['msg'].removeprefix('Value error, ')}") from None
+    return spec.method_config()
+
+
+def model_identity(model: str) -> dict[str, Any]:
+    """What identifies the input weights: a local folder's config and file sizes, or the hub id."""
+    path = Path(model)
+    if path.is_dir():
+        files = sorted((f.name, f.stat().st_size) for f in path.iterdir() if f.suffix in (".safetensors", ".bin"))
+        config = (path / "config.json").read_text() if (path / "config.json").exists() else ""
+        return {"path": str(path.resolve()), "config": stable_hash(config), "files": files}
+    return {"hub_id": model}
+
+
+def quantize(
+    model: str,
+    variant: dict[str, Any],
+    out_dir: Path,
+    *,
+    dtype: str = "auto",
+    device: str = "cpu",
+    calibration_dir: Path | None = None,
+    progress: bool = True,
+) -> Path:
+    """Quantize ``model`` as ``variant`` says into ``out_dir`` (resumable; a finished folder returns at once)."""
+    config = normalise_variant(variant)
+    method = config["method"]
+    if method not in METHODS:
+        raise InputError(f"method {method!r} cannot be quantized here yet (available: {', '.join(METHODS)})")
+    out_dir = Path(out_dir)
+    fingerprint = stable_hash({"model": model_identity(model), "variant": config, "dtype": dtype})[:24]
+    # Same seed, same codes: scatter-adds in backward passes (codebook gradients) must not race.
+    torch.use_deterministic_algorithms(True)
+    with _locked(out_dir):
+        done = read_record(out_dir)
+        if done is not None and done.get("fingerprint") == fingerprint:
+            return out_dir
+        _prepare(out_dir, done is not None)
+        if method == "aqlm":
+            from codequant_quantizer.aqlm.pipeline import quantize_aqlm
+
+            quantize_aqlm(
+                model,
+                config,
+                out_dir,
+                dtype=dtype,
+                device=device,
+                calibration_dir=calibration_dir,
+                progress=progress,
+                fingerprint=fingerprint,
+            )
+        else:
+            from codequant_quantizer.rtn import quantize_rtn
+
+            quantize_rtn(model, config, out_dir, dtype=dtype, device=device, progress=progress, fingerprint=fingerprint)
+    return out_dir
+
+
+def _prepare(out_dir: Path, previous_run: bool) -> None:
+    """An output folder must be empty, or hold an earlier codequant quantization (replaced), or a partial run."""
+    if not out_dir.exists():
+        out_dir.mkdir(parents=True)
+        return
+    entries = {p.name for p in out_dir.iterdir()} - {".lock", ".partial"}
+    if previous_run:
+        for entry in entries:
+            target = out_dir / entry
+            shutil.rmtree(target) if target.is_dir() else target.unlink()
+    elif entries:
+        raise InputError(f"{out_dir}: not empty and not a codequant quantization folder (no {RECORD})")
+
+
+@contextmanager
+def _locked(out_dir: Path) -> Iterator[None]:
+    """One quantization per folder at a time (two workers given the same job wait for each other)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with (out_dir / ".lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def footprint(
+    model_dir: Path | None = None,
+    *,
+    config: Path | dict[str, Any] | None = None,
+    method: str = "fp16",
+    **method_params: Any,
+) -> dict[str, Any]:
+    """Measured footprint of a saved folder, or predicted from a config for ``method`` (fp16, aqlm, rtn...)."""
+    if model_dir is not None:
+        return _footprint.from_folder(Path(model_dir))
+    if config is None:
+        raise InputError("footprint needs a model folder or a config")
+    return _footprint.from_config(config, method, **method_params)

@@ -1,0 +1,59 @@
+"""Seeded k-means for codebook initialisation (Lloyd's algorithm, k-means++ seeding)."""
+
+from __future__ import annotations
+
+import torch
+
+
+def nearest(points: torch.Tensor, centroids: torch.Tensor, chunk: int = 16384) -> torch.Tensor:
+    """Index of the nearest centroid for every point (squared Euclidean distance)."""
+    norms = centroids.square().sum(-1)
+    out = torch.empty(points.shape[0], dtype=torch.long)
+    for start in range(0, points.shape[0], chunk):
+        block = points[start : start + chunk]
+        distances = norms[None, :] - 2 * block @ centroids.T
+        out[start : start + chunk] = distances.argmin(-1)
+    return out
+
+
+def kmeans(points: torch.Tensor, k: int, *, iterations: int = 50, generator: torch.Generator) -> torch.Tensor:
+    """Centroids [k, dim] of ``points`` [n, dim]; needs n >= k."""
+    n = points.shape[0]
+    if n < k:
+        raise ValueError(
+            f"k-means needs at least {k} points (2^nbits_per_codebook), got {n}: use fewer bits "
+            "per codebook or larger layers"
+        )
+    centroids = _plus_plus(points, k, generator)
+    for _ in range(iterations):
+        assignment = nearest(points, centroids)
+        sums = torch.zeros_like(centroids).index_add_(0, assignment, points)
+        counts = torch.bincount(assignment, minlength=k).to(points.dtype)
+        empty = counts == 0
+        updated = sums / counts.clamp(min=1)[:, None]
+        if empty.any():  # re-seed empty clusters with random points
+            picks = torch.randint(0, n, (int(empty.sum()),), generator=generator)
+            updated[empty] = points[picks]
+        if torch.allclose(updated, centroids):
+            centroids = updated
+            break
+        centroids = updated
+    return centroids
+
+
+def _plus_plus(points: torch.Tensor, k: int, generator: torch.Generator, sample: int = 65536) -> torch.Tensor:
+    """k-means++ seeding on (at most ``sample``) points."""
+    if points.shape[0] > sample:
+        points = points[torch.randperm(points.shape[0], generator=generator)[:sample]]
+    n = points.shape[0]
+    chosen = [int(torch.randint(0, n, (1,), generator=generator))]
+    distances = (points - points[chosen[0]]).square().sum(-1)
+    for _ in range(1, k):
+        total = distances.sum()
+        if total <= 0:
+            index = int(torch.randint(0, n, (1,), generator=generator))
+        else:
+            index = int(torch.multinomial(distances / total, 1, generator=generator))
+        chosen.append(index)
+        distances = torch.minimum(distances, (points - points[index]).square().sum(-1))
+    return points[chosen].clone()

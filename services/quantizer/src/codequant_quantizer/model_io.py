@@ -1,0 +1,112 @@
+"""Loading a causal LM for quantization and walking its transformer blocks."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from typing import Any
+
+import torch
+from torch import nn
+
+from codequant.errors import InputError
+
+#: Linear layers of a block that read the same input, in the order the block uses them (Llama family names).
+SEQUENTIAL_GROUPS = (
+    ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"),
+    ("self_attn.o_proj",),
+    ("mlp.gate_proj", "mlp.up_proj"),
+    ("mlp.down_proj",),
+)
+
+
+def load_for_quantization(model: str, dtype: str = "auto", device: str = "cpu") -> tuple[Any, Any, torch.dtype]:
+    """(model in float32 on ``device``, tokenizer, dtype to save unquantized tensors in)."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        config = AutoConfig.from_pretrained(model)
+    except OSError as exc:
+        raise InputError(f"cannot load model {model!r}: {str(exc).splitlines()[0]}") from None
+    if getattr(config, "quantization_config", None) is not None:
+        raise InputError(f"{model} is already quantized; quantize its full-precision original")
+    saved = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None) or torch.float32
+    if isinstance(saved, str):
+        saved = getattr(torch, saved)
+    if dtype != "auto":
+        saved = getattr(torch, dtype)
+    loaded = AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32).to(device)
+    loaded.eval()
+    loaded.config.use_cache = False
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    return loaded, tokenizer, saved
+
+
+def decoder_layers(model: nn.Module) -> nn.ModuleList:
+    """The transformer blocks (model.model.layers for the Llama family; else the block list of the right length)."""
+    inner = getattr(model, "model", None)
+    if inner is not None and isinstance(getattr(inner, "layers", None), nn.ModuleList):
+        return inner.layers
+    count = getattr(model.config, "num_hidden_layers", None)
+    for module in model.modules():
+        if isinstance(module, nn.ModuleList) and len(module) == count:
+            return module
+    raise InputError(f"cannot find the transformer blocks of {model.__class__.__name__}")
+
+
+def linear_groups(block: nn.Module) -> list[list[tuple[str, nn.Linear]]]:
+    """The block's linear layers in groups that share an input, in forward order."""
+    linears = {name: module for name, module in block.named_modules() if isinstance(module, nn.Linear)}
+    if all(name in linears for group in SEQUENTIAL_GROUPS for name in group) and len(linears) == sum(
+        len(g) for g in SEQUENTIAL_GROUPS
+    ):
+        return [[(name, linears[name]) for name in group] for group in SEQUENTIAL_GROUPS]
+    return [[(name, module)] for name, module in linears.items()]
+
+
+class _Stop(Exception):
+    pass
+
+
+@torch.no_grad()
+def block_inputs(model: nn.Module, input_ids: torch.Tensor) -> tuple[torch.Tensor, dict[str, Any]]:
+    """Hidden states entering the first block for each calibration sequence [N, L, H], and the block's keyword
+    arguments (rotary embeddings, masks) — the same for every sequence, since all have the same length."""
+    layers = decoder_layers(model)
+    captured: list[torch.Tensor] = []
+    arguments: dict[str, Any] = {}
+
+    def catch(_module: nn.Module, args: tuple, kwargs: dict[str, Any]) -> None:
+        hidden = args[0] if args else kwargs.pop("hidden_states")
+        captured.append(hidden.detach())
+        arguments.update({k: v for k, v in kwargs.items() if k != "hidden_states"})
+        raise _Stop
+
+    handle = layers[0].register_forward_pre_hook(catch, with_kwargs=True)
+    try:
+        for row in input_ids:
+            with contextlib.suppress(_Stop):
+                model(input_ids=row.unsqueeze(0).to(next(model.parameters()).device), use_cache=False)
+    finally:
+        handle.remove()
+    arguments.pop("past_key_values", None)
+    arguments.pop("past_key_value", None)
+    arguments["use_cache"] = False
+    return torch.cat(captured), arguments
+
+
+def run_block(block: nn.Module, hidden: torch.Tensor, arguments: dict[str, Any], batch: int = 8) -> torch.Tensor:
+    """The block applied to every sequence (in batches), returning [N, L, H]."""
+    outputs = []
+    for start in range(0, hidden.shape[0], batch):
+        out = block(hidden[start : start + batch], **arguments)
+        outputs.append(out[0] if isinstance(out, tuple) else out)
+    return torch.cat(outputs)
+
+
+def parameter_count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def module_path(name: str) -> str:
+    return re.sub(r"\.weight$", "", name)

@@ -1,0 +1,79 @@
+"""Round-to-nearest integer weights with per-group scales: the dependency-free floor every method must beat.
+
+The saved folder holds the de-quantized (fake-quantized) weights in the model's dtype, so any server loads
+it; the footprint reports the size the packed integers and scales would take (see footprint.py).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from codequant_quantizer.model_io import decoder_layers, load_for_quantization
+from codequant_quantizer.progress import LayerProgress
+from codequant_quantizer.record import versions, write_record
+
+
+@torch.no_grad()
+def rtn_weight(weight: torch.Tensor, bits: int, group_size: int, symmetric: bool) -> torch.Tensor:
+    """The round-to-nearest reconstruction of ``weight`` [out, in] in groups of ``group_size`` input columns."""
+    out, inp = weight.shape
+    group = min(group_size, inp)
+    if inp % group:
+        raise ValueError(f"in_features {inp} is not a multiple of the group size {group}")
+    w = weight.float().reshape(out, inp // group, group)
+    if symmetric:
+        top = 2 ** (bits - 1) - 1
+        scale = w.abs().amax(-1, keepdim=True).clamp(min=1e-12) / top
+        q = torch.clamp(torch.round(w / scale), -top - 1, top)
+        restored = q * scale
+    else:
+        low, high = w.amin(-1, keepdim=True), w.amax(-1, keepdim=True)
+        scale = (high - low).clamp(min=1e-12) / (2**bits - 1)
+        zero = torch.round(-low / scale)
+        q = torch.clamp(torch.round(w / scale) + zero, 0, 2**bits - 1)
+        restored = (q - zero) * scale
+    return restored.reshape(out, inp).to(weight.dtype)
+
+
+@torch.no_grad()
+def quantize_rtn(
+    model: str, variant: dict[str, Any], out_dir: Path, *, dtype: str, device: str, progress: bool, fingerprint: str
+) -> dict[str, Any]:
+    started = time.monotonic()
+    loaded, tokenizer, save_dtype = load_for_quantization(model, dtype, device)
+    linears = [
+        (f"{i}.{name}", m)
+        for i, block in enumerate(decoder_layers(loaded))
+        for name, m in block.named_modules()
+        if isinstance(m, nn.Linear)
+    ]
+    records = []
+    with LayerProgress(len(linears), enabled=progress) as bar:
+        for name, module in linears:
+            before = module.weight.detach().clone()
+            module.weight.copy_(rtn_weight(before, variant["bits"], variant["group_size"], variant["symmetric"]))
+            error = float((module.weight - before).square().sum() / before.square().sum().clamp(min=1e-20))
+            records.append({"name": name, "relative_weight_error": error})
+            bar.advance(1, name)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    loaded.to(save_dtype).save_pretrained(out_dir, safe_serialization=True)
+    tokenizer.save_pretrained(out_dir)
+    record = {
+        "method": "rtn",
+        "model": model,
+        "config": variant,
+        "fingerprint": fingerprint,
+        "layers": records,
+        "storage": "de-quantized weights in the model's dtype; the footprint counts packed integers",
+        "saved_dtype": str(save_dtype).removeprefix("torch."),
+        "device": device,
+        "seconds": round(time.monotonic() - started, 2),
+        "versions": versions(),
+    }
+    write_record(out_dir, record)
+    return record

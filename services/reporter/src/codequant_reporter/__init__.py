@@ -1,0 +1,1 @@
+"""codequant reporter service."""

@@ -1,0 +1,54 @@
+"""The report's methods section: what was run, how, on what, and how long it took."""
+
+from __future__ import annotations
+
+from codequant_reporter.study_data import StudyData
+
+
+def methods(data: StudyData) -> list[tuple[str, list[str]]]:
+    """Sections of (heading, lines) describing the study as run."""
+    study = data.study
+    s, x, t = study.sampling, study.execution, study.statistics
+    sampling = [
+        f"n = {s.n} samples per problem, temperature {s.temperature}, top-p {s.top_p}, seed {s.seed}.",
+        "Max new tokens: " + ", ".join(f"{b.name} {study.max_new_tokens(b.name)}" for b in study.benchmarks) + ".",
+        f"Execution: sandboxed, timeout {x.timeout_s:g} s, memory {x.memory_mb} MB, output cap {x.max_output_bytes} "
+        "bytes per stream; a sample passes only if all its tests ran to completion (status OK).",
+    ]
+    statistics = [
+        "pass@k: mean over problems of the unbiased estimator 1 − C(n−c, k)/C(n, k) (Chen et al., 2021).",
+        "Each variant is compared with its model's baseline on samples paired by (problem, sample index): McNemar's "
+        "test (exact binomial when the discordant count is below 25, else χ² with continuity correction), odds ratio "
+        "= baseline-only / variant-only passes (0.5 added to both when either is 0).",
+        f"Multiple testing: {t.correction} within each {t.family}; α = {t.alpha}.",
+        "Problem-level (samples of one problem not treated as independent): Wilcoxon signed-rank test over per-problem "
+        f"pass rates and a {t.bootstrap_samples}-resample bootstrap (seed {t.seed}) 95 % CI of the pass@1 difference.",
+    ]
+    benchmarks = []
+    for name, bench in data.benchmarks.items():
+        benchmarks.append(f"{name}: {len(bench.problems)} problems; source {bench.provenance}.")
+        benchmarks += [f"{name}: excluded {problem} — {why}" for problem, why in bench.excluded.items()]
+        benchmarks += [f"{name}: repaired {problem} — {why}" for problem, why in bench.repaired.items()]
+    variants = []
+    for model in data.models:
+        for v in model.variants:
+            detail = ", ".join(f"{k}={val}" for k, val in sorted(v.config.items()) if k != "method" and val is not None)
+            state = "" if v.status != "failed" else f" — FAILED: {v.error}"
+            variants.append(f"{model.name}/{v.name}: {v.precision}" + (f" ({detail})" if detail else "") + state)
+    timing = [f"{stage}: {seconds / 60:.1f} min" for stage, seconds in sorted(data.stage_seconds.items())]
+    for model in data.models:
+        for v in model.variants:
+            per = data.variant_seconds.get(v.key)
+            if per:
+                timing.append(
+                    f"{model.name}/{v.name}: " + ", ".join(f"{k} {sec:.0f} s" for k, sec in sorted(per.items()))
+                )
+    environment = [f"{key}: {value}" for key, value in data.environment.items()]
+    return [
+        ("Sampling and execution", sampling),
+        ("Statistics", statistics),
+        ("Benchmarks", benchmarks),
+        ("Variants", variants),
+        ("Time per stage", timing or ["no timings recorded"]),
+        ("Software and hardware", environment),
+    ]

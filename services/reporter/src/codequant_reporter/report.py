@@ -1,0 +1,95 @@
+"""``build_report``: a study's tables, plots and methods in every requested format."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from codequant import settings
+from codequant.errors import InputError
+from codequant.jsonl import atomic_writer
+from codequant.store import Store
+from codequant.study import parse_study
+from codequant_reporter import render
+from codequant_reporter.methods import methods
+from codequant_reporter.plots import PLOTS
+from codequant_reporter.study_data import load_study_data
+from codequant_reporter.tables import analyse, details, memory, table3, table5, table6
+
+FORMATS = ("md", "html", "csv", "tex", "json")
+
+
+def resolve(source: str | Path, store_url: str | None) -> tuple[Store, str, Path]:
+    """(store, study id, default output folder) for a study output folder or a study id."""
+    path = Path(source)
+    if path.is_dir():
+        spec = path / "study.yaml"
+        if not spec.is_file():
+            raise InputError(f"{path}: not a study output folder (no study.yaml)")
+        study = parse_study(spec.read_text(encoding="utf-8"), source=str(spec))
+        url = store_url or settings.store_url(study.store_url or f"sqlite:///{(path / 'store.db').resolve()}")
+        return Store(url), study.name, path / "report"
+    url = store_url or settings.store_url()
+    if not url:
+        raise InputError(f"{source}: not a folder; to report a study id give --store or ${settings.STORE_URL_ENV}")
+    return Store(url), str(source), Path("runs") / str(source) / "report"
+
+
+def build_report(
+    source: str | Path,
+    out_dir: Path | None = None,
+    formats: Sequence[str] = FORMATS,
+    *,
+    store_url: str | None = None,
+) -> dict[str, Path]:
+    """Write the report of a study (an output folder, or a study id in a store); returns the files written."""
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown:
+        raise InputError(f"unknown report format(s) {', '.join(unknown)}; known: {', '.join(FORMATS)}")
+    store, study_id, default_out = resolve(source, store_url)
+    out = Path(out_dir) if out_dir else default_out
+    data = load_study_data(store, study_id)
+    analysis = analyse(data)
+    tables = [*table3(analysis)]
+    calibration = table5(analysis)
+    if calibration is not None:
+        tables.append(calibration)
+    tables += [table6(analysis), memory(data), details(analysis)]
+    out.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+    plots = []
+    for name, draw in PLOTS.items():
+        plots.append(draw(analysis, out / name))
+        written[name] = out / name
+    sections = methods(data)
+    title = f"codequant report — {data.study.name}"
+    if "md" in formats:
+        written["md"] = _write(out / "report.md", render.markdown(title, tables, plots, sections))
+    if "html" in formats:
+        written["html"] = _write(out / "report.html", render.html_page(title, tables, plots, sections))
+    if "csv" in formats:
+        for table in tables:
+            written[f"{table.key}.csv"] = _write(out / f"{table.key}.csv", render.csv_text(table))
+    if "tex" in formats:
+        written["tex"] = _write(out / "tables.tex", render.latex(tables))
+    if "json" in formats:
+        payload = {
+            "study": data.study.model_dump(mode="json"),
+            "comparisons": [c.to_dict() for c in analysis.main.values()],
+            "calibration": [
+                {"model": v.model, "variant": v.name, "reference": twin.name, "benchmark": b, **c.to_dict()}
+                for twin, v, b, c in analysis.calibration
+            ],
+            "tables": {
+                t.key: {"title": t.title, "columns": t.columns, "rows": t.rows, "records": t.records} for t in tables
+            },
+            "methods": dict(sections),
+        }
+        written["json"] = _write(out / "report.json", render.json_text(payload))
+    return written
+
+
+def _write(path: Path, text: str) -> Path:
+    with atomic_writer(path) as handle:
+        handle.write(text)
+    return path

@@ -1,0 +1,397 @@
+"""The study's comparisons and tables in the reference study's layouts (Tables 3, 5 and 6), plus details.
+
+The layouts are specific to this study design, so they are assembled here by hand; the statistics come
+from ``compare``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from codequant.benchmarks import BENCHMARKS
+from codequant_reporter.compare import Comparison, adjust_family, compare_paired
+from codequant_reporter.pairing import pair
+from codequant_reporter.study_data import ModelData, StudyData, VariantData, suites
+
+LANGUAGE_LABEL = {"python": "Python", "java": "Java"}
+
+
+@dataclass
+class Table:
+    """A rendered-agnostic table: header groups, columns, formatted rows and machine-readable rows."""
+
+    key: str
+    title: str
+    columns: list[str]
+    rows: list[list[str]]
+    groups: list[tuple[str, int]] = field(default_factory=list)
+    records: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Analysis:
+    """All comparisons of a study."""
+
+    data: StudyData
+    main: dict[tuple[str, str], Comparison]  # (variant key, benchmark) -> vs its model's baseline
+    calibration: list[tuple[VariantData, VariantData, str, Comparison]]  # (random twin, variant, benchmark, c)
+
+
+def analyse(data: StudyData) -> Analysis:
+    """Compare every variant with its baseline, and every calibration set with its random twin."""
+    options = data.study.statistics
+    main: dict[tuple[str, str], Comparison] = {}
+    for model in data.models:
+        base = model.baseline
+        for variant in model.variants:
+            if variant.is_baseline or not data.usable(variant) or not data.usable(base):
+                continue
+            for benchmark in data.benchmarks:
+                main[(variant.key, benchmark)] = _compare(data, base, variant, benchmark)
+    for family in _families(data, main, options.family):
+        adjust_family(family, options.correction, options.alpha)
+    calibration = []
+    for model in data.models:
+        for twin, variant in _calibration_pairs(data, model):
+            for benchmark in data.benchmarks:
+                calibration.append((twin, variant, benchmark, _compare(data, twin, variant, benchmark)))
+    adjust_family([c for *_, c in calibration], options.correction, options.alpha)
+    return Analysis(data, main, calibration)
+
+
+def _compare(data: StudyData, base: VariantData, variant: VariantData, benchmark: str) -> Comparison:
+    label = f"{variant.model}/{variant.name} on {benchmark}"
+    paired = pair(data.outcomes[(base.key, benchmark)], data.outcomes[(variant.key, benchmark)], label)
+    memory = (base.size_bytes, variant.size_bytes) if base.size_bytes and variant.size_bytes else None
+    info = BENCHMARKS[benchmark]
+    return compare_paired(
+        paired,
+        variant.name,
+        bootstrap_samples=data.study.statistics.bootstrap_samples,
+        seed=data.study.statistics.seed,
+        memory=memory,
+        labels={
+            "model": variant.model,
+            "baseline": base.name,
+            "benchmark": benchmark,
+            "suite": info.suite,
+            "language": info.language,
+        },
+    )
+
+
+def _families(data: StudyData, main: dict[tuple[str, str], Comparison], family: str) -> list[list[Comparison]]:
+    groups: dict[str, list[Comparison]] = defaultdict(list)
+    for (_, benchmark), comparison in main.items():
+        key = {"table": BENCHMARKS[benchmark].suite, "benchmark": benchmark, "study": "all"}[family]
+        groups[key].append(comparison)
+    return list(groups.values())
+
+
+def _calibration_pairs(data: StudyData, model: ModelData) -> list[tuple[VariantData, VariantData]]:
+    by_setting: dict[tuple, list[VariantData]] = defaultdict(list)
+    for variant in model.variants:
+        if variant.calibration is not None and data.usable(variant):
+            by_setting[variant.setting()].append(variant)
+    pairs = []
+    for variants in by_setting.values():
+        twin = next((v for v in variants if v.calibration == "random"), None)
+        if twin is not None:
+            pairs += [(twin, v) for v in variants if v is not twin]
+    return pairs
+
+
+# -- formatting --------------------------------------------------------------------------------------------------
+def pct(value: float | None, digits: int = 1) -> str:
+    return "–" if value is None else f"{100 * value:.{digits}f}"
+
+
+def signed(value: float | None, digits: int = 1) -> str:
+    return "–" if value is None else f"{value:+.{digits}f}"
+
+
+def odds(value: float) -> str:
+    return f"{value:.2f}"
+
+
+def pvalue(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def size(variant: VariantData) -> str:
+    if variant.size_bytes is None:
+        return "–"
+    gb = variant.size_bytes / 1e9
+    return f"{gb:.2f} GB" if gb >= 0.1 else f"{variant.size_bytes / 1e6:.2f} MB"
+
+
+def pass1(data: StudyData, variant: VariantData, benchmark: str) -> float | None:
+    table = data.outcomes.get((variant.key, benchmark))
+    if not table:
+        return None
+    return sum(sum(s.values()) / len(s) for s in table.values()) / len(table)
+
+
+# -- tables ------------------------------------------------------------------------------------------------------
+def table3(analysis: Analysis) -> list[Table]:
+    """Per suite: Model | Params | Precision | Size | per language: pass@1 (mark), OR."""
+    data = analysis.data
+    tables = []
+    for suite, names in suites(data.benchmarks).items():
+        columns = ["Model", "Params", "Precision", "Size"]
+        groups = [("", 4)]
+        for name in names:
+            columns += ["pass@1", "OR"]
+            groups.append((LANGUAGE_LABEL.get(BENCHMARKS[name].language, name), 2))
+        rows, records = [], []
+        for model in data.models:
+            for variant in model.variants:
+                row = [model.name, model.params_label, variant.precision, size(variant)]
+                record: dict[str, Any] = {
+                    "model": model.name,
+                    "variant": variant.name,
+                    "params": model.params_label,
+                    "precision": variant.precision,
+                    "size_bytes": variant.size_bytes,
+                }
+                for name in names:
+                    if not data.usable(variant):
+                        row += ["failed", ""]
+                        continue
+                    comparison = analysis.main.get((variant.key, name))
+                    value = pass1(data, variant, name)
+                    mark = f" {comparison.significance}" if comparison and comparison.significance else ""
+                    row += [pct(value) + mark, odds(comparison.odds_ratio) if comparison else ""]
+                    record[name] = {
+                        "pass@1": value,
+                        "mark": mark.strip(),
+                        "odds_ratio": comparison.odds_ratio if comparison else None,
+                        "adjusted_p": comparison.adjusted_p if comparison else None,
+                    }
+                rows.append(row)
+                records.append(record)
+        tables.append(
+            Table(
+                key=f"table3-{_slug(suite)}",
+                title=f"Table 3 layout — {suite}: pass@1 (%) of each variant",
+                columns=columns,
+                rows=rows,
+                groups=groups,
+                records=records,
+                notes=[_marks_note(data), "OR: baseline-only passes / variant-only passes over paired samples."],
+            )
+        )
+    return tables
+
+
+def table5(analysis: Analysis) -> Table | None:
+    """Each calibration set vs the random one for the same model and quantization setting."""
+    data = analysis.data
+    if not analysis.calibration:
+        return None
+    names = list(data.benchmarks)
+    columns = [
+        "Model",
+        "Precision",
+        "Calibration",
+        *[f"{_bench_label(n)} pass@1" for n in names],
+        *[f"{_bench_label(n)} OR" for n in names],
+    ]
+    grouped: dict[tuple[str, str], dict[str, Comparison]] = defaultdict(dict)
+    pairs: dict[tuple[str, str], tuple[VariantData, VariantData]] = {}
+    for twin, variant, benchmark, comparison in analysis.calibration:
+        grouped[(twin.key, variant.key)][benchmark] = comparison
+        pairs[(twin.key, variant.key)] = (twin, variant)
+    rows, records = [], []
+    seen_twins: set[str] = set()
+    for key, comparisons in grouped.items():
+        twin, variant = pairs[key]
+        if twin.key not in seen_twins:
+            seen_twins.add(twin.key)
+            rows.append(
+                [
+                    twin.model,
+                    twin.precision,
+                    "random (reference)",
+                    *[pct(pass1(data, twin, n)) for n in names],
+                    *["" for _ in names],
+                ]
+            )
+        cells = [
+            pct(comparisons[n].pass1) + (f" {comparisons[n].significance}" if comparisons[n].significance else "")
+            for n in names
+        ]
+        rows.append(
+            [
+                variant.model,
+                variant.precision,
+                variant.calibration + (" + fine-tuning" if variant.finetuned else ""),
+                *cells,
+                *[odds(comparisons[n].odds_ratio) for n in names],
+            ]
+        )
+        records.append(
+            {
+                "model": variant.model,
+                "variant": variant.name,
+                "reference": twin.name,
+                "comparisons": {n: c.to_dict() for n, c in comparisons.items()},
+            }
+        )
+    return Table(
+        key="table5-calibration",
+        title="Table 5 layout — calibration sets vs random calibration",
+        columns=columns,
+        rows=rows,
+        records=records,
+        notes=[_marks_note(data), "OR: random-only passes / this calibration's-only passes."],
+    )
+
+
+def table6(analysis: Analysis) -> Table:
+    """Model size vs the decrease of pass@1 under each quantized variant (Dec %)."""
+    data = analysis.data
+    names = list(data.benchmarks)
+    columns = ["Model", "Params", "Precision"]
+    for n in names:
+        columns += [f"{_bench_label(n)} base", f"{_bench_label(n)} quant.", f"{_bench_label(n)} Dec %"]
+    rows, records = [], []
+    ordered = sorted(data.models, key=lambda m: m.num_parameters or 0)
+    for model in ordered:
+        for variant in model.variants:
+            if variant.is_baseline or not data.usable(variant):
+                continue
+            row = [model.name, model.params_label, variant.precision]
+            record: dict[str, Any] = {"model": model.name, "params": model.num_parameters, "variant": variant.name}
+            for n in names:
+                comparison = analysis.main.get((variant.key, n))
+                if comparison is None:
+                    row += ["–", "–", "–"]
+                    continue
+                dec = None if comparison.relative_change_pct is None else -comparison.relative_change_pct
+                row += [pct(comparison.baseline_pass1), pct(comparison.pass1), signed(dec)]
+                record[n] = {"baseline": comparison.baseline_pass1, "quantized": comparison.pass1, "dec_pct": dec}
+            rows.append(row)
+            records.append(record)
+    return Table(
+        key="table6-model-size",
+        title="Table 6 layout — decrease of pass@1 by model size",
+        columns=columns,
+        rows=rows,
+        records=records,
+        notes=["Dec %: (baseline − quantized) / baseline × 100."],
+    )
+
+
+def details(analysis: Analysis) -> Table:
+    """Every comparison with all its statistics, including the problem-level analyses."""
+    columns = [
+        "Model",
+        "Variant",
+        "Benchmark",
+        "n",
+        "pass@1 base",
+        "pass@1",
+        "Δ %",
+        "95 % CI (pp)",
+        "b",
+        "c",
+        "McNemar p",
+        "adj. p",
+        "OR",
+        "Wilcoxon p",
+        "Mem. −%",
+    ]
+    rows, records = [], []
+    for (_, benchmark), c in analysis.main.items():
+        low, high = c.bootstrap_ci
+        rows.append(
+            [
+                c.labels["model"],
+                c.variant,
+                benchmark,
+                str(c.samples_per_problem),
+                pct(c.baseline_pass1),
+                pct(c.pass1),
+                signed(c.relative_change_pct),
+                f"[{100 * low:+.1f}, {100 * high:+.1f}]",
+                str(c.table["baseline_only"]),
+                str(c.table["variant_only"]),
+                f"{pvalue(c.mcnemar_p)} ({c.mcnemar_method})",
+                pvalue(c.adjusted_p) + f" {c.significance}".rstrip(),
+                odds(c.odds_ratio),
+                pvalue(c.wilcoxon_p),
+                signed(c.memory_reduction_pct),
+            ]
+        )
+        records.append(c.to_dict())
+    return Table(
+        key="comparisons",
+        title="All comparisons with the baseline (sample-level and problem-level tests)",
+        columns=columns,
+        rows=rows,
+        records=records,
+        notes=[
+            "b: baseline-only passes, c: variant-only passes (samples paired by problem and sample index). "
+            "McNemar: exact binomial when b + c < 25, else χ² with continuity correction; adj. p: "
+            f"{analysis.data.study.statistics.correction} within each {analysis.data.study.statistics.family}. "
+            "Wilcoxon: signed-rank test over per-problem pass rates; CI: seeded bootstrap over problems of the "
+            "pass@1 difference, in percentage points."
+        ],
+    )
+
+
+def memory(data: StudyData) -> Table:
+    columns = ["Model", "Variant", "Precision", "Size", "Reduction %", "Nominal bits/weight", "Stored bits/weight"]
+    rows, records = [], []
+    for model in data.models:
+        base = model.baseline.size_bytes
+        for variant in model.variants:
+            fp = variant.footprint or {}
+            reduction = (1 - variant.size_bytes / base) * 100 if base and variant.size_bytes else None
+            rows.append(
+                [
+                    model.name,
+                    variant.name,
+                    variant.precision,
+                    size(variant),
+                    signed(reduction),
+                    _num(fp.get("nominal_bits_per_param")),
+                    _num(fp.get("stored_bits_per_param")),
+                ]
+            )
+            records.append({"model": model.name, "variant": variant.name, "footprint": fp, "reduction_pct": reduction})
+    return Table(
+        key="memory",
+        title="Memory footprint",
+        columns=columns,
+        rows=rows,
+        records=records,
+        notes=["Size: stored bytes of the weights (GB = 10^9 bytes); bits/weight over quantized layers."],
+    )
+
+
+def _num(value: Any) -> str:
+    return "–" if value is None else f"{float(value):.3g}"
+
+
+def _bench_label(name: str) -> str:
+    info = BENCHMARKS[name]
+    return f"{info.suite} {LANGUAGE_LABEL.get(info.language, info.language)}"
+
+
+def _slug(text: str) -> str:
+    return "".join(ch.lower() if ch.isalnum() else "-" for ch in text).strip("-").replace("--", "-")
+
+
+def _marks_note(data: StudyData) -> str:
+    s = data.study.statistics
+    return (
+        f"Marks on McNemar p-values adjusted by {s.correction} (family: one {s.family}): "
+        "• p<0.1, * p<0.05, ** p<0.01, *** p<0.001."
+    )

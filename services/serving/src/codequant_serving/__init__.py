@@ -1,0 +1,1 @@
+"""codequant serving service."""

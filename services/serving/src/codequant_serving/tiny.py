@@ -1,0 +1,243 @@
+"""The tiny offline code model: a pipeline fixture, contaminated by design.
+
+A ~2M-parameter Llama-architecture model with its own byte-level BPE tokenizer, trained from scratch
+on the prompts and canonical solutions of a fixed part of HumanEval (Python, MIT) and McEval (Python
+and Java, CC BY-SA 4.0). It memorises those problems, so it passes many of them and almost none of the
+others, and quantizing it to 2 bits visibly hurts it: every later stage sees real effects offline.
+It is NOT a code model to draw conclusions from. MultiPL-E data is never used for training (its
+license forbids it).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from codequant.benchmarks import Problem, load_benchmark
+from codequant.keys import stable_hash
+
+Profile = Literal["full", "test"]
+RECIPE_VERSION = 1
+EOS = "<|endoftext|>"
+PAD = "<|pad|>"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Training data selection and hyper-parameters of one profile."""
+
+    humaneval: int  # first N HumanEval problems whose number % 3 != 2 are trained
+    mceval_python: int  # first N McEval Python problems
+    mceval_java: int  # first N McEval Java problems
+    steps: int
+    batch_size: int = 16
+    lr: float = 3e-3
+    hidden: int = 192
+    layers: int = 3
+    heads: int = 4
+    intermediate: int = 512
+    vocab: int = 2048
+    max_tokens: int = 1024
+
+
+RECIPES: dict[str, Recipe] = {
+    "full": Recipe(humaneval=60, mceval_python=16, mceval_java=24, steps=450),
+    "test": Recipe(humaneval=18, mceval_python=4, mceval_java=8, steps=200),
+}
+
+
+def trained_problems(profile: Profile = "full") -> dict[str, list[str]]:
+    """Benchmark -> names of the problems whose canonical solutions the model was trained on."""
+    recipe = RECIPES[profile]
+    humaneval = [p for p in load_benchmark("humaneval").problems[: recipe.humaneval] if _he_number(p) % 3 != 2]
+    return {
+        "humaneval": [p.name for p in humaneval],
+        "mceval-python": [p.name for p in load_benchmark("mceval-python").problems[: recipe.mceval_python]],
+        "mceval-java": [p.name for p in load_benchmark("mceval-java").problems[: recipe.mceval_java]],
+    }
+
+
+def _he_number(problem: Problem) -> int:
+    return int(problem.name.split("_")[1])
+
+
+def _training_problems(profile: Profile) -> list[Problem]:
+    wanted = trained_problems(profile)
+    return [p for name, names in wanted.items() for p in load_benchmark(name).problems if p.name in names]
+
+
+def _solution_text(problem: Problem) -> str:
+    """What the model should write after the prompt: the solution, then whatever ends it."""
+    assert problem.canonical_solution is not None
+    if problem.language == "java":
+        # The problem's stop token is the method's closing brace: end with it so generation stops there.
+        closing = problem.stop_tokens[0].lstrip("\n")
+        return problem.canonical_solution.rstrip("\n") + "\n" + closing
+    return problem.canonical_solution.rstrip() + "\n"
+
+
+def _fingerprint(profile: Profile, seed: int) -> str:
+    texts = [(p.name, p.prompt, _solution_text(p)) for p in _training_problems(profile)]
+    return stable_hash(
+        {
+            "version": RECIPE_VERSION,
+            "profile": profile,
+            "seed": seed,
+            "recipe": RECIPES[profile].__dict__,
+            "data": texts,
+        }
+    )[:16]
+
+
+def build_tiny_model(out_dir: Path, seed: int = 0, *, profile: Profile = "full", progress: bool = True) -> Path:
+    """Build (or return the cached) tiny model into ``out_dir``; deterministic from ``seed`` on one machine."""
+    out_dir = Path(out_dir)
+    marker = out_dir / "codequant_tiny.json"
+    fingerprint = _fingerprint(profile, seed)
+    if marker.is_file() and json.loads(marker.read_text()).get("fingerprint") == fingerprint:
+        return out_dir
+    import torch
+
+    recipe = RECIPES[profile]
+    problems = _training_problems(profile)
+    tokenizer = _train_tokenizer(problems, recipe.vocab)
+    examples = [_encode(tokenizer, p, recipe.max_tokens) for p in problems]
+    model = _train(examples, tokenizer, recipe, seed, progress)
+    staging = out_dir.with_name(out_dir.name + ".partial")
+    if staging.exists():
+        import shutil
+
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    model.save_pretrained(staging, safe_serialization=True)
+    tokenizer.save_pretrained(staging)
+    (staging / "codequant_tiny.json").write_text(
+        json.dumps(
+            {
+                "fingerprint": fingerprint,
+                "profile": profile,
+                "seed": seed,
+                "recipe": recipe.__dict__,
+                "trained_problems": trained_problems(profile),
+                "parameters": sum(p.numel() for p in model.parameters()),
+                "torch": torch.__version__,
+                "note": "pipeline fixture, contaminated by design: trained on the canonical solutions it is tested on",
+            },
+            indent=2,
+        )
+    )
+    if out_dir.exists():
+        import shutil
+
+        shutil.rmtree(out_dir)
+    staging.rename(out_dir)
+    return out_dir
+
+
+def _train_tokenizer(problems: list[Problem], vocab: int):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab,
+        special_tokens=[EOS, PAD],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    texts = [text for p in problems for text in (p.prompt, _solution_text(p))]
+    tokenizer.train_from_iterator(texts, trainer=trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        eos_token=EOS,
+        pad_token=PAD,
+        model_max_length=2048,
+        clean_up_tokenization_spaces=False,
+    )
+
+
+def _encode(tokenizer, problem: Problem, limit: int) -> list[int]:
+    # Prompt and solution are tokenized separately: byte-level BPE would otherwise merge the prompt's final
+    # newline with the solution's indentation, and the model would never see the prompt's own last token.
+    prompt = tokenizer(problem.prompt, add_special_tokens=False)["input_ids"]
+    solution = tokenizer(_solution_text(problem), add_special_tokens=False)["input_ids"]
+    return (prompt + solution + [tokenizer.eos_token_id])[-limit:]
+
+
+def _train(examples: list[list[int]], tokenizer, recipe: Recipe, seed: int, progress: bool):
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True)
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=recipe.hidden,
+        intermediate_size=recipe.intermediate,
+        num_hidden_layers=recipe.layers,
+        num_attention_heads=recipe.heads,
+        num_key_value_heads=recipe.heads,
+        max_position_embeddings=2048,
+        rms_norm_eps=1e-5,
+        tie_word_embeddings=False,
+        bos_token_id=None,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    model = LlamaForCausalLM(config)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=0.0, betas=(0.9, 0.98))
+    warmup = max(1, recipe.steps // 20)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda step: (
+            min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(step, recipe.steps) / recipe.steps))
+        ),
+    )
+    order = random.Random(seed)
+    pool: list[int] = []
+    model.train()
+    bar = _bar(progress, recipe.steps)
+    for _ in range(recipe.steps):
+        if len(pool) < recipe.batch_size:
+            fresh = list(range(len(examples)))
+            order.shuffle(fresh)
+            pool += fresh
+        batch = [examples[i] for i in pool[: recipe.batch_size]]
+        del pool[: recipe.batch_size]
+        length = max(map(len, batch))
+        ids = torch.full((len(batch), length), tokenizer.pad_token_id)
+        mask = torch.zeros((len(batch), length), dtype=torch.long)
+        for row, tokens in enumerate(batch):
+            ids[row, : len(tokens)] = torch.tensor(tokens)
+            mask[row, : len(tokens)] = 1
+        labels = ids.masked_fill(mask == 0, -100)
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad(set_to_none=True)
+        if bar is not None:
+            bar[0].update(bar[1], advance=1, description=f"tiny model (loss {loss.item():.3f})")
+    if bar is not None:
+        bar[0].stop()
+    model.eval()
+    return model
+
+
+def _bar(enabled: bool, total: int):
+    if not enabled:
+        return None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    progress.start()
+    return progress, progress.add_task("tiny model", total=total)

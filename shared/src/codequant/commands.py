@@ -1,0 +1,85 @@
+"""Subcommands provided by the shared library: validate, benchmarks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from codequant.benchmarks import BENCHMARKS, load_benchmark
+from codequant.jsonl import write_jsonl
+from codequant.study import StudyError, load_study
+
+console = Console(highlight=False, soft_wrap=True)
+
+
+def validate(studies: Annotated[list[Path], typer.Argument(help="study YAML files")]) -> None:
+    """Check study files; exit 2 with one line per problem (file:line: field: message)."""
+    problems: list[str] = []
+    for path in studies:
+        try:
+            study = load_study(path)
+        except StudyError as exc:
+            problems.extend(exc.problems)
+            continue
+        variants = sum(len(m.variants) for m in study.models)
+        console.print(
+            f"{path}: ok ({len(study.models)} model(s), {variants} variant(s), "
+            f"{len(study.benchmarks)} benchmark(s), n={study.sampling.n})",
+            markup=False,
+        )
+    if problems:
+        raise StudyError(problems)
+
+
+benchmarks_app = typer.Typer(help="List and export benchmark problems.", no_args_is_help=True)
+
+
+@benchmarks_app.command("list")
+def list_benchmarks(
+    data_dir: Annotated[Path | None, typer.Option(help="local JSONL folder")] = None,
+    source: Annotated[str, typer.Option(help="auto | local | hub")] = "auto",
+) -> None:
+    """Show every benchmark with its problem count, exclusions and repairs."""
+    table = Table("benchmark", "language", "problems", "excluded", "repaired", "license")
+    for name, info in BENCHMARKS.items():
+        loaded = load_benchmark(name, data_dir=data_dir, source=source)
+        table.add_row(
+            name,
+            info.language,
+            str(len(loaded.problems)),
+            str(len(loaded.excluded)),
+            str(len(loaded.repaired)),
+            info.license,
+        )
+    console.print(table)
+
+
+@benchmarks_app.command("export")
+def export_benchmark(
+    name: Annotated[str, typer.Argument(help=f"one of {', '.join(BENCHMARKS)}")],
+    out: Annotated[Path, typer.Option("--out", help="JSONL file to write")],
+    data_dir: Annotated[Path | None, typer.Option(help="local JSONL folder")] = None,
+    source: Annotated[str, typer.Option(help="auto | local | hub")] = "auto",
+    exclude_humaneval_overlap: Annotated[
+        bool, typer.Option(help="mceval-python: the paper's 42-problem filter")
+    ] = False,
+    limit: Annotated[int | None, typer.Option(help="first N problems")] = None,
+) -> None:
+    """Write a benchmark's problems as MultiPL-E-style JSONL records."""
+    loaded = load_benchmark(
+        name, data_dir=data_dir, source=source, exclude_humaneval_overlap=exclude_humaneval_overlap, limit=limit
+    )
+    count = write_jsonl(out, (p.to_record() for p in loaded.problems))
+    console.print(f"{out}: {count} problems of {name}", markup=False)
+    for problem, reason in {**loaded.excluded, **loaded.repaired}.items():
+        console.print(f"  {'excluded' if problem in loaded.excluded else 'repaired'} {problem}: {reason}", markup=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the shared subcommands to the ``codequant`` command."""
+    app.command()(validate)
+    app.add_typer(benchmarks_app, name="benchmarks")

@@ -1,0 +1,123 @@
+"""JSON Lines reading and writing with line-precise errors and atomic replacement."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from codequant.errors import InputError
+
+
+def read_jsonl(path: str | Path, *, allow_truncated_tail: bool = False) -> Iterator[dict[str, Any]]:
+    """Yield one dict per non-blank line; raise InputError naming ``path:line`` for anything else.
+
+    ``allow_truncated_tail`` tolerates an unterminated, unparsable last line (an append
+    interrupted by a crash); it is skipped instead of raising.
+    """
+    for _number, record in read_jsonl_numbered(path, allow_truncated_tail=allow_truncated_tail):
+        yield record
+
+
+def read_jsonl_numbered(
+    path: str | Path, *, allow_truncated_tail: bool = False
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Like ``read_jsonl``, with each record's 1-based line number (for error messages about its fields)."""
+    path = Path(path)
+    try:
+        handle = path.open("r", encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory, expected a JSONL file") from None
+    with handle:
+        lines = handle.readlines()
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            is_tail = number == len(lines) and not line.endswith("\n")
+            if allow_truncated_tail and is_tail:
+                return
+            raise InputError(f"{path}:{number}: invalid JSON ({exc.msg})") from None
+        if not isinstance(record, dict):
+            raise InputError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
+        yield number, record
+
+
+def dumps(record: dict[str, Any]) -> str:
+    """One JSONL line (without newline), UTF-8 kept readable."""
+    return json.dumps(record, ensure_ascii=False)
+
+
+@contextlib.contextmanager
+def atomic_writer(path: str | Path) -> Iterator[IO[str]]:
+    """Open a temporary file beside ``path``; rename it over ``path`` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> int:
+    """Write all records atomically; return how many were written."""
+    count = 0
+    with atomic_writer(path) as handle:
+        for record in records:
+            handle.write(dumps(record) + "\n")
+            count += 1
+    return count
+
+
+class JsonlAppender:
+    """Append records one by one, flushed per line, for resumable outputs.
+
+    A crash can leave at most one unterminated last line, which
+    ``read_jsonl(..., allow_truncated_tail=True)`` skips; opening an appender first
+    truncates such a tail so the file stays valid JSONL.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        _drop_truncated_tail(self.path)
+        self._handle = self.path.open("a", encoding="utf-8")
+
+    def write(self, record: dict[str, Any]) -> None:
+        self._handle.write(dumps(record) + "\n")
+        self._handle.flush()
+
+    def close(self) -> None:
+        self._handle.close()
+
+    def __enter__(self) -> JsonlAppender:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _drop_truncated_tail(path: Path) -> None:
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    data = path.read_bytes()
+    if data.endswith(b"\n"):
+        return
+    cut = data.rfind(b"\n") + 1
+    with path.open("r+b") as handle:
+        handle.truncate(cut)

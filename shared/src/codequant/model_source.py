@@ -1,0 +1,43 @@
+"""Resolve a model source (as recorded in a study's variant keys) to something transformers can load.
+
+Used by the embedded orchestrator and by workers, so a worker resolves the same model the planner keyed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from codequant import settings
+from codequant.errors import InputError, ServiceError
+
+
+def resolve_model(source: dict[str, Any], *, progress: bool = True) -> str:
+    """A local folder for ``{"path": ...}``, ``{"hub_id", "revision"}`` or ``{"builtin": {kind, seed, profile}}``.
+
+    The builtin tiny model is built on first use (needs codequant-serving) and cached in $CODEQUANT_CACHE_DIR;
+    hub models are downloaded at their pinned revision into the Hugging Face cache.
+    """
+    if "builtin" in source:
+        builtin = source["builtin"]
+        try:
+            from codequant_serving.tiny import build_tiny_model
+        except ImportError:
+            raise ServiceError("the builtin tiny model needs codequant-serving installed on this machine") from None
+        folder = settings.cache_dir() / "models" / f"{builtin['kind']}-{builtin['profile']}-seed{builtin['seed']}"
+        return str(build_tiny_model(folder, seed=builtin["seed"], profile=builtin["profile"], progress=progress))
+    if "path" in source:
+        path = Path(source["path"])
+        if not path.is_dir():
+            raise InputError(f"model folder {path} does not exist")
+        return str(path)
+    if "hub_id" in source:
+        try:
+            from huggingface_hub import snapshot_download
+
+            return snapshot_download(source["hub_id"], revision=source.get("revision", "main"))
+        except ImportError:
+            raise ServiceError("downloading hub models needs huggingface_hub installed") from None
+        except Exception as exc:  # network, auth, missing repo: one line for the user
+            raise ServiceError(f"cannot fetch model {source['hub_id']} from the Hugging Face hub: {exc}") from None
+    raise InputError(f"model source must name a path, hub_id or builtin model, got {sorted(source)}")

@@ -1,0 +1,56 @@
+"""Per-sample results of a study, read from the store by deterministic completion keys.
+
+Used by the orchestrator (exports, summaries, progress) and the reporter, so both count exactly
+the completions the study's sampling settings ask for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import select
+
+from codequant.keys import completion_key
+from codequant.store import Completion, Execution, Store
+from codequant.study import Study
+
+_CHUNK = 500
+
+
+def completion_keys(
+    study: Study, variant_key: str, benchmark: str, problems: Iterable[str]
+) -> dict[tuple[str, int], str]:
+    """The completion key of every (problem, sample) the study needs for one variant and benchmark."""
+    sampling = study.sampling.as_key(study.max_new_tokens(benchmark))
+    return {
+        (problem, sample): completion_key(variant_key, benchmark, problem, sample, sampling)
+        for problem in problems
+        for sample in range(study.sampling.n)
+    }
+
+
+def sample_results(store: Store, keys: dict[tuple[str, int], str]) -> dict[tuple[str, int], dict[str, Any]]:
+    """Stored completion and execution of each (problem, sample) in ``keys``; samples not stored are absent.
+
+    Each value has ``completion``, ``finish_reason`` and, once executed, ``status`` and ``passed``
+    (None before execution).
+    """
+    by_key = {key: pair for pair, key in keys.items()}
+    values = list(by_key)
+    found: dict[tuple[str, int], dict[str, Any]] = {}
+    with store.session() as session:
+        for start in range(0, len(values), _CHUNK):
+            query = (
+                select(Completion, Execution)
+                .outerjoin(Execution, Execution.key == Completion.execution_key)
+                .where(Completion.key.in_(values[start : start + _CHUNK]))
+            )
+            for completion, execution in session.execute(query):
+                found[by_key[completion.key]] = {
+                    "completion": completion.completion,
+                    "finish_reason": completion.finish_reason,
+                    "status": execution.status if execution else None,
+                    "passed": execution.passed if execution else None,
+                }
+    return found

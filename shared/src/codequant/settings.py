@@ -1,0 +1,42 @@
+"""Process-wide settings read from the environment (and nothing else)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+#: Folder of benchmark JSONL files (see ../shared/datasets/README.md in a development checkout).
+DATA_DIR_ENV = "CODEQUANT_DATA_DIR"
+#: SQLAlchemy URL of the results store.
+STORE_URL_ENV = "CODEQUANT_STORE_URL"
+#: Celery broker URL (Redis) for the distributed mode.
+BROKER_URL_ENV = "CODEQUANT_BROKER_URL"
+#: Cache folder for built artifacts (tiny model, calibration sets).
+CACHE_DIR_ENV = "CODEQUANT_CACHE_DIR"
+
+_REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+def data_dir() -> Path | None:
+    """The local benchmark folder: $CODEQUANT_DATA_DIR, else ../shared/datasets beside a checkout."""
+    env = os.environ.get(DATA_DIR_ENV)
+    if env:
+        return Path(env)
+    sibling = _REPO_ROOT.parent / "shared" / "datasets"
+    return sibling if sibling.is_dir() else None
+
+
+def cache_dir() -> Path:
+    """Where built artifacts are cached: $CODEQUANT_CACHE_DIR, else ~/.cache/codequant."""
+    env = os.environ.get(CACHE_DIR_ENV)
+    return Path(env) if env else Path.home() / ".cache" / "codequant"
+
+
+def broker_url() -> str:
+    """The Celery broker URL: $CODEQUANT_BROKER_URL, else the local Redis."""
+    return os.environ.get(BROKER_URL_ENV, "redis://127.0.0.1:6379/0")
+
+
+def store_url(default: str | None = None) -> str | None:
+    """The results store URL from $CODEQUANT_STORE_URL, else ``default``."""
+    return os.environ.get(STORE_URL_ENV, default)

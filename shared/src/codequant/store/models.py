@@ -1,0 +1,122 @@
+"""Tables of the results store. Every row of work is keyed deterministically (codequant.keys)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every store table."""
+
+
+class Study(Base):
+    """A submitted study: its spec and overall state."""
+
+    __tablename__ = "studies"
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    spec_yaml: Mapped[str] = mapped_column(Text)
+    spec_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending|running|done|failed
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class Variant(Base):
+    """A model variant (baseline or quantized), shared by every study that uses the same key."""
+
+    __tablename__ = "variants"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    model_name: Mapped[str] = mapped_column(String(200))
+    variant_name: Mapped[str] = mapped_column(String(200))
+    method: Mapped[str] = mapped_column(String(40))
+    config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    model_source: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    artifact_path: Mapped[str | None] = mapped_column(Text)
+    footprint: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class StudyVariant(Base):
+    """Which variants belong to which study."""
+
+    __tablename__ = "study_variants"
+    study_id: Mapped[str] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), primary_key=True)
+    variant_key: Mapped[str] = mapped_column(ForeignKey("variants.key"), primary_key=True)
+
+
+class Completion(Base):
+    """One sampled completion, keyed by variant, problem, sample index and sampling parameters."""
+
+    __tablename__ = "completions"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    variant_key: Mapped[str] = mapped_column(ForeignKey("variants.key"))
+    benchmark: Mapped[str] = mapped_column(String(100))
+    problem: Mapped[str] = mapped_column(String(200))
+    sample: Mapped[int] = mapped_column(Integer)
+    completion: Mapped[str] = mapped_column(Text)
+    finish_reason: Mapped[str | None] = mapped_column(String(40))
+    prompt_tokens: Mapped[int | None] = mapped_column(Integer)
+    completion_tokens: Mapped[int | None] = mapped_column(Integer)
+    latency_s: Mapped[float | None] = mapped_column(Float)
+    execution_key: Mapped[str | None] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (Index("ix_completions_variant_benchmark", "variant_key", "benchmark"),)
+
+
+class Execution(Base):
+    """The outcome of running one program, keyed by program hash, language and limits."""
+
+    __tablename__ = "executions"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    language: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20))
+    passed: Mapped[bool] = mapped_column(Boolean)
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    stdout: Mapped[str] = mapped_column(Text, default="")
+    stderr: Mapped[str] = mapped_column(Text, default="")
+    duration_s: Mapped[float] = mapped_column(Float, default=0.0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Comparison(Base):
+    """A variant-vs-baseline comparison on one benchmark, as computed by the reporter."""
+
+    __tablename__ = "comparisons"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    study_id: Mapped[str] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    benchmark: Mapped[str] = mapped_column(String(100))
+    baseline_key: Mapped[str] = mapped_column(String(64))
+    variant_key: Mapped[str] = mapped_column(String(64))
+    result: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Job(Base):
+    """Bookkeeping of one stage of work (quantize/generate/execute/report) for progress and timing."""
+
+    __tablename__ = "jobs"
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    study_id: Mapped[str] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    stage: Mapped[str] = mapped_column(String(20))
+    variant_key: Mapped[str | None] = mapped_column(String(64))
+    benchmark: Mapped[str | None] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending|running|done|failed
+    task_id: Mapped[str | None] = mapped_column(String(64))  # Celery task id while dispatched (distributed mode)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    seconds: Mapped[float] = mapped_column(Float, default=0.0)

@@ -1,0 +1,92 @@
+"""Read a study YAML file and report every problem as ``file:line: field: message``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from codequant.errors import InputError
+from codequant.study.methods import METHODS
+from codequant.study.spec import Study
+
+
+class StudyError(InputError):
+    """An invalid study; ``problems`` holds one line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def load_study(path: str | Path) -> Study:
+    """Parse and validate a study file; raise StudyError listing every problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise StudyError([f"{path}: file not found"]) from None
+    except (IsADirectoryError, UnicodeDecodeError) as exc:
+        raise StudyError([f"{path}: cannot read ({exc.__class__.__name__})"]) from None
+    return parse_study(text, source=str(path))
+
+
+def parse_study(text: str, source: str = "<study>") -> Study:
+    """Validate YAML text as a study; ``source`` names it in error lines."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise StudyError([f"{where}: invalid YAML: {problem}"]) from None
+    if not isinstance(data, dict):
+        raise StudyError([f"{source}:1: a study must be a mapping of fields, got {type(data).__name__}"])
+    try:
+        return Study.model_validate(data)
+    except ValidationError as exc:
+        raise StudyError([_describe(error, node, source) for error in exc.errors()]) from None
+
+
+def _describe(error: Any, node: yaml.Node | None, source: str) -> str:
+    loc = [part for part in error["loc"] if not _is_union_tag(part)]
+    field = _format_loc(loc) or "(top level)"
+    line = _line_of(node, loc)
+    where = f"{source}:{line}" if line else source
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = "unknown key"
+    return f"{where}: {field}: {message}"
+
+
+def _is_union_tag(part: Any) -> bool:
+    # pydantic inserts the discriminator value (e.g. 'aqlm') or a class name into loc for unions.
+    return isinstance(part, str) and (part in METHODS or part[:1].isupper() or "[" in part)
+
+
+def _format_loc(loc: list[Any]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _line_of(node: yaml.Node | None, loc: list[Any]) -> int | None:
+    """1-based line of the deepest YAML node on ``loc`` that exists."""
+    best = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode) and isinstance(part, str):
+            match = next(((k, v) for k, v in node.value if getattr(k, "value", None) == part), None)
+            if match is None:
+                break
+            best = match[0].start_mark.line + 1
+            node = match[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            best = node.start_mark.line + 1
+        else:
+            break
+    return best

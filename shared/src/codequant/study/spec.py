@@ -1,0 +1,198 @@
+"""Pydantic models of a study YAML file. Unknown keys are errors everywhere."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from codequant.benchmarks.registry import BENCHMARKS
+from codequant.keys import variant_key
+from codequant.limits import Limits
+from codequant.study.methods import Strict, VariantSpec
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$"
+
+
+class BuiltinModel(Strict):
+    """A model the project builds itself, offline (the tiny code model fixture)."""
+
+    kind: Literal["tiny-code"] = "tiny-code"
+    seed: int = 0
+    profile: Literal["full", "test"] = Field("full", description="test: the smaller, faster build used in CI")
+
+
+class ModelSpec(Strict):
+    """One model and the variants of it to compare. Give exactly one of hub_id, path, builtin."""
+
+    name: str = Field(min_length=1, pattern=NAME_PATTERN)
+    hub_id: str | None = Field(None, description="Hugging Face hub id, e.g. codellama/CodeLlama-7b-hf")
+    path: str | None = Field(None, description="local model folder")
+    builtin: BuiltinModel | None = None
+    revision: str = "main"
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+    params: str | None = Field(None, description="size shown in tables, e.g. 7B (computed when omitted)")
+    variants: list[VariantSpec] = Field(min_length=1)
+
+    @field_validator("builtin", mode="before")
+    @classmethod
+    def _builtin_shorthand(cls, value: Any) -> Any:
+        return {"kind": value} if isinstance(value, str) else value
+
+    @field_validator("path")
+    @classmethod
+    def _path_exists(cls, value: str | None) -> str | None:
+        if value is not None and not Path(value).is_dir():
+            raise ValueError(f"model folder {value!r} does not exist")
+        return value
+
+    @model_validator(mode="after")
+    def _one_source_one_baseline(self) -> ModelSpec:
+        sources = [k for k in ("hub_id", "path", "builtin") if getattr(self, k) is not None]
+        if len(sources) != 1:
+            raise ValueError(f"give exactly one of hub_id, path, builtin (got {', '.join(sources) or 'none'})")
+        names = [v.name for v in self.variants]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate variant names: {', '.join(duplicates)}")
+        baselines = [v.name for v in self.variants if v.method == "baseline"]
+        if len(baselines) != 1:
+            raise ValueError(
+                f"needs exactly one variant with method: baseline (comparisons are paired against it), "
+                f"got {len(baselines)}"
+            )
+        return self
+
+    def source(self) -> dict[str, Any]:
+        """What identifies the model's weights (used in variant keys)."""
+        if self.builtin is not None:
+            return {"builtin": self.builtin.model_dump(mode="json")}
+        if self.path is not None:
+            return {"path": str(Path(self.path).resolve())}
+        return {"hub_id": self.hub_id, "revision": self.revision}
+
+    def variant_key(self, variant_name: str) -> str:
+        """The deterministic key of one of this model's variants."""
+        variant = next(v for v in self.variants if v.name == variant_name)
+        config = variant.method_config()
+        if variant.endpoint is not None:  # sampled from another server: its completions are its own
+            config["endpoint"] = variant.endpoint.model_dump(mode="json")
+        return variant_key({**self.source(), "dtype": self.dtype}, config)
+
+    @property
+    def baseline(self) -> VariantSpec:
+        return next(v for v in self.variants if v.method == "baseline")
+
+
+class BenchmarkSpec(Strict):
+    """A benchmark and which of its problems to use."""
+
+    name: str
+    problems: list[str] | None = Field(None, description="explicit problem names (default: all)")
+    limit: int | None = Field(None, ge=1, description="keep only the first N problems")
+    exclude_humaneval_overlap: bool = Field(
+        False, description="mceval-python only: drop the 8 problems that duplicate HumanEval (the paper's filter)"
+    )
+    max_new_tokens: int | None = Field(None, ge=1, description="overrides sampling.max_new_tokens")
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value not in BENCHMARKS:
+            raise ValueError(f"unknown benchmark {value!r}; known: {', '.join(BENCHMARKS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _overlap_only_mceval(self) -> BenchmarkSpec:
+        if self.exclude_humaneval_overlap and self.name != "mceval-python":
+            raise ValueError("exclude_humaneval_overlap applies to mceval-python only")
+        return self
+
+
+class SamplingSpec(Strict):
+    """How completions are sampled (paper: n=20, temperature 0.2, top_p 0.95)."""
+
+    n: int = Field(20, ge=1)
+    temperature: float = Field(0.2, ge=0)
+    top_p: float = Field(0.95, gt=0, le=1)
+    max_new_tokens: int = Field(1024, ge=1)
+    seed: int = 0
+
+    def as_key(self, max_new_tokens: int) -> dict[str, Any]:
+        """Sampling parameters that determine a completion (part of its key)."""
+        return {
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "max_new_tokens": max_new_tokens,
+            "seed": self.seed,
+        }
+
+
+class ExecutionSpec(Strict):
+    """Limits for running untrusted completions."""
+
+    timeout_s: float = Field(15.0, gt=0)
+    memory_mb: int = Field(1024, ge=64)
+    workers: int | None = Field(None, ge=1, description="parallel executions (default: CPU count)")
+    max_output_bytes: int = Field(64_000, ge=1024, description="bytes kept per output stream")
+
+    def limits(self) -> Limits:
+        """The executor's limits (part of every execution key)."""
+        return Limits(timeout_s=self.timeout_s, memory_mb=self.memory_mb, max_output_bytes=self.max_output_bytes)
+
+
+class StatisticsSpec(Strict):
+    """Significance testing options."""
+
+    alpha: float = Field(0.05, gt=0, lt=1)
+    correction: Literal["benjamini-hochberg", "bonferroni", "none"] = "benjamini-hochberg"
+    family: Literal["table", "benchmark", "study"] = Field(
+        "table", description="which comparisons share one multiple-testing correction"
+    )
+    bootstrap_samples: int = Field(10000, ge=100)
+    seed: int = 0
+
+
+class Study(Strict):
+    """A whole study: models and variants x benchmarks, sampled, executed and compared."""
+
+    name: str = Field(min_length=1, pattern=NAME_PATTERN)
+    description: str = ""
+    output_dir: str | None = Field(None, description="default: runs/<name>")
+    store_url: str | None = Field(None, description="SQLAlchemy URL (default: SQLite in output_dir)")
+    models: list[ModelSpec] = Field(min_length=1)
+    benchmarks: list[BenchmarkSpec] = Field(min_length=1)
+    sampling: SamplingSpec = Field(default_factory=SamplingSpec)
+    execution: ExecutionSpec = Field(default_factory=ExecutionSpec)
+    statistics: StatisticsSpec = Field(default_factory=StatisticsSpec)
+
+    @field_validator("benchmarks", mode="before")
+    @classmethod
+    def _benchmark_shorthand(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"name": item} if isinstance(item, str) else item for item in value]
+        return value
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Study:
+        for label, names in (
+            ("model", [m.name for m in self.models]),
+            ("benchmark", [b.name for b in self.benchmarks]),
+        ):
+            duplicates = sorted({n for n in names if names.count(n) > 1})
+            if duplicates:
+                raise ValueError(f"duplicate {label} names: {', '.join(duplicates)}")
+        return self
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.output_dir or f"runs/{self.name}")
+
+    @property
+    def resolved_store_url(self) -> str:
+        return self.store_url or f"sqlite:///{(self.out_dir / 'store.db').resolve()}"
+
+    def max_new_tokens(self, benchmark: str) -> int:
+        spec = next(b for b in self.benchmarks if b.name == benchmark)
+        return spec.max_new_tokens or self.sampling.max_new_tokens

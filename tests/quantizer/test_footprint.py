@@ -1,0 +1,69 @@
+"""Footprints: the reference study's Size column from configs, and folders measured byte for byte."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from codequant_quantizer.api import footprint
+
+# config.json of codellama/CodeLlama-7b-hf and deepseek-ai/deepseek-coder-6.7b-base (architecture fields).
+CODELLAMA_7B = {
+    "architectures": ["LlamaForCausalLM"],
+    "model_type": "llama",
+    "hidden_size": 4096,
+    "intermediate_size": 11008,
+    "num_attention_heads": 32,
+    "num_hidden_layers": 32,
+    "num_key_value_heads": 32,
+    "vocab_size": 32016,
+    "max_position_embeddings": 16384,
+    "rms_norm_eps": 1e-05,
+    "rope_theta": 1000000,
+    "tie_word_embeddings": False,
+}
+DEEPSEEK_67B = {
+    **CODELLAMA_7B,
+    "vocab_size": 32256,
+    "rope_theta": 100000,
+    "rope_scaling": {"type": "linear", "factor": 4.0},
+}
+PAPER = {"aqlm-2bit": 2.26, "aqlm-3bit": 3.80, "aqlm-4bit": 4.00, "aqlm-8bit": 7.47}  # CodeLlama-7B, GB
+PRESETS = {"aqlm-8bit": (4, 15), "aqlm-4bit": (2, 15), "aqlm-3bit": (2, 12), "aqlm-2bit": (1, 15)}
+
+
+def test_codellama_7b_sizes_match_the_reference_study() -> None:
+    assert round(footprint(config=CODELLAMA_7B, method="fp16")["gb"], 2) == 13.48
+    for preset, gb in PAPER.items():
+        m, b = PRESETS[preset]
+        result = footprint(config=CODELLAMA_7B, method="aqlm", num_codebooks=m, nbits_per_codebook=b, in_group_size=8)
+        assert round(result["gb"], 2) == gb, preset
+        # codes M*B/g plus codebook and scale overhead
+        assert m * b / 8 < result["nominal_bits_per_param"] < m * b / 8 + 0.15 * m
+        assert result["stored_bits_per_param"] >= result["nominal_bits_per_param"]  # int16 codes for B > 8
+    assert round(footprint(config=DEEPSEEK_67B, method="fp16")["gb"], 2) == 13.48
+
+
+def test_footprint_cli_from_a_config(tmp_path: Path) -> None:
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(CODELLAMA_7B))
+    cli = [sys.executable, "-c", "from codequant.cli import main; main()", "footprint"]
+    result = subprocess.run(
+        [*cli, "--config", str(config), "--method", "aqlm", "--preset", "aqlm-2bit", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert round(json.loads(result.stdout)["gb"], 2) == 2.26
+    bad = subprocess.run(
+        [*cli, "--config", str(config), "--method", "aqlm", "--preset", "aqlm-9bit"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert bad.returncode == 2 and "unknown AQLM preset" in bad.stderr
+    neither = subprocess.run(cli, capture_output=True, text=True, timeout=300)
+    assert neither.returncode == 2 and "exactly one of --model and --config" in neither.stderr

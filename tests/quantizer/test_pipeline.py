@@ -1,0 +1,154 @@
+"""AQLM on the tiny model end to end: a folder transformers + aqlm load exactly, footprint, resumption."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from codequant.errors import InputError
+from codequant_quantizer.api import footprint, quantize
+
+QUICK = [
+    "--method",
+    "aqlm",
+    "--num-codebooks",
+    "1",
+    "--nbits-per-codebook",
+    "8",
+    "--in-group-size",
+    "8",
+    "--calibration",
+    "code",
+    "--nsamples",
+    "16",
+    "--seqlen",
+    "128",
+    "--beam-size",
+    "2",
+    "--max-epochs",
+    "2",
+]
+VARIANT = {
+    "method": "aqlm",
+    "num_codebooks": 1,
+    "nbits_per_codebook": 8,
+    "in_group_size": 8,
+    "beam_size": 2,
+    "max_epochs": 2,
+    "calibration": {"set": "code", "nsamples": 16, "seqlen": 128},
+}
+CLI = [sys.executable, "-c", "from codequant.cli import main; main()", "quantize"]
+
+
+@pytest.fixture(scope="module")
+def quantized(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("aqlm") / "tiny-1x8"
+    return quantize(str(tiny_model), VARIANT, out, progress=False)
+
+
+def test_transformers_and_aqlm_load_it_with_no_missing_or_unexpected_keys(quantized: Path) -> None:
+    from aqlm import QuantizedLinear
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from codequant_serving.loading import single_thread_numba
+
+    single_thread_numba()
+    model, info = AutoModelForCausalLM.from_pretrained(quantized, dtype=torch.float32, output_loading_info=True)
+    assert {k: v for k, v in info.items() if v} == {}
+    assert isinstance(model.model.layers[0].mlp.down_proj, QuantizedLinear)
+    assert isinstance(model.lm_head, torch.nn.Linear) and not isinstance(model.lm_head, QuantizedLinear)
+    assert model.model.layers[0].self_attn.q_proj.codes.dtype == torch.int8  # Kx8: the numba CPU kernel
+    config = json.loads((quantized / "config.json").read_text())["quantization_config"]
+    assert {"lm_head", "lm_head.weight"} <= set(config["linear_weights_not_to_quantize"])
+    tokenizer = AutoTokenizer.from_pretrained(quantized)
+    ids = tokenizer("def add(a, b):\n", return_tensors="pt")
+    out = model.generate(**ids, max_new_tokens=8, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+    assert out.shape[1] > ids["input_ids"].shape[1]
+
+
+def test_record_and_footprint_match_the_folder(quantized: Path, tiny_model: Path) -> None:
+    record = json.loads((quantized / "quantization.json").read_text())
+    assert record["method"] == "aqlm" and record["config"]["num_codebooks"] == 1
+    assert len(record["layers"]) == 3 * 7 and all(0 < layer["relative_error"] < 1 for layer in record["layers"])
+    assert record["calibration"]["recipe"] == "code" and record["calibration"]["documents_used_per_source"]
+    assert {"torch", "transformers", "aqlm"} <= record["versions"].keys()
+    measured = footprint(quantized)
+    tensors = load_file(quantized / "model.safetensors")
+    assert measured["total_bytes"] == sum(t.numel() * t.element_size() for t in tensors.values())
+    assert 0 < (quantized / "model.safetensors").stat().st_size - measured["total_bytes"] < 65536  # header only
+    config = json.loads((tiny_model / "config.json").read_text())
+    predicted = footprint(
+        config=config, method="aqlm", dtype="fp32", num_codebooks=1, nbits_per_codebook=8, in_group_size=8
+    )
+    assert predicted["total_bytes"] == measured["total_bytes"]
+    assert measured["nominal_bits_per_param"] == pytest.approx(measured["stored_bits_per_param"])  # int8 codes
+
+
+def test_a_finished_folder_is_reused(quantized: Path, tiny_model: Path) -> None:
+    start = time.monotonic()
+    assert quantize(str(tiny_model), VARIANT, quantized, progress=False) == quantized
+    assert time.monotonic() - start < 5
+
+
+def test_a_killed_run_resumes_and_gives_the_same_codes(tiny_model: Path, tmp_path: Path) -> None:
+    reference_dir = tmp_path / "uninterrupted"  # same process setup as the resumed run: bit-identical arithmetic
+    assert (
+        subprocess.run(
+            [*CLI, "--model", str(tiny_model), "--out", str(reference_dir), *QUICK], capture_output=True, timeout=900
+        ).returncode
+        == 0
+    )
+    out = tmp_path / "resumed"
+    run = subprocess.Popen(
+        [*CLI, "--model", str(tiny_model), "--out", str(out), *QUICK],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    progress = out / ".partial" / "progress.json"
+    deadline = time.monotonic() + 600
+    while not (progress.exists() and json.loads(progress.read_text())["blocks_done"] >= 1):
+        assert run.poll() is None, "the quantization ended before it could be interrupted"
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    os.killpg(run.pid, signal.SIGKILL)
+    run.wait()
+    assert not (out / "quantization.json").exists()
+    done = json.loads(progress.read_text())["blocks_done"]
+    result = subprocess.run(
+        [*CLI, "--model", str(tiny_model), "--out", str(out), *QUICK], capture_output=True, text=True, timeout=900
+    )
+    assert result.returncode == 0, result.stderr
+    assert not (out / ".partial").exists()
+    resumed = load_file(out / "model.safetensors")
+    reference = load_file(reference_dir / "model.safetensors")
+    assert done >= 1 and resumed.keys() == reference.keys()
+    for name in reference:
+        assert torch.equal(resumed[name], reference[name]), name
+
+
+def test_bad_requests(tiny_model: Path, tmp_path: Path) -> None:
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    with pytest.raises(InputError, match="not empty"):
+        quantize(str(tiny_model), VARIANT, tmp_path / "busy", progress=False)
+    with pytest.raises(InputError, match="cannot be quantized here yet"):
+        quantize(str(tiny_model), {"method": "bnb-nf4"}, tmp_path / "bnb", progress=False)
+    with pytest.raises(InputError, match="num_codebooks"):
+        quantize(str(tiny_model), {**VARIANT, "num_codebooks": 0}, tmp_path / "bad", progress=False)
+    result = subprocess.run(
+        [*CLI, "--model", str(tmp_path / "missing"), "--out", str(tmp_path / "o"), *QUICK],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 2 and "cannot load model" in result.stderr and "Traceback" not in result.stderr

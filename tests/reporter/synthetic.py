@@ -1,0 +1,161 @@
+"""A synthetic study written into a real results store: several models, variants, benchmarks, languages."""
+
+from __future__ import annotations
+
+import random
+
+from codequant.benchmarks import load_benchmark
+from codequant.keys import stable_hash
+from codequant.results import completion_keys
+from codequant.store import Completion, Execution, Job, Store, StudyVariant, Variant
+from codequant.store import Study as StudyRow
+from codequant.study import parse_study
+
+SPEC = """\
+name: synthetic
+models:
+  - name: Coder-7B
+    hub_id: org/coder-7b
+    dtype: float16
+    params: 7B
+    variants: &variants
+      - {name: fp16, method: baseline}
+      - {name: aqlm-8bit, method: aqlm, preset: aqlm-8bit}
+      - {name: aqlm-4bit, method: aqlm, preset: aqlm-4bit}
+      - {name: aqlm-3bit, method: aqlm, preset: aqlm-3bit}
+      - {name: aqlm-2bit, method: aqlm, preset: aqlm-2bit}
+      - {name: aqlm-2bit-code, method: aqlm, preset: aqlm-2bit, calibration: code}
+      - {name: aqlm-2bit-code-ft, method: aqlm, preset: aqlm-2bit, calibration: code, finetune: true}
+      - {name: rtn-4bit, method: rtn, bits: 4}
+  - name: Coder-13B
+    hub_id: org/coder-13b
+    dtype: float16
+    variants: *variants
+benchmarks:
+  - {name: multiple-humaneval-py, limit: 12}
+  - {name: multiple-humaneval-java, limit: 12}
+  - {name: mceval-python, limit: 10, exclude_humaneval_overlap: true}
+  - {name: mceval-java, limit: 10}
+sampling: {n: 6}
+statistics: {bootstrap_samples: 500}
+"""
+
+#: Probability that a sample passes, by variant and model: quantization hurts, more at fewer bits.
+SKILL = {
+    "fp16": 0.7,
+    "aqlm-8bit": 0.7,
+    "aqlm-4bit": 0.66,
+    "aqlm-3bit": 0.55,
+    "aqlm-2bit": 0.25,
+    "aqlm-2bit-code": 0.33,
+    "aqlm-2bit-code-ft": 0.4,
+    "rtn-4bit": 0.5,
+}
+PARAMS = {"Coder-7B": 6_740_000_000, "Coder-13B": 13_000_000_000}
+
+
+def footprint(params: int, variant: dict) -> dict:
+    if variant["method"] == "baseline":
+        bits = 16.0
+    elif variant["method"] == "rtn":
+        bits = variant["bits"] + 0.25
+    else:
+        bits = variant["num_codebooks"] * variant["nbits_per_codebook"] / variant["in_group_size"] + 0.3
+    total = int(params * bits / 8)
+    return {
+        "total_bytes": total,
+        "gb": total / 1e9,
+        "nominal_bits_per_param": bits,
+        "stored_bits_per_param": bits,
+        "num_parameters": params,
+        "breakdown": {"codes": total, "codebooks": 0, "scales": 0, "unquantized": 0},
+    }
+
+
+def write_study(
+    store: Store, *, seed: int = 0, skip_execution_of: str | None = None, fail_variant: str | None = None
+) -> str:
+    """Write the synthetic study; returns its id. Outcomes are correlated with the baseline's per problem."""
+    study = parse_study(SPEC)
+    rng = random.Random(seed)
+    with store.session() as session:
+        session.add(StudyRow(id=study.name, spec_yaml=SPEC, spec_hash=stable_hash(SPEC), status="done"))
+    problems = {
+        b.name: [
+            p.name
+            for p in load_benchmark(
+                b.name, limit=b.limit, exclude_humaneval_overlap=b.exclude_humaneval_overlap
+            ).problems
+        ]
+        for b in study.benchmarks
+    }
+    for model in study.models:
+        difficulty = {(b, p): rng.random() for b, names in problems.items() for p in names}
+        for variant in model.variants:
+            key = model.variant_key(variant.name)
+            config = variant.method_config()
+            failed = variant.name == fail_variant and model.name == "Coder-13B"
+            store.insert_ignore(
+                Variant,
+                [
+                    {
+                        "key": key,
+                        "model_name": model.name,
+                        "variant_name": variant.name,
+                        "method": variant.method,
+                        "config": config,
+                        "model_source": model.source(),
+                        "status": "failed" if failed else "ready",
+                        "footprint": None if failed else footprint(PARAMS[model.name], config),
+                        "error": "CUDA out of memory" if failed else None,
+                    }
+                ],
+            )
+            with store.session() as session:
+                session.add(StudyVariant(study_id=study.name, variant_key=key))
+            store.insert_ignore(
+                Job,
+                [
+                    {
+                        "key": f"synthetic:quantize:{key}",
+                        "study_id": study.name,
+                        "stage": "quantize",
+                        "variant_key": key,
+                        "status": "done",
+                        "seconds": 120.0,
+                    }
+                ],
+            )
+            if failed:
+                continue
+            completions, executions = [], []
+            skill = SKILL[variant.name] + (0.05 if model.name == "Coder-13B" else 0.0)
+            for benchmark, names in problems.items():
+                keys = completion_keys(study, key, benchmark, names)
+                for (problem, sample), ckey in keys.items():
+                    passed = rng.random() < skill * (1.4 - difficulty[(benchmark, problem)])
+                    ekey = stable_hash([variant.name, model.name, benchmark, problem, sample])[:40]
+                    skip = skip_execution_of == variant.name and model.name == "Coder-7B"
+                    completions.append(
+                        {
+                            "key": ckey,
+                            "variant_key": key,
+                            "benchmark": benchmark,
+                            "problem": problem,
+                            "sample": sample,
+                            "completion": "...",
+                            "execution_key": None if skip else ekey,
+                        }
+                    )
+                    executions.append(
+                        {
+                            "key": ekey,
+                            "language": "python",
+                            "status": "OK" if passed else "Failure",
+                            "passed": passed,
+                            "exit_code": 0 if passed else 1,
+                        }
+                    )
+            store.insert_ignore(Completion, completions)
+            store.insert_ignore(Execution, executions)
+    return study.name

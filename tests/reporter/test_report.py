@@ -1,0 +1,126 @@
+"""The study report from a synthetic study in a real store: every table, plot and format."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from codequant.errors import InputError
+from codequant.store import Store
+from codequant_reporter.report import build_report
+from tests.reporter.synthetic import SPEC, write_study
+
+
+def make_study_dir(tmp_path: Path, **kwargs) -> Path:
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "study.yaml").write_text(SPEC)
+    write_study(Store(f"sqlite:///{folder / 'store.db'}"), **kwargs)
+    return folder
+
+
+def test_every_format_from_a_study_folder(tmp_path: Path) -> None:
+    folder = make_study_dir(tmp_path, fail_variant="aqlm-3bit")
+    written = build_report(folder)
+    out = folder / "report"
+    assert {p.parent for p in written.values()} == {out}
+    expected = {
+        "report.md",
+        "report.html",
+        "tables.tex",
+        "report.json",
+        "pass1_vs_memory.png",
+        "drop_vs_bits.png",
+        "drop_vs_size.png",
+        "table3-multipl-e-humaneval.csv",
+        "table3-mceval.csv",
+        "table5-calibration.csv",
+        "table6-model-size.csv",
+        "memory.csv",
+        "comparisons.csv",
+    }
+    assert expected <= {p.name for p in out.iterdir()}
+    for png in out.glob("*.png"):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+    payload = json.loads((out / "report.json").read_text())
+    # 2 models x 7 quantized variants x 4 benchmarks, minus the failed 13B 3-bit variant.
+    assert len(payload["comparisons"]) == (2 * 7 - 1) * 4
+    two_bit = [c for c in payload["comparisons"] if c["variant"] == "aqlm-2bit"]
+    assert all(c["pass_at_k"]["pass@1"] < c["baseline_pass_at_k"]["pass@1"] for c in two_bit)
+    assert all(c["significance"] in ("*", "**", "***") and c["odds_ratio"] > 1 for c in two_bit)
+    assert all(c["memory_reduction_pct"] > 80 for c in two_bit)
+    # Calibration: code vs random and code+ft vs random, per model and benchmark.
+    assert {(c["variant"], c["reference"]) for c in payload["calibration"]} == {("aqlm-2bit-code", "aqlm-2bit")}
+    assert len(payload["calibration"]) == 2 * 4
+
+    with (out / "table3-multipl-e-humaneval.csv").open() as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0][:4] == ["Model", "Params", "Precision", "Size"]
+    assert rows[0][4:] == ["Python pass@1", "Python OR", "Java pass@1", "Java OR"]
+    precisions = [r[2] for r in rows[1:9]]
+    assert precisions == [
+        "fp16",
+        "7.5-bit AQLM 4x15",
+        "3.75-bit AQLM 2x15",
+        "3-bit AQLM 2x12",
+        "1.875-bit AQLM 1x15",
+        "1.875-bit AQLM 1x15 (code)",
+        "1.875-bit AQLM 1x15 (code, fine-tuned)",
+        "4-bit RTN g128",
+    ]
+    assert rows[1][3] == "13.48 GB" and rows[1][1] == "7B"
+    assert any(r[4] == "failed" for r in rows if r[0] == "Coder-13B")
+
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 3 and "src='http" not in html and "<link" not in html
+    assert "Table 3 layout" in html and "Table 5 layout" in html and "Table 6 layout" in html
+    tex = (out / "tables.tex").read_text()
+    assert tex.count("\\begin{tabular}") == 6 and "\\toprule" in tex and "\\multicolumn{2}{c}{Python}" in tex
+    md = (out / "report.md").read_text()
+    assert "![pass1_vs_memory](pass1_vs_memory.png)" in md
+    for fact in (
+        "excluded McEval_Java_2_findNthLeapYear",
+        "repaired McEval_Python_9",
+        "temperature 0.2",
+        "FAILED: CUDA out of memory",
+        "quantize:",
+        "python:",
+        "duplicates HumanEval/0",
+    ):
+        assert fact in md, fact
+
+
+@pytest.mark.postgres
+def test_report_of_a_study_id_in_postgresql(pg_url: str, tmp_path: Path) -> None:
+    study_id = write_study(Store(pg_url))
+    written = build_report(study_id, tmp_path / "out", ["json", "csv"], store_url=pg_url)
+    assert written["json"].exists() and not (tmp_path / "out" / "report.html").exists()
+
+
+def test_unexecuted_samples_are_an_error_not_a_silent_drop(tmp_path: Path) -> None:
+    folder = make_study_dir(tmp_path, skip_execution_of="aqlm-4bit")
+    with pytest.raises(
+        InputError,
+        match=r"Coder-7B/aqlm-4bit on multiple-humaneval-py: 0 of 72 samples not "
+        r"generated, 72 not executed yet",
+    ):
+        build_report(folder)
+    assert not (folder / "report").exists()
+
+
+def test_report_cli(tmp_path: Path) -> None:
+    folder = make_study_dir(tmp_path)
+    cli = [sys.executable, "-c", "from codequant.cli import main; main()", "report"]
+    result = subprocess.run([*cli, str(folder), "--format", "md,tex"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert (folder / "report" / "report.md").exists() and not (folder / "report" / "report.html").exists()
+    bad = subprocess.run([*cli, str(folder), "--format", "docx"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "unknown report format(s) docx" in bad.stderr
+    missing = subprocess.run([*cli, "nope"], capture_output=True, text=True, timeout=120, env={"PATH": "/usr/bin"})
+    assert missing.returncode == 2 and "give --store" in missing.stderr

@@ -1,0 +1,76 @@
+"""The tiny model fixture: it passes the problems it memorised, fails the others, and quantization hurts it."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from codequant.benchmarks import load_benchmark
+from codequant_executor.api import execute_records
+from codequant_generator.api import cut_at_stop
+from codequant_serving.engine import Engine, Request
+from codequant_serving.loading import fix_aqlm_config, load_model
+from codequant_serving.tiny import build_tiny_model, trained_problems
+
+
+def greedy_pass_count(model, tokenizer, problems) -> int:
+    engine = Engine(model, tokenizer, max_batch_size=32)
+    try:
+        futures = [
+            engine.submit(Request(prompt=p.prompt, n=1, max_new_tokens=300, do_sample=False, stop=p.stop_tokens))
+            for p in problems
+        ]
+        texts = [f.result()[0].text for f in futures]
+    finally:
+        engine.close()
+    records = [
+        {
+            "name": p.name,
+            "language": p.language,
+            "prompt": p.prompt,
+            "completion": cut_at_stop(t, p.stop_tokens),
+            "tests": p.tests,
+        }
+        for p, t in zip(problems, texts, strict=True)
+    ]
+    return sum(r["passed"] for r in execute_records(records))
+
+
+def fake_rtn(model, bits: int, group: int) -> None:
+    """Round-to-nearest of every linear layer but lm_head, asymmetric per group (a quick stand-in)."""
+    with torch.no_grad():
+        for name, module in model.named_modules():
+            if isinstance(module, torch.nn.Linear) and "lm_head" not in name:
+                w = module.weight
+                grouped = w.reshape(w.shape[0], -1, group)
+                low, high = grouped.amin(-1, keepdim=True), grouped.amax(-1, keepdim=True)
+                scale = (high - low).clamp(min=1e-8) / (2**bits - 1)
+                w.copy_((torch.round((grouped - low) / scale) * scale + low).reshape_as(w))
+
+
+def test_tiny_model_memorises_its_problems_and_quantization_hurts(tiny_model: Path) -> None:
+    trained = trained_problems("test")
+    assert set(trained) == {"humaneval", "mceval-python", "mceval-java"}  # never MultiPL-E (its license)
+    seen = [p for name, names in trained.items() for p in load_benchmark(name).problems if p.name in names]
+    unseen = load_benchmark("humaneval").problems[100:110] + load_benchmark("mceval-java").problems[40:45]
+    model, tokenizer = load_model(str(tiny_model))
+    full = greedy_pass_count(model, tokenizer, seen)
+    assert full >= 0.8 * len(seen)
+    assert greedy_pass_count(model, tokenizer, unseen) <= 1
+    fake_rtn(model, 2, 64)
+    assert greedy_pass_count(model, tokenizer, seen) < full
+
+
+def test_rebuilding_with_the_same_seed_is_a_cache_hit(tiny_model: Path) -> None:
+    start = time.monotonic()
+    assert build_tiny_model(tiny_model, seed=0, profile="test", progress=False) == tiny_model
+    assert time.monotonic() - start < 10
+
+
+def test_aqlm_legacy_config_lists_module_names_too() -> None:
+    config = {"quant_method": "aqlm", "linear_weights_not_to_quantize": ["model.embed_tokens.weight", "lm_head.weight"]}
+    fixed = fix_aqlm_config(config)["linear_weights_not_to_quantize"]
+    assert set(fixed) == {"model.embed_tokens.weight", "lm_head.weight", "model.embed_tokens", "lm_head"}
+    assert fix_aqlm_config({"quant_method": "gptq", "bits": 4}) == {"quant_method": "gptq", "bits": 4}
