@@ -30,7 +30,8 @@ def main() -> None:
     """Entry point: run the CLI, turning CodequantError into one line on stderr and its exit code."""
     _load_plugins()
     try:
-        app(standalone_mode=False)
+        # Without standalone mode click returns typer.Exit's code instead of exiting with it.
+        code = app(standalone_mode=False)
     except CodequantError as exc:
         for line in str(exc).splitlines() or [exc.__class__.__name__]:
             err_console.print(f"error: {line}", markup=False)
@@ -47,3 +48,5 @@ def main() -> None:
             exc.show()
             sys.exit(exc.exit_code)
         raise
+    if isinstance(code, int) and code:
+        sys.exit(code)

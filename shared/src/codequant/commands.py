@@ -11,19 +11,19 @@ from rich.table import Table
 
 from codequant.benchmarks import BENCHMARKS, load_benchmark
 from codequant.jsonl import write_jsonl
-from codequant.study import StudyError, load_study
+from codequant.study import Problem, StudyError, load_study
 
 console = Console(highlight=False, soft_wrap=True)
 
 
 def validate(studies: Annotated[list[Path], typer.Argument(help="study YAML files")]) -> None:
     """Check study files; exit 2 with one line per problem (file:line: field: message)."""
-    problems: list[str] = []
+    problems: list[Problem] = []
     for path in studies:
         try:
             study = load_study(path)
         except StudyError as exc:
-            problems.extend(exc.problems)
+            problems.extend(exc.details)
             continue
         variants = sum(len(m.variants) for m in study.models)
         console.print(

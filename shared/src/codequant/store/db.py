@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import create_engine, event, select
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
 from codequant.errors import InputError, ServiceError
@@ -31,11 +31,21 @@ class Store:
             raise InputError(f"store URL {url!r}: {exc}") from None
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        try:
-            Base.metadata.create_all(self.engine)
-        except OperationalError as exc:
-            raise ServiceError(f"cannot open the results store {self.safe_url}: {str(exc.orig).strip()}") from None
+        self._create_tables()
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def _create_tables(self) -> None:
+        # Several processes (workers, the API, the CLI) may open a new store at once: create_all checks then
+        # creates, so a peer can win the race ("already exists"); a second pass then finds every table.
+        for attempt in range(3):
+            try:
+                Base.metadata.create_all(self.engine)
+                return
+            except (OperationalError, ProgrammingError, IntegrityError) as exc:
+                if "already exists" not in str(exc.orig) or attempt == 2:
+                    raise ServiceError(
+                        f"cannot open the results store {self.safe_url}: {str(exc.orig).strip()}"
+                    ) from None
 
     @property
     def safe_url(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +14,27 @@ from codequant.study.methods import METHODS
 from codequant.study.spec import Study
 
 
-class StudyError(InputError):
-    """An invalid study; ``problems`` holds one line per problem."""
+@dataclass(frozen=True)
+class Problem:
+    """One problem of a study: where it is (source, line, field) and what is wrong."""
 
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
+    source: str
+    message: str
+    line: int | None = None
+    field: str | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.source}:{self.line}" if self.line else self.source
+        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+
+
+class StudyError(InputError):
+    """An invalid study; ``details`` holds the problems, ``problems`` one line per problem."""
+
+    def __init__(self, details: list[Problem]) -> None:
+        self.details = details
+        self.problems = [str(d) for d in details]
+        super().__init__("\n".join(self.problems))
 
 
 def load_study(path: str | Path) -> Study:
@@ -27,9 +43,9 @@ def load_study(path: str | Path) -> Study:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise StudyError([f"{path}: file not found"]) from None
+        raise StudyError([Problem(str(path), "file not found")]) from None
     except (IsADirectoryError, UnicodeDecodeError) as exc:
-        raise StudyError([f"{path}: cannot read ({exc.__class__.__name__})"]) from None
+        raise StudyError([Problem(str(path), f"cannot read ({exc.__class__.__name__})")]) from None
     return parse_study(text, source=str(path))
 
 
@@ -40,26 +56,23 @@ def parse_study(text: str, source: str = "<study>") -> Study:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        line = mark.line + 1 if mark is not None else None
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise StudyError([f"{where}: invalid YAML: {problem}"]) from None
+        raise StudyError([Problem(source, f"invalid YAML: {problem}", line)]) from None
     if not isinstance(data, dict):
-        raise StudyError([f"{source}:1: a study must be a mapping of fields, got {type(data).__name__}"])
+        raise StudyError([Problem(source, f"a study must be a mapping of fields, got {type(data).__name__}", 1)])
     try:
         return Study.model_validate(data)
     except ValidationError as exc:
         raise StudyError([_describe(error, node, source) for error in exc.errors()]) from None
 
 
-def _describe(error: Any, node: yaml.Node | None, source: str) -> str:
+def _describe(error: Any, node: yaml.Node | None, source: str) -> Problem:
     loc = [part for part in error["loc"] if not _is_union_tag(part)]
-    field = _format_loc(loc) or "(top level)"
-    line = _line_of(node, loc)
-    where = f"{source}:{line}" if line else source
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         message = "unknown key"
-    return f"{where}: {field}: {message}"
+    return Problem(source, message, _line_of(node, loc), _format_loc(loc) or "(top level)")
 
 
 def _is_union_tag(part: Any) -> bool:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from sqlalchemy import select
 
@@ -20,25 +20,11 @@ from codequant_orchestrator import book
 from codequant_orchestrator.api.runner import StudyQueue
 from codequant_orchestrator.plan import Plan, plan_study
 
-_PROBLEM = re.compile(r"^(?P<source>[^:]*):(?:(?P<line>\d+):)? (?:(?P<field>[^:]+): )?(?P<message>.*)$")
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/plain")
 
 
 def _problems(error: StudyError) -> list[dict[str, Any]]:
-    out = []
-    for line in error.problems:
-        match = _PROBLEM.match(line)
-        if match:
-            out.append(
-                {
-                    "field": match["field"],
-                    "line": int(match["line"]) if match["line"] else None,
-                    "message": match["message"],
-                }
-            )
-        else:
-            out.append({"field": None, "line": None, "message": line})
-    return out
+    return [{"field": p.field, "line": p.line, "message": p.message} for p in error.details]
 
 
 def create_app(
@@ -112,7 +98,7 @@ def create_app(
             else:
                 row.spec_yaml, row.spec_hash, row.status, row.error = text, stable_hash(text), "pending", None
         runner.submit(study.name)
-        return JSONResponse(summary(study_row(study.name)), status_code=202)
+        return JSONResponse(jsonable_encoder(summary(study_row(study.name))), status_code=202)
 
     @app.get("/studies")
     def list_studies() -> list[dict[str, Any]]:
