@@ -27,3 +27,12 @@ def probe(records: list[dict], seconds: float) -> list[dict]:
     for record in records:
         client.rpush("probe:finished", record["id"])
     return [{**record, "done": True} for record in records]
+
+
+@app.task(name="codequant.report")
+def flaky(key: str) -> str:
+    """Raises a Redis connection error on its first run (as a worker losing Redis mid-task does), then succeeds."""
+    client = redis.Redis.from_url(BROKER)
+    if client.incr(f"probe:flaky:{key}") == 1:
+        raise redis.ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+    return key

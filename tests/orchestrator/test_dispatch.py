@@ -46,7 +46,7 @@ def start_worker(name: str) -> subprocess.Popen:
             "celery_probe_app:app",
             "worker",
             "-Q",
-            "execute",
+            "execute,report",
             "-c",
             "1",
             "--prefetch-multiplier",
@@ -163,3 +163,23 @@ def test_a_restarted_orchestrator_reattaches_instead_of_resending(broker: redis.
     finally:
         kill_tree(worker)
     assert broker.lrange("probe:started", 0, -1) == [b"7"]  # ran exactly once
+
+
+def test_a_task_failed_by_a_broker_outage_is_sent_again(broker: redis.Redis, tmp_path: Path) -> None:
+    dispatcher, store = make_dispatcher(tmp_path)
+    worker = start_worker("a")
+    try:
+        done: dict[str, str] = {}
+        dispatcher.submit(
+            {"key": "r", "study_id": "s", "stage": "report"},
+            "codequant.report",
+            ["r"],
+            on_success=lambda r: done.__setitem__("r", r),
+            on_failure=pytest.fail,
+        )
+        drive(dispatcher, lambda: "r" in done, timeout=60)
+    finally:
+        kill_tree(worker)
+    assert done == {"r": "r"} and int(broker.get("probe:flaky:r")) == 2
+    with store.session() as session:
+        assert session.get(Job, "r").attempts == 2

@@ -100,10 +100,18 @@ class Dispatcher:
                 if state == "SUCCESS":
                     value = result.get(timeout=10, disable_sync_subtasks=False)
                 elif state == "FAILURE":
-                    value = str(result.result)
+                    error = result.result
+                    value = str(error)
             except BROKER_ERRORS as exc:
                 log.warning("result backend unavailable: %s", exc)
                 return
+            if state == "FAILURE" and isinstance(error, BROKER_ERRORS) and entry.resends < self.max_resends:
+                # The worker lost Redis mid-task (e.g. storing its STARTED state): not the job's fault.
+                log.warning("task %s of %s hit a broker outage (%s); sending it again", entry.task_id, key, error)
+                result.forget()
+                entry.resends += 1
+                self._send(entry)
+                continue
             if state == "SUCCESS":
                 del self.inflight[key]
                 entry.on_success(value)
