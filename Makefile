@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3.11
 BIN := $(VENV)/bin
 SERVICES := executor reporter generator serving quantizer orchestrator
-EDITABLES := -e shared $(foreach s,$(SERVICES),-e services/$(s))
+EDITABLES := -e shared $(foreach s,$(SERVICES),-e services/$(s)) -e 'services/quantizer[compressors]' -e 'services/serving[formats]'
 
 .PHONY: install system test lint format demo clean
 

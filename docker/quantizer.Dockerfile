@@ -1,4 +1,4 @@
-# codequant quantizer: AQLM and round-to-nearest on GPU (CPU works too). No JDK.
+# codequant quantizer: AQLM, round-to-nearest, GPTQ/AWQ (llm-compressor), bitsandbytes; GPU (CPU works too). No JDK.
 # Build from the repository root:  docker build -f docker/quantizer.Dockerfile -t codequant-quantizer .
 FROM pytorch/pytorch:2.6.0-cuda12.4-cudnn9-runtime
 
@@ -9,7 +9,7 @@ COPY shared/ shared/
 COPY services/quantizer/ services/quantizer/
 COPY services/serving/ services/serving/
 RUN grep -v '^torch' constraints.txt > /tmp/constraints.txt \
- && pip install -c /tmp/constraints.txt "./shared[hub]" ./services/quantizer ./services/serving "aqlm[gpu]" \
+ && pip install -c /tmp/constraints.txt "./shared[hub]" "./services/quantizer[compressors]" ./services/serving "aqlm[gpu]" \
  && useradd --system --uid 10001 --create-home codequant
 USER codequant
 ENV HF_HOME=/models/hf CODEQUANT_CACHE_DIR=/models/cache

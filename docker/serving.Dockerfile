@@ -10,7 +10,7 @@ COPY services/serving/ services/serving/
 COPY services/generator/ services/generator/
 # The image's own CUDA torch is kept (constraints pin everything else); aqlm[gpu] adds the Triton/CUDA kernels.
 RUN grep -v '^torch' constraints.txt > /tmp/constraints.txt \
- && pip install -c /tmp/constraints.txt ./shared ./services/serving ./services/generator "aqlm[gpu]" \
+ && pip install -c /tmp/constraints.txt ./shared "./services/serving[formats]" ./services/generator "aqlm[gpu]" \
  && useradd --system --uid 10001 --create-home codequant
 USER codequant
 ENV HF_HOME=/models/hf

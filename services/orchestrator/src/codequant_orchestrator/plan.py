@@ -7,12 +7,9 @@ from pathlib import Path
 
 from codequant.benchmarks import BenchmarkSet, load_benchmark
 from codequant.study import ModelSpec, Study
-from codequant.study.methods import VariantSpec
+from codequant.study.methods import QUANTIZED_METHODS, VariantSpec
 
 STAGES: tuple[str, ...] = ("quantize", "generate", "execute", "report")
-
-#: Methods whose weights are produced by the quantizer (bitsandbytes quantizes at load time; baseline needs nothing).
-OFFLINE_METHODS = {"aqlm", "rtn", "gptq", "awq"}
 
 
 @dataclass(frozen=True)
@@ -30,7 +27,7 @@ class VariantPlan:
 
     @property
     def needs_quantization(self) -> bool:
-        return self.variant.method in OFFLINE_METHODS and self.variant.endpoint is None
+        return self.variant.method in QUANTIZED_METHODS and self.variant.endpoint is None
 
 
 @dataclass(frozen=True)

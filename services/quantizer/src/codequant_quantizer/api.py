@@ -14,11 +14,12 @@ from pydantic import TypeAdapter, ValidationError
 
 from codequant.errors import InputError
 from codequant.keys import stable_hash
-from codequant.study.methods import VariantSpec
+from codequant.study.methods import QUANTIZED_METHODS, VariantSpec
 from codequant_quantizer import footprint as _footprint
 from codequant_quantizer.record import RECORD, read_record
 
-METHODS = ("aqlm", "rtn")
+#: Folder inside the output marking an unfinished run (AQLM keeps its per-block checkpoints there).
+PARTIAL = ".partial"
 
 
 def normalise_variant(variant: dict[str, Any]) -> dict[str, Any]:
@@ -55,43 +56,48 @@ def quantize(
     """Quantize ``model`` as ``variant`` says into ``out_dir`` (resumable; a finished folder returns at once)."""
     config = normalise_variant(variant)
     method = config["method"]
-    if method not in METHODS:
-        raise InputError(f"method {method!r} cannot be quantized here yet (available: {', '.join(METHODS)})")
+    if method not in QUANTIZED_METHODS:
+        raise InputError(f"method {method!r} is not a quantization (available: {', '.join(sorted(QUANTIZED_METHODS))})")
     out_dir = Path(out_dir)
     fingerprint = stable_hash({"model": model_identity(model), "variant": config, "dtype": dtype})[:24]
-    # Same seed, same codes: scatter-adds in backward passes (codebook gradients) must not race.
-    torch.use_deterministic_algorithms(True)
+    # Same seed, same codes: scatter-adds in backward passes (codebook gradients) must not race. The library
+    # methods only warn where a CUDA kernel has no deterministic version.
+    torch.use_deterministic_algorithms(True, warn_only=method != "aqlm")
     with _locked(out_dir):
         done = read_record(out_dir)
         if done is not None and done.get("fingerprint") == fingerprint:
             return out_dir
-        _prepare(out_dir, done is not None)
+        partial = out_dir / PARTIAL
+        _prepare(out_dir, done is not None or partial.is_dir())
+        partial.mkdir(exist_ok=True)  # marks the folder as ours until quantization.json is written
+        common = {"dtype": dtype, "device": device, "fingerprint": fingerprint}
         if method == "aqlm":
             from codequant_quantizer.aqlm.pipeline import quantize_aqlm
 
-            quantize_aqlm(
-                model,
-                config,
-                out_dir,
-                dtype=dtype,
-                device=device,
-                calibration_dir=calibration_dir,
-                progress=progress,
-                fingerprint=fingerprint,
-            )
+            quantize_aqlm(model, config, out_dir, calibration_dir=calibration_dir, progress=progress, **common)
+        elif method in ("gptq", "awq") or (method == "rtn" and config["backend"] == "llm-compressor"):
+            from codequant_quantizer.compressor import quantize_compressor
+
+            quantize_compressor(model, config, out_dir, calibration_dir=calibration_dir, **common)
+        elif method in ("bnb-int8", "bnb-nf4"):
+            from codequant_quantizer.bnb import quantize_bnb
+
+            quantize_bnb(model, config, out_dir, **common)
         else:
             from codequant_quantizer.rtn import quantize_rtn
 
-            quantize_rtn(model, config, out_dir, dtype=dtype, device=device, progress=progress, fingerprint=fingerprint)
+            quantize_rtn(model, config, out_dir, progress=progress, **common)
+        shutil.rmtree(partial, ignore_errors=True)
     return out_dir
 
 
 def _prepare(out_dir: Path, previous_run: bool) -> None:
-    """An output folder must be empty, or hold an earlier codequant quantization (replaced), or a partial run."""
+    """An output folder must be empty, or hold an earlier codequant quantization or an unfinished run (replaced,
+    except AQLM's checkpoints in .partial)."""
     if not out_dir.exists():
         out_dir.mkdir(parents=True)
         return
-    entries = {p.name for p in out_dir.iterdir()} - {".lock", ".partial"}
+    entries = {p.name for p in out_dir.iterdir()} - {".lock", PARTIAL}
     if previous_run:
         for entry in entries:
             target = out_dir / entry

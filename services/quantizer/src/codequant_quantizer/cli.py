@@ -25,7 +25,9 @@ def _method_params(
     out_group_size: int | None,
     bits: int | None,
     group_size: int,
-    symmetric: bool,
+    symmetric: bool | None,
+    scheme: str = "W4A16",
+    backend: str = "codequant",
 ) -> dict[str, Any]:
     if method == "aqlm":
         fields = {
@@ -39,22 +41,30 @@ def _method_params(
     if method == "rtn":
         if bits is None:
             raise InputError("--bits is required for --method rtn")
-        return {"bits": bits, "group_size": group_size, "symmetric": symmetric}
+        return {"bits": bits, "group_size": group_size, "symmetric": bool(symmetric), "backend": backend}
+    if method in ("gptq", "awq"):
+        params: dict[str, Any] = {"scheme": scheme, "group_size": group_size}
+        return params if symmetric is None else {**params, "symmetric": symmetric}
     return {}
 
 
 def quantize(
     model: Annotated[str, typer.Option(help="model folder or Hugging Face hub id")],
     out: Annotated[Path, typer.Option("--out", help="output folder (a Hugging Face model folder)")],
-    method: Annotated[str, typer.Option(help="aqlm | rtn")] = "aqlm",
+    method: Annotated[str, typer.Option(help="aqlm | rtn | gptq | awq | bnb-int8 | bnb-nf4")] = "aqlm",
     preset: Annotated[str | None, typer.Option(help="aqlm-8bit | aqlm-4bit | aqlm-3bit | aqlm-2bit")] = None,
     num_codebooks: Annotated[int | None, typer.Option(help="AQLM: M")] = None,
     nbits_per_codebook: Annotated[int | None, typer.Option(help="AQLM: B")] = None,
     in_group_size: Annotated[int | None, typer.Option(help="AQLM: g")] = None,
     out_group_size: Annotated[int | None, typer.Option(help="AQLM: output group size")] = None,
     bits: Annotated[int | None, typer.Option(help="RTN: bits per weight (2-8)")] = None,
-    group_size: Annotated[int, typer.Option(help="RTN: group size")] = 128,
-    symmetric: Annotated[bool, typer.Option(help="RTN: symmetric quantization")] = False,
+    group_size: Annotated[int, typer.Option(help="RTN, GPTQ, AWQ: input columns per scale")] = 128,
+    symmetric: Annotated[
+        bool | None, typer.Option(help="RTN (default no), GPTQ, AWQ (default yes): symmetric integers")
+    ] = None,
+    backend: Annotated[str, typer.Option(help="RTN: codequant | llm-compressor (packed 4/8 bits)")] = "codequant",
+    scheme: Annotated[str, typer.Option(help="GPTQ, AWQ: W4A16 | W8A16 | W8A8")] = "W4A16",
+    double_quant: Annotated[bool, typer.Option(help="bnb-nf4: quantize the block scales too")] = False,
     calibration: Annotated[str, typer.Option(help="random | mixed | code | PATH")] = "random",
     calibration_dir: Annotated[Path | None, typer.Option(help="local corpus for the recipes")] = None,
     nsamples: Annotated[int, typer.Option(help="calibration sequences")] = 1024,
@@ -86,12 +96,19 @@ def quantize(
             bits,
             group_size,
             symmetric,
+            scheme,
+            backend,
         ),
     }
+    calibration_spec = {"set": calibration, "nsamples": nsamples, "seqlen": seqlen, "seed": seed}
+    if method in ("gptq", "awq"):
+        variant["calibration"] = calibration_spec
+    if method == "bnb-nf4":
+        variant["double_quant"] = double_quant
     if method == "aqlm":
         variant.update(
             {
-                "calibration": {"set": calibration, "nsamples": nsamples, "seqlen": seqlen, "seed": seed},
+                "calibration": calibration_spec,
                 "finetune": {"epochs": finetune_epochs, "lr": finetune_lr} if finetune else None,
                 "beam_size": beam_size,
                 "max_epochs": max_epochs,

@@ -60,11 +60,13 @@ def from_folder(folder: Path) -> dict[str, Any]:
             for name in handle.keys():  # noqa: SIM118 (safe_open has no __iter__)
                 piece = handle.get_slice(name)
                 tensors[name] = (piece.get_dtype(), piece.get_shape())
-    if record.get("method") == "rtn":
-        return _predict_rtn(tensors, record["config"])
     quant = config.get("quantization_config") or {}
     if quant.get("quant_method") == "aqlm":
         return _measure_aqlm(tensors, quant)
+    if quant.get("quant_method") in PACKED_FORMATS:
+        return _measure_packed(tensors, quant["quant_method"], record)
+    if record.get("method") == "rtn":
+        return _predict_rtn(tensors, record["config"])
     total = sum(_nbytes(d, s) for d, s in tensors.values())
     params = sum(_numel(s) for _, s in tensors.values())
     return _result(0, 0, 0, total, 0, params, None)
@@ -104,6 +106,42 @@ def _measure_aqlm(tensors: dict[str, tuple[str, list[int]]], quant: dict[str, An
     group = quant["in_group_size"] * quant["out_group_size"]
     nominal = m * b / group + ((codebooks + scales) * 8 / quantized_params if quantized_params else 0)
     return _result(codes, codebooks, scales, unquantized, quantized_params, params, nominal)
+
+
+#: Folders whose quantized layers store integer weights plus per-group or per-row scales (and bnb state).
+PACKED_FORMATS = ("compressed-tensors", "bitsandbytes")
+_INTEGER = ("I8", "U8", "I16", "I32")
+
+
+def _measure_packed(
+    tensors: dict[str, tuple[str, list[int]]], quant_method: str, record: dict[str, Any]
+) -> dict[str, Any]:
+    """compressed-tensors (weight_packed int32 + weight_scale [+ zero point] + weight_shape) and bitsandbytes
+    (int8 weight + SCB, or uint8 nf4 pairs + absmax/quant_map/state) folders: a layer is quantized when its
+    weight is stored as integers; everything else of that layer counts as scales."""
+    owners = {
+        name.rpartition(".")[0]
+        for name, (dtype, _) in tensors.items()
+        if name.endswith((".weight_packed", ".weight")) and dtype in _INTEGER
+    }
+    codes = scales = unquantized = 0
+    for name, (dtype, shape) in tensors.items():
+        size = _nbytes(dtype, shape)
+        owner = next((o for o in (name.rpartition(".")[0], name.split(".weight.")[0]) if o in owners), None)
+        if owner is None or name.endswith(".bias"):
+            unquantized += size
+        elif name in (f"{owner}.weight_packed", f"{owner}.weight"):
+            codes += size
+        else:
+            scales += size
+    quantized_params = record.get("quantized_parameters") or 0
+    unquantized_params = sum(_numel(s) for n, (d, s) in tensors.items() if d not in _INTEGER and not _owned(n, owners))
+    params = quantized_params + unquantized_params
+    return _result(codes, 0, scales, unquantized, quantized_params, params, None, note=f"{quant_method} checkpoint")
+
+
+def _owned(name: str, owners: set[str]) -> bool:
+    return name.rpartition(".")[0] in owners or name.split(".weight.")[0] in owners
 
 
 def _predict_rtn(tensors: dict[str, tuple[str, list[int]]], variant: dict[str, Any]) -> dict[str, Any]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -20,9 +22,9 @@ SEQUENTIAL_GROUPS = (
 )
 
 
-def load_for_quantization(model: str, dtype: str = "auto", device: str = "cpu") -> tuple[Any, Any, torch.dtype]:
-    """(model in float32 on ``device``, tokenizer, dtype to save unquantized tensors in)."""
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+def load_config(model: str, dtype: str = "auto") -> tuple[Any, torch.dtype]:
+    """(config of a full-precision model, dtype to save unquantized tensors in); InputError if unusable."""
+    from transformers import AutoConfig
 
     try:
         config = AutoConfig.from_pretrained(model)
@@ -35,6 +37,14 @@ def load_for_quantization(model: str, dtype: str = "auto", device: str = "cpu") 
         saved = getattr(torch, saved)
     if dtype != "auto":
         saved = getattr(torch, dtype)
+    return config, saved
+
+
+def load_for_quantization(model: str, dtype: str = "auto", device: str = "cpu") -> tuple[Any, Any, torch.dtype]:
+    """(model in float32 on ``device``, tokenizer, dtype to save unquantized tensors in)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    _, saved = load_config(model, dtype)
     loaded = AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32).to(device)
     loaded.eval()
     loaded.config.use_cache = False
@@ -110,3 +120,43 @@ def parameter_count(model: nn.Module) -> int:
 
 def module_path(name: str) -> str:
     return re.sub(r"\.weight$", "", name)
+
+
+def source_weight_files(model: str) -> list[Path]:
+    """The safetensors files of a local folder, or of a hub model already in the local cache."""
+    folder = Path(model)
+    if not folder.is_dir():
+        from huggingface_hub import snapshot_download
+
+        folder = Path(snapshot_download(model, allow_patterns=["*.safetensors"], local_files_only=True))
+    return sorted(folder.glob("*.safetensors"))
+
+
+@torch.no_grad()
+def weight_errors(
+    model: str, quantized: nn.Module, weight_of: Callable[[nn.Module], torch.Tensor] | None = None
+) -> list[dict[str, Any]]:
+    """Relative squared error ||W_q - W||^2 / ||W||^2 of every block linear layer against the original weights,
+    read one tensor at a time from the source files (no second copy of the model in memory). ``weight_of``
+    de-quantizes a layer whose ``weight`` is not the reconstruction itself."""
+    from safetensors import safe_open
+
+    layers = decoder_layers(quantized)
+    layers_name = next(name for name, module in quantized.named_modules() if module is layers)
+    wanted = {
+        f"{layers_name}.{index}.{sub}.weight": (f"{index}.{sub}", module)
+        for index, block in enumerate(layers)
+        for sub, module in block.named_modules()
+        if isinstance(module, nn.Linear)
+    }
+    records = []
+    for file in source_weight_files(model):
+        with safe_open(str(file), framework="pt") as handle:
+            for key in handle.keys():  # noqa: SIM118 (safe_open has no __iter__)
+                if key in wanted:
+                    label, module = wanted[key]
+                    weight = weight_of(module) if weight_of else module.weight
+                    original = handle.get_tensor(key).float()
+                    error = (weight.detach().float().cpu() - original).square().sum() / original.square().sum()
+                    records.append({"name": label, "relative_weight_error": float(error)})
+    return sorted(records, key=lambda r: [int(p) if p.isdigit() else p for p in r["name"].split(".")])

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -14,6 +16,8 @@ from collections.abc import Iterator
 import httpx
 
 from codequant.errors import ServiceError
+
+PR_SET_PDEATHSIG = 1
 
 
 def free_port() -> int:
@@ -52,7 +56,13 @@ def running_server(
     ]
     url = f"http://{host}:{port}"
     with tempfile.TemporaryFile(mode="w+b") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "NO_COLOR": "1"})
+        process = subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "NO_COLOR": "1"},
+            preexec_fn=_die_with_parent,
+        )
         try:
             _wait_healthy(process, log, url, model, startup_timeout_s)
             yield url
@@ -63,6 +73,13 @@ def running_server(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def _die_with_parent() -> None:
+    """In the server's process: get SIGTERM when the process that started it dies, so a killed worker never
+    leaves a model server holding memory (Linux prctl PR_SET_PDEATHSIG; a no-op elsewhere)."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _wait_healthy(process: subprocess.Popen, log, url: str, model: str, timeout_s: float) -> None:

@@ -142,20 +142,38 @@ class AqlmVariant(_Variant):
 
 
 class RtnVariant(_Variant):
-    """Round-to-nearest integer weights with per-group scales (no calibration): the floor to beat."""
+    """Round-to-nearest integer weights with per-group scales (no calibration): the floor to beat.
+
+    ``backend: codequant`` (no extra dependency, 2-8 bits) stores de-quantized weights and counts the packed size;
+    ``backend: llm-compressor`` (4 or 8 bits) writes a packed compressed-tensors checkpoint that vLLM serves.
+    """
 
     method: Literal["rtn"]
     bits: int = Field(ge=2, le=8)
     group_size: int = Field(128, ge=1)
     symmetric: bool = False
+    backend: Literal["codequant", "llm-compressor"] = "codequant"
+
+    @model_validator(mode="after")
+    def _packable(self) -> RtnVariant:
+        if self.backend == "llm-compressor" and self.bits not in (4, 8):
+            raise ValueError("bits: llm-compressor packs 4 or 8 bits; use backend codequant for 2, 3, 5-7 bits")
+        return self
 
 
 class CompressorVariant(_Variant):
-    """GPTQ or AWQ through llm-compressor, saved as a compressed-tensors checkpoint."""
+    """GPTQ or AWQ through llm-compressor, saved as a compressed-tensors checkpoint.
+
+    W4A16/W8A16: int weights in groups of ``group_size`` input columns, 16-bit activations.
+    W8A8: int8 weights per output channel and int8 activations quantized per token at run time.
+    """
 
     method: Literal["gptq", "awq"]
     scheme: Literal["W4A16", "W8A16", "W8A8"] = "W4A16"
     group_size: int = Field(128, ge=1)
+    symmetric: bool = True
+    dampening_frac: float = Field(0.01, gt=0, description="GPTQ: Hessian dampening, fraction of its mean diagonal")
+    awq_grid: int = Field(20, ge=2, description="AWQ: scale ratios searched per group of layers")
     calibration: Annotated[CalibrationSpec, Field(default_factory=CalibrationSpec)]
 
     @field_validator("calibration", mode="before")
@@ -163,11 +181,17 @@ class CompressorVariant(_Variant):
     def _calibration_shorthand(cls, value: Any) -> Any:
         return _coerce_calibration(value)
 
+    @property
+    def bits(self) -> int:
+        return 4 if self.scheme == "W4A16" else 8
+
 
 class BitsAndBytesVariant(_Variant):
-    """bitsandbytes int8 or nf4, quantized when the model is loaded."""
+    """bitsandbytes int8 (LLM.int8 with outlier columns in 16 bits) or nf4 (4-bit NormalFloat, blocks of 64)."""
 
     method: Literal["bnb-int8", "bnb-nf4"]
+    double_quant: bool = Field(False, description="nf4: quantize the block scales too (~0.4 bits less per weight)")
+    outlier_threshold: float = Field(6.0, ge=0, description="int8: activation magnitude that marks an outlier column")
 
 
 VariantSpec = Annotated[
@@ -176,3 +200,5 @@ VariantSpec = Annotated[
 ]
 
 METHODS: tuple[str, ...] = ("baseline", "aqlm", "rtn", "gptq", "awq", "bnb-int8", "bnb-nf4")
+#: Methods whose weights the quantizer writes into a model folder (the baseline is served as it is).
+QUANTIZED_METHODS: frozenset[str] = frozenset(METHODS) - {"baseline"}

@@ -1,0 +1,158 @@
+"""GPTQ, AWQ and packed round-to-nearest through llm-compressor, saved as compressed-tensors checkpoints.
+
+llm-compressor is the maintained implementation of these algorithms (vLLM's own); codequant only feeds it the
+study's calibration set, asks for the study's scheme, and writes the same folder layout, quantization.json
+and footprint as for AQLM. transformers loads the folder (on CPU it decompresses the weights to run them);
+vLLM serves it packed on GPUs.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from codequant.errors import InputError, ServiceError
+from codequant_quantizer.calibration import build_calibration
+from codequant_quantizer.model_io import load_for_quantization, weight_errors
+from codequant_quantizer.record import versions, write_record
+
+#: Layers kept in full precision, as in llm-compressor's examples and the published GPTQ/AWQ checkpoints.
+IGNORE = ["lm_head"]
+
+
+def _weight_config(bits: int, group_size: int, symmetric: bool) -> dict[str, Any]:
+    return {"num_bits": bits, "type": "int", "symmetric": symmetric, "strategy": "group", "group_size": group_size}
+
+
+def scheme_config(variant: dict[str, Any]) -> dict[str, Any]:
+    """compressed-tensors config_groups for the variant (group-wise int weights, or W8A8 per channel/token)."""
+    if variant["method"] == "rtn":
+        weights = _weight_config(variant["bits"], variant["group_size"], variant["symmetric"])
+        return {"group_0": {"targets": ["Linear"], "weights": weights}}
+    if variant["scheme"] == "W8A8":
+        return {
+            "group_0": {
+                "targets": ["Linear"],
+                "weights": {"num_bits": 8, "type": "int", "symmetric": True, "strategy": "channel"},
+                "input_activations": {
+                    "num_bits": 8,
+                    "type": "int",
+                    "symmetric": True,
+                    "strategy": "token",
+                    "dynamic": True,
+                },
+            }
+        }
+    bits = 4 if variant["scheme"] == "W4A16" else 8
+    return {
+        "group_0": {"targets": ["Linear"], "weights": _weight_config(bits, variant["group_size"], variant["symmetric"])}
+    }
+
+
+def _recipe(variant: dict[str, Any]) -> Any:
+    from llmcompressor.modifiers.quantization import GPTQModifier, QuantizationModifier
+
+    groups = scheme_config(variant)
+    if variant["method"] == "gptq":
+        return GPTQModifier(config_groups=groups, ignore=IGNORE, dampening_frac=variant["dampening_frac"])
+    if variant["method"] == "awq":
+        from llmcompressor.modifiers.awq import AWQModifier
+
+        _allow_awq_without_accelerator()
+        return AWQModifier(config_groups=groups, ignore=IGNORE, n_grid=variant["awq_grid"])
+    return QuantizationModifier(config_groups=groups, ignore=IGNORE)
+
+
+def _allow_awq_without_accelerator() -> None:
+    """llm-compressor 0.14's AWQ pins cached activations in page-locked memory, which raises "Cannot access
+    accelerator device" on a machine without one. Pinning only speeds host-to-device copies, so on such a
+    machine it is skipped (the computation is unchanged)."""
+    if torch.accelerator.is_available():
+        return
+    from llmcompressor.pipelines.cache import IntermediatesCache
+
+    IntermediatesCache.pin_memory = lambda self, batch_index, input_names=None: None
+
+
+def _check_divisible(model: Any, group_size: int) -> None:
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Linear) and name not in IGNORE and module.in_features % group_size:
+            raise InputError(
+                f"group_size: {name} has {module.in_features} input columns, not a multiple of {group_size}"
+            )
+
+
+def quantize_compressor(
+    model: str,
+    variant: dict[str, Any],
+    out_dir: Path,
+    *,
+    dtype: str,
+    device: str,
+    calibration_dir: Path | None,
+    fingerprint: str,
+) -> dict[str, Any]:
+    """Quantize with llm-compressor's one-shot pipeline (gptq, awq, or rtn with backend llm-compressor)."""
+    try:
+        from datasets import Dataset
+        from llmcompressor import oneshot
+    except ImportError:
+        raise ServiceError(
+            f"method {variant['method']} needs llm-compressor: pip install 'codequant-quantizer[compressors]'"
+        ) from None
+    started = time.monotonic()
+    loaded, tokenizer, save_dtype = load_for_quantization(model, dtype, device)
+    method = variant["method"]
+    if method == "rtn" or variant.get("scheme") != "W8A8":
+        _check_divisible(loaded, variant["group_size"])
+    calibration = None
+    dataset = None
+    cal = variant.get("calibration")
+    if cal is not None:
+        input_ids, calibration = build_calibration(
+            tokenizer,
+            cal["set"],
+            nsamples=cal["nsamples"],
+            seqlen=cal["seqlen"],
+            seed=cal["seed"],
+            calibration_dir=calibration_dir,
+        )
+        rows = input_ids.tolist()
+        dataset = Dataset.from_dict({"input_ids": rows, "attention_mask": [[1] * len(r) for r in rows]})
+    oneshot(
+        model=loaded,
+        dataset=dataset,
+        recipe=_recipe(variant),
+        max_seq_length=cal["seqlen"] if cal else 512,
+        num_calibration_samples=cal["nsamples"] if cal else 1,
+        processor=tokenizer,
+    )
+    # AWQ rescales weights (folding the scales into the previous norm), so its error against the original
+    # weights is not a quantization error; GPTQ and RTN leave fake-quantized weights to compare.
+    errors = weight_errors(model, loaded) if method != "awq" else []
+    quantized_parameters = sum(
+        m.weight.numel() for n, m in loaded.named_modules() if isinstance(m, torch.nn.Linear) and n not in IGNORE
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    loaded.to(save_dtype).save_pretrained(out_dir, save_compressed=True)
+    tokenizer.save_pretrained(out_dir)
+    record = {
+        "method": method,
+        "model": model,
+        "config": variant,
+        "fingerprint": fingerprint,
+        "format": "compressed-tensors",
+        "scheme": scheme_config(variant),
+        "calibration": calibration,
+        "layers": errors,
+        "quantized_parameters": quantized_parameters,
+        "device": device,
+        "saved_dtype": str(save_dtype).removeprefix("torch."),
+        "seconds": round(time.monotonic() - started, 2),
+        "versions": versions(),
+    }
+    write_record(out_dir, record)
+    return record
