@@ -1,7 +1,7 @@
 """Quantizer cost and quality on CPU: time per layer and in total, bits per weight, held-out perplexity,
 AQLM (code calibration) next to round-to-nearest, on the small code model the quantizer tests train.
 
-    .venv/bin/python benchmarks/quantizer_layers.py [--work DIR] [--nsamples 48] [--seqlen 256]
+    .venv/bin/python benchmarks/quantizer_layers.py [--work DIR] [--nsamples 48] [--seqlen 256] [--library-methods]
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path(tempfile.mkdtemp(prefix="cq-qbench-")))
     parser.add_argument("--nsamples", type=int, default=48)
     parser.add_argument("--seqlen", type=int, default=256)
+    parser.add_argument("--library-methods", action="store_true", help="also RTN (packed), GPTQ, AWQ, bitsandbytes")
     args = parser.parse_args()
     model = build_small_model(args.work / "small-model")
     corpus = args.work / "corpus"
@@ -46,6 +47,15 @@ def main() -> None:
         }
         for m in (1, 2, 3)
     }
+    if args.library_methods:  # llm-compressor and bitsandbytes (the `compressors` extra)
+        packed = {"method": "rtn", "group_size": 128, "symmetric": True, "backend": "llm-compressor"}
+        variants |= {f"rtn-lc {b}-bit g128": {**packed, "bits": b} for b in (4, 8)}
+        variants |= {
+            f"{m} {s} g128": {"method": m, "scheme": s, "group_size": 128, "calibration": calibration}
+            for m in ("gptq", "awq")
+            for s in ("W4A16", "W8A16")
+        }
+        variants |= {"bnb int8": {"method": "bnb-int8"}, "bnb nf4": {"method": "bnb-nf4"}}
     fp_model, tokenizer = load_model(str(model))
     print(
         f"model: {model} ({sum(p.numel() for p in fp_model.parameters()):,} parameters); "
@@ -67,8 +77,9 @@ def main() -> None:
         quantized, tok = load_model(str(out))
         mean = f"{statistics.mean(layer_seconds):.2f}" if layer_seconds else "–"
         peak = f"{max(layer_seconds):.2f}" if layer_seconds else "–"
+        nominal = size["nominal_bits_per_param"]
         print(
-            f"{name:<16} {total:>8.1f} {mean:>13} {peak:>12} {size['nominal_bits_per_param']:>13.3f} "
+            f"{name:<16} {total:>8.1f} {mean:>13} {peak:>12} {f'{nominal:.3f}' if nominal else '–':>13} "
             f"{size['stored_bits_per_param']:>12.3f} {held_out_perplexity(quantized, tok):>11.2f}",
             flush=True,
         )

@@ -52,18 +52,33 @@ def scheme_config(variant: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _recipe(variant: dict[str, Any]) -> Any:
+def _recipe(variant: dict[str, Any]) -> list[Any]:
     from llmcompressor.modifiers.quantization import GPTQModifier, QuantizationModifier
 
     groups = scheme_config(variant)
     if variant["method"] == "gptq":
-        return GPTQModifier(config_groups=groups, ignore=IGNORE, dampening_frac=variant["dampening_frac"])
+        return [GPTQModifier(config_groups=groups, ignore=IGNORE, dampening_frac=variant["dampening_frac"])]
+    quantization = QuantizationModifier(config_groups=groups, ignore=IGNORE)
     if variant["method"] == "awq":
-        from llmcompressor.modifiers.awq import AWQModifier
+        from llmcompressor.modifiers.transform.awq import AWQModifier
 
         _allow_awq_without_accelerator()
-        return AWQModifier(config_groups=groups, ignore=IGNORE, n_grid=variant["awq_grid"])
-    return QuantizationModifier(config_groups=groups, ignore=IGNORE)
+        # AWQ searches per-channel scales that protect salient weights, folds them into the preceding layers,
+        # then the weights are rounded as configured.
+        return [AWQModifier(n_grid=variant["awq_grid"]), quantization]
+    return [quantization]
+
+
+@torch.no_grad()
+def fake_quantized_weight(module: torch.nn.Module) -> torch.Tensor:
+    """The weight a compressed-tensors layer computes with: rounded with its own scales and zero points
+    (GPTQ has already written these values; RTN quantizes when the folder is saved)."""
+    from compressed_tensors.quantization.lifecycle.forward import fake_quantize
+
+    scheme = getattr(module, "quantization_scheme", None)
+    if scheme is None or scheme.weights is None:
+        return module.weight
+    return fake_quantize(module.weight, module.weight_scale, getattr(module, "weight_zero_point", None), scheme.weights)
 
 
 def _allow_awq_without_accelerator() -> None:
@@ -132,7 +147,7 @@ def quantize_compressor(
     )
     # AWQ rescales weights (folding the scales into the previous norm), so its error against the original
     # weights is not a quantization error; GPTQ and RTN leave fake-quantized weights to compare.
-    errors = weight_errors(model, loaded) if method != "awq" else []
+    errors = weight_errors(model, loaded, fake_quantized_weight) if method != "awq" else []
     quantized_parameters = sum(
         m.weight.numel() for n, m in loaded.named_modules() if isinstance(m, torch.nn.Linear) and n not in IGNORE
     )

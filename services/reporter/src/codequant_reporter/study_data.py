@@ -80,7 +80,8 @@ class VariantData:
         if self.method == "rtn":
             return f"{c['bits']}-bit RTN g{c['group_size']}"
         if self.method in ("gptq", "awq"):
-            return f"{self.method.upper()} {c['scheme']} g{c['group_size']}"
+            group = "" if c["scheme"] == "W8A8" else f" g{c['group_size']}"  # W8A8 scales per channel
+            return f"{self.method.upper()} {c['scheme']}{group}"
         return {"bnb-int8": "int8 (bitsandbytes)", "bnb-nf4": "nf4 (bitsandbytes)"}.get(self.method, self.method)
 
     @property
