@@ -28,7 +28,7 @@ from codequant.queues import TASK_NAMES
 from codequant_executor.api import execute_records
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from executor_throughput import mutate  # noqa: E402
+from executor_throughput import mutate
 
 
 def study_records() -> list[dict]:

@@ -108,4 +108,6 @@ def test_the_server_loads_the_folder_and_generates(name: str, folders: dict[str,
             on_record=records.append,
         )
     assert sorted(r["sample"] for r in records) == [0, 1]
-    assert all(r["completion_tokens"] > 0 and r["finish_reason"] in ("length", "stop_sequence", "eos_token") for r in records), [(r["completion_tokens"], r["finish_reason"]) for r in records]
+    assert all(
+        r["completion_tokens"] > 0 and r["finish_reason"] in ("length", "stop_sequence", "eos_token") for r in records
+    ), [(r["completion_tokens"], r["finish_reason"]) for r in records]

@@ -5,6 +5,7 @@ Used by the embedded orchestrator and by workers, so a worker resolves the same 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +13,10 @@ from codequant import settings
 from codequant.errors import InputError, ServiceError
 
 
-def resolve_model(source: dict[str, Any], *, progress: bool = True) -> str:
+def resolve_model(source: dict[str, Any], *, progress: bool | Callable[[int, int], None] = True) -> str:
     """A local folder for ``{"path": ...}``, ``{"hub_id", "revision"}`` or ``{"builtin": {kind, seed, profile}}``.
+
+    ``progress``: a progress bar (True), none (False), or a callback given (done, total) while a model is built.
 
     The builtin tiny model is built on first use (needs codequant-serving) and cached in $CODEQUANT_CACHE_DIR;
     hub models are downloaded at their pinned revision into the Hugging Face cache.

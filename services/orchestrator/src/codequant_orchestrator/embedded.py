@@ -63,8 +63,15 @@ class EmbeddedRunner:
             if row is not None and row.status == "ready" and row.artifact_path and Path(row.artifact_path).exists():
                 self.progress.advance("quantize")
                 return row.artifact_path
+        self.progress.detail("quantize", variant.label)
         with book.running_job(self.store, key):
-            base = resolve_model(variant.model.source(), progress=False)  # the stage bars are already live
+            base = resolve_model(
+                variant.model.source(),
+                progress=lambda done, total: self.progress.detail(
+                    "quantize", f"{variant.model.name}: training the tiny model, step {done}/{total}"
+                ),
+            )
+            self.progress.detail("quantize", f"{variant.label} ({variant.variant.method})")
             from codequant_quantizer.api import footprint, quantize
 
             if variant.needs_quantization:
@@ -83,6 +90,7 @@ class EmbeddedRunner:
             size = footprint(Path(path)) if Path(path).is_dir() else None
             book.record_variant(self.store, variant, status="ready", artifact_path=path, footprint=size, error=None)
         self.progress.advance("quantize")
+        self.progress.detail("quantize", "")
         return path
 
     # -- generate ---------------------------------------------------------------------------------------------
@@ -100,8 +108,10 @@ class EmbeddedRunner:
                 book.set_job(self.store, self.plan.job_key("generate", variant, benchmark), status="done")
         if not pending:
             return
+        self.progress.detail("generate", f"{variant.label}: starting its server")
         with self._endpoint(variant, model_path) as endpoint:
             for benchmark, missing in pending.items():
+                self.progress.detail("generate", f"{variant.label} on {benchmark}")
                 with book.running_job(self.store, self.plan.job_key("generate", variant, benchmark)):
                     self._generate_benchmark(variant, benchmark, missing, endpoint)
 
@@ -154,6 +164,7 @@ class EmbeddedRunner:
             on_record=on_record,
         )
         flush()
+        self.progress.detail("generate", "")
 
     # -- execute ----------------------------------------------------------------------------------------------
     def execute(self, variant: VariantPlan, benchmark: str) -> None:
@@ -170,12 +181,14 @@ class EmbeddedRunner:
             return
         limits = self.plan.study.execution.limits()
         problems = self.plan.benchmarks[benchmark].by_name()
+        self.progress.detail("execute", f"{variant.label} on {benchmark}")
         with book.running_job(self.store, job):
             for start in range(0, len(todo), _EXECUTE_CHUNK):
                 chunk = [execution_request(c, problems[c.problem]) for c in todo[start : start + _EXECUTE_CHUNK]]
                 results = execute_records(chunk, limits, workers=self.plan.study.execution.workers, store=self.store)
                 store_results(self.store, results)
                 self.progress.advance("execute", len(chunk))
+        self.progress.detail("execute", "")
         self._export(variant, benchmark)
 
     def _export(self, variant: VariantPlan, benchmark: str) -> None:

@@ -17,14 +17,19 @@ class StageProgress:
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
+            TextColumn("{task.fields[detail]}"),
             console=console,
             disable=not enabled,
         )
-        self._tasks = {stage: self._progress.add_task(stage, total=totals.get(stage, 0)) for stage in STAGES}
+        self._tasks = {stage: self._progress.add_task(stage, total=totals.get(stage, 0), detail="") for stage in STAGES}
 
     def advance(self, stage: str, amount: int = 1) -> None:
         if amount:
             self._progress.advance(self._tasks[stage], amount)
+
+    def detail(self, stage: str, text: str) -> None:
+        """What the stage is doing now (shown after its bar), e.g. the variant being quantized."""
+        self._progress.update(self._tasks[stage], detail=text)
 
     def update(self, stage: str, completed: int) -> None:
         self._progress.update(self._tasks[stage], completed=completed)

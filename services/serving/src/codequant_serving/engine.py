@@ -20,6 +20,8 @@ from typing import Any
 
 import torch
 
+from codequant_serving.loading import prepare_thread
+
 log = logging.getLogger(__name__)
 
 
@@ -113,6 +115,7 @@ class Engine:
     # -- the batching loop ---------------------------------------------------------------------------------------
     def _loop(self) -> None:
         torch.set_num_threads(max(1, os.cpu_count() or 1))
+        prepare_thread(self.model)
         while not self._stopped.is_set():
             try:
                 first = self._queue.get(timeout=0.2)

@@ -64,12 +64,25 @@ def load_model(model: str, *, dtype: str = "auto", device: str = "cpu") -> tuple
     return loaded, tokenizer
 
 
+def prepare_thread(model: Any) -> None:
+    """Call in every thread that runs ``model``: the numba setting below is per thread."""
+    quantization = getattr(model.config, "quantization_config", None)
+    method = (
+        quantization.get("quant_method")
+        if isinstance(quantization, dict)
+        else getattr(quantization, "quant_method", None)
+    )
+    if method == "aqlm" and model.device.type == "cpu":
+        single_thread_numba()
+
+
 def single_thread_numba() -> None:
-    """Run aqlm's CPU (numba) kernel on one thread.
+    """Run aqlm's CPU (numba) kernel on one thread — in the calling thread (numba's thread count is thread-local).
 
     aqlm 1.1.7's `numba_gemm_lut` accumulates into the same output element from a `numba.prange` loop over
     input groups: with more than one numba thread that is a data race and the layer's output is wrong
-    (measured: held-out perplexity 55.9 instead of 52.5 on 2 cores). One thread gives exact results.
+    (measured: held-out perplexity 55.9 instead of 52.5 on 2 cores; a served 2x8 model sampled broken code
+    from a generation thread left at the default). One thread gives exact results.
     """
     import numba
 

@@ -14,6 +14,7 @@ import json
 import math
 import os
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -22,6 +23,7 @@ from codequant.benchmarks import Problem, load_benchmark
 from codequant.keys import stable_hash
 
 Profile = Literal["full", "test"]
+StepCallback = Callable[[int, int], None]
 RECIPE_VERSION = 1
 EOS = "<|endoftext|>"
 PAD = "<|pad|>"
@@ -94,8 +96,12 @@ def _fingerprint(profile: Profile, seed: int) -> str:
     )[:16]
 
 
-def build_tiny_model(out_dir: Path, seed: int = 0, *, profile: Profile = "full", progress: bool = True) -> Path:
-    """Build (or return the cached) tiny model into ``out_dir``; deterministic from ``seed`` on one machine."""
+def build_tiny_model(
+    out_dir: Path, seed: int = 0, *, profile: Profile = "full", progress: bool | StepCallback = True
+) -> Path:
+    """Build (or return the cached) tiny model into ``out_dir``; deterministic from ``seed`` on one machine.
+
+    ``progress``: True for a progress bar, or a callback given (steps done, total steps) while training."""
     out_dir = Path(out_dir)
     marker = out_dir / "codequant_tiny.json"
     fingerprint = _fingerprint(profile, seed)
@@ -171,7 +177,7 @@ def _encode(tokenizer, problem: Problem, limit: int) -> list[int]:
     return (prompt + solution + [tokenizer.eos_token_id])[-limit:]
 
 
-def _train(examples: list[list[int]], tokenizer, recipe: Recipe, seed: int, progress: bool):
+def _train(examples: list[list[int]], tokenizer, recipe: Recipe, seed: int, progress: bool | StepCallback):
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -204,8 +210,8 @@ def _train(examples: list[list[int]], tokenizer, recipe: Recipe, seed: int, prog
     order = random.Random(seed)
     pool: list[int] = []
     model.train()
-    bar = _bar(progress, recipe.steps)
-    for _ in range(recipe.steps):
+    bar = _bar(progress is True, recipe.steps)
+    for step in range(recipe.steps):
         if len(pool) < recipe.batch_size:
             fresh = list(range(len(examples)))
             order.shuffle(fresh)
@@ -227,6 +233,8 @@ def _train(examples: list[list[int]], tokenizer, recipe: Recipe, seed: int, prog
         optimizer.zero_grad(set_to_none=True)
         if bar is not None:
             bar[0].update(bar[1], advance=1, description=f"tiny model (loss {loss.item():.3f})")
+        elif callable(progress):
+            progress(step + 1, recipe.steps)
     if bar is not None:
         bar[0].stop()
     model.eval()
