@@ -8,7 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-from matplotlib.ticker import NullFormatter, ScalarFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, ScalarFormatter
 
 from codequant.benchmarks import BENCHMARKS
 from codequant_reporter.tables import LANGUAGE_LABEL, Analysis, pass1
@@ -42,26 +42,41 @@ def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]
 
 def pass1_vs_memory(analysis: Analysis, path: Path) -> Path:
     data = analysis.data
+    sizes = [v.size_bytes for m in data.models for v in m.variants if v.size_bytes]
+    unit, scale = ("GB", 1e9) if not sizes or max(sizes) >= 1e9 else ("MB", 1e6)
     figure, axes = _grid(len(data.benchmarks))
     for ax, benchmark in zip(axes, data.benchmarks, strict=True):
         for index, model in enumerate(data.models):
-            points = []
+            labels: dict[tuple[float, float], list[str]] = {}
             for variant in model.variants:
                 value = pass1(data, variant, benchmark) if data.usable(variant) else None
                 if value is None or variant.size_bytes is None:
                     continue
-                x, y = variant.size_bytes / 1e9, 100 * value
-                points.append((x, y))
+                labels.setdefault((variant.size_bytes / scale, 100 * value), []).append(variant.name)
+            previous: tuple[float, float, int] | None = None
+            for (x, y), names in sorted(labels.items(), key=lambda item: (item[0][1], item[0][0])):
+                # Variants at the same point share one marker and label; labels of near neighbours alternate
+                # above and below their markers.
+                near = previous is not None and previous[1] == y and x / previous[0] < 1.1
+                below = near and previous is not None and previous[2] == 0
                 ax.scatter(x, y, marker=MARKERS[index % len(MARKERS)], color=f"C{index}", zorder=3)
-                ax.annotate(variant.name, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
-            front = pareto_front(points)
+                ax.annotate(
+                    "\n".join(names),
+                    (x, y),
+                    textcoords="offset points",
+                    xytext=(4, -6 - 9 * len(names)) if below else (4, 4),
+                    fontsize=7,
+                )
+                previous = (x, y, 1 if below else 0)
+            front = pareto_front(list(labels))
             if front:
                 xs, ys = zip(*front, strict=True)
                 ax.plot(xs, ys, color=f"C{index}", alpha=0.6, label=f"{model.name} (Pareto front)")
         ax.set_xscale("log")
-        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 3.0, 5.0)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _pos: f"{value:g}"))
         ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.set_xlabel("memory (GB, log scale)")
+        ax.set_xlabel(f"memory ({unit}, log scale)")
         ax.set_ylabel("pass@1 (%)")
         ax.set_title(_label(benchmark), fontsize=10)
         ax.grid(alpha=0.3)
@@ -95,7 +110,10 @@ def drop_vs_bits(analysis: Analysis, path: Path) -> Path:
         ax.set_ylabel("relative change of pass@1 (%)")
         ax.set_title(_label(benchmark), fontsize=10)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+        else:  # every baseline failed everything here: a relative change is undefined
+            ax.text(0.5, 0.5, "no baseline pass@1 > 0", transform=ax.transAxes, ha="center", color="grey")
     figure.suptitle("Relative change of pass@1 vs bits per weight")
     figure.tight_layout()
     figure.savefig(path, dpi=110)

@@ -110,7 +110,10 @@ def pct(value: float | None, digits: int = 1) -> str:
 
 
 def signed(value: float | None, digits: int = 1) -> str:
-    return "–" if value is None else f"{value:+.{digits}f}"
+    if value is None:
+        return "–"
+    text = f"{value:+.{digits}f}"
+    return text if text.strip("+-0.") else f"{0:.{digits}f}"  # no "-0.0" for a change that rounds to zero
 
 
 def odds(value: float) -> str:
