@@ -14,6 +14,7 @@ from codequant.limits import Limits
 from codequant_executor.outcome import Verdict
 from codequant_executor.python_runner import PythonRunner
 from codequant_executor.sandbox import Sandbox, SandboxFailure
+from codequant_executor.slots import SlotClaim
 from codequant_executor.status import Status
 
 log = logging.getLogger(__name__)
@@ -29,8 +30,9 @@ class Engine:
         self.python = PythonRunner(self.sandbox)
         self._java: Any = None
         self._java_lock = threading.Lock()
+        self._claim = SlotClaim(self.workers)
         self._slots: queue.SimpleQueue[int] = queue.SimpleQueue()
-        for slot in range(self.workers):
+        for slot in self._claim.slots:
             self._slots.put(slot)
 
     def java(self) -> Any:
@@ -78,3 +80,4 @@ class Engine:
     def close(self) -> None:
         if self._java is not None:
             self._java.compiler.close()
+        self._claim.release()

@@ -1,0 +1,51 @@
+"""Executor processes on one host never share a sandbox slot (uid): each sweeps its uid after every
+program, so sharing one would kill the other's programs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from codequant_executor.slots import SlotClaim
+
+CLI = [sys.executable, "-c", "from codequant.cli import main; main()", "execute"]
+HOLD = "import sys; from codequant_executor.slots import SlotClaim; c = SlotClaim(2); print(c.slots, flush=True); "
+HOLD += "sys.stdin.read()"
+
+
+def test_claims_are_disjoint_and_freed_when_their_process_dies(tmp_path: Path) -> None:
+    holder = subprocess.Popen([sys.executable, "-c", HOLD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    held = json.loads(holder.stdout.readline())
+    mine = SlotClaim(3)
+    try:
+        assert len(set(held) | set(mine.slots)) == 5
+        holder.kill()
+        holder.wait()
+        again = SlotClaim(2)
+        assert set(again.slots) == set(held)  # the lowest free slots again
+        again.release()
+    finally:
+        mine.release()
+        holder.kill()
+
+
+def test_two_executor_processes_at_once_do_not_kill_each_others_programs(tmp_path: Path) -> None:
+    program = "import time\ntime.sleep(0.15)\nassert sum(range({i})) == {total}\n"
+    inputs = []
+    for side in ("a", "b"):
+        path = tmp_path / f"{side}.jsonl"
+        rows = [
+            {"name": f"{side}{i}", "language": "python", "program": program.format(i=i, total=i * (i - 1) // 2)}
+            for i in range(30)
+        ]
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        inputs.append(path)
+    runs = [
+        subprocess.Popen([*CLI, str(path), "--out", str(path.with_suffix(".out")), "--workers", "2"]) for path in inputs
+    ]
+    assert [run.wait(timeout=300) for run in runs] == [0, 0]
+    for path in inputs:
+        results = [json.loads(line) for line in path.with_suffix(".out").read_text().splitlines()]
+        assert [r["status"] for r in results] == ["OK"] * 30
