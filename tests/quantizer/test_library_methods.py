@@ -23,6 +23,7 @@ VARIANTS = {
     "rtn-4": {"method": "rtn", "bits": 4, "group_size": 64, "symmetric": True, "backend": "llm-compressor"},
     "gptq-8": {"method": "gptq", "scheme": "W8A16", "group_size": 64, "calibration": CALIBRATION},
     "gptq-4": {"method": "gptq", "scheme": "W4A16", "group_size": 64, "calibration": CALIBRATION},
+    "gptq-w8a8": {"method": "gptq", "scheme": "W8A8", "calibration": CALIBRATION},
     "awq-4": {"method": "awq", "scheme": "W4A16", "group_size": 64, "awq_grid": 4, "calibration": CALIBRATION},
     "bnb-int8": {"method": "bnb-int8"},
     "bnb-nf4": {"method": "bnb-nf4"},
