@@ -5,8 +5,9 @@ from __future__ import annotations
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import pytest
@@ -15,6 +16,7 @@ import uvicorn
 from codequant_orchestrator.api import create_app
 from codequant_serving.launch import free_port
 
+T = TypeVar("T")
 STUDY = """\
 name: {name}
 output_dir: {out}
@@ -53,6 +55,18 @@ def server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     yield url, root
     instance.should_exit = True
     thread.join(timeout=10)
+
+
+def settled(read: Callable[[], T]) -> T:
+    """``read()`` of elements the dashboard may re-render (every 2 s) between finding and reading them."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    for _ in range(20):
+        try:
+            return read()
+        except StaleElementReferenceException:
+            time.sleep(0.1)
+    return read()
 
 
 def wait_done(url: str, study: str, timeout: float = 600) -> dict:
@@ -106,6 +120,7 @@ def test_a_submitted_study_runs_and_its_report_is_served(server: tuple[str, Path
 @pytest.mark.skipif(shutil.which("chromedriver") is None, reason="needs chromium-driver")
 def test_the_dashboard_in_headless_chromium(server: tuple[str, Path], tmp_path: Path) -> None:
     from selenium import webdriver
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
@@ -140,19 +155,24 @@ def test_the_dashboard_in_headless_chromium(server: tuple[str, Path], tmp_path: 
         driver.find_element(By.ID, "send").click()
         wait = WebDriverWait(driver, 600, poll_frequency=0.5)
         wait.until(ec.text_to_be_present_in_element((By.ID, "submit-result"), "submitted ui-study"))
-        card = wait.until(ec.presence_of_element_located((By.ID, "study-ui-study")))
+        wait.until(ec.presence_of_element_located((By.ID, "study-ui-study")))
         seen_partial = False
 
-        def finished(_driver) -> bool:
+        def finished(driver) -> bool:
+            # The page re-renders its cards on every refresh: look the card up again each time.
             nonlocal seen_partial
+            card = driver.find_element(By.ID, "study-ui-study")
             counts = [e.text for e in card.find_elements(By.CSS_SELECTOR, ".stage .count")]
             seen_partial |= any(c.split(" / ")[0] not in ("0", c.split(" / ")[-1]) for c in counts if " / " in c)
             return bool(card.find_elements(By.CSS_SELECTOR, "iframe.report"))
 
+        wait = WebDriverWait(driver, 600, poll_frequency=0.5, ignored_exceptions=(StaleElementReferenceException,))
         wait.until(finished)
+        card = driver.find_element(By.ID, "study-ui-study")
         assert seen_partial, "the page never showed a stage in progress"
-        assert card.find_element(By.CSS_SELECTOR, ".status").text == "done"
-        assert [e.text for e in card.find_elements(By.CSS_SELECTOR, ".variant-status")] == ["ready", "ready"]
+        assert settled(lambda: card.find_element(By.CSS_SELECTOR, ".status").text) == "done"
+        statuses = settled(lambda: [e.text for e in card.find_elements(By.CSS_SELECTOR, ".variant-status")])
+        assert statuses == ["ready", "ready"]
         driver.switch_to.frame(card.find_element(By.CSS_SELECTOR, "iframe.report"))
         assert "Table 3 layout" in driver.find_element(By.TAG_NAME, "body").text
         driver.switch_to.default_content()

@@ -141,8 +141,8 @@ def test_bad_requests(tiny_model: Path, tmp_path: Path) -> None:
     (tmp_path / "busy" / "notes.txt").write_text("mine")
     with pytest.raises(InputError, match="not empty"):
         quantize(str(tiny_model), VARIANT, tmp_path / "busy", progress=False)
-    with pytest.raises(InputError, match="cannot be quantized here yet"):
-        quantize(str(tiny_model), {"method": "bnb-nf4"}, tmp_path / "bnb", progress=False)
+    with pytest.raises(InputError, match="'baseline' is not a quantization"):
+        quantize(str(tiny_model), {"method": "baseline"}, tmp_path / "baseline", progress=False)
     with pytest.raises(InputError, match="num_codebooks"):
         quantize(str(tiny_model), {**VARIANT, "num_codebooks": 0}, tmp_path / "bad", progress=False)
     result = subprocess.run(
