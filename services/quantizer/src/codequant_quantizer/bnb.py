@@ -16,7 +16,7 @@ import torch
 
 from codequant.errors import ServiceError
 from codequant_quantizer.model_io import load_config, weight_errors
-from codequant_quantizer.record import versions, write_record
+from codequant_quantizer.record import write_record
 
 
 def bnb_config(variant: dict[str, Any], compute_dtype: torch.dtype) -> Any:
@@ -58,21 +58,18 @@ def quantize_bnb(
     loaded.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
     quantized = [m for m in loaded.modules() if _is_bnb_linear(m)]
-    record = {
-        "method": variant["method"],
-        "model": model,
-        "config": variant,
-        "fingerprint": fingerprint,
-        "format": "bitsandbytes",
-        "layers": errors,
-        "quantized_parameters": sum(m.in_features * m.out_features for m in quantized),
-        "device": device,
-        "saved_dtype": str(save_dtype).removeprefix("torch."),
-        "seconds": round(time.monotonic() - started, 2),
-        "versions": versions(),
-    }
-    write_record(out_dir, record)
-    return record
+    return write_record(
+        out_dir,
+        model=model,
+        config=variant,
+        fingerprint=fingerprint,
+        device=device,
+        save_dtype=save_dtype,
+        started=started,
+        format="bitsandbytes",
+        layers=errors,
+        quantized_parameters=sum(m.in_features * m.out_features for m in quantized),
+    )
 
 
 def _is_bnb_linear(module: torch.nn.Module) -> bool:

@@ -17,39 +17,34 @@ import torch
 from codequant.errors import InputError, ServiceError
 from codequant_quantizer.calibration import build_calibration
 from codequant_quantizer.model_io import load_for_quantization, weight_errors
-from codequant_quantizer.record import versions, write_record
+from codequant_quantizer.record import write_record
 
 #: Layers kept in full precision, as in llm-compressor's examples and the published GPTQ/AWQ checkpoints.
 IGNORE = ["lm_head"]
 
 
-def _weight_config(bits: int, group_size: int, symmetric: bool) -> dict[str, Any]:
-    return {"num_bits": bits, "type": "int", "symmetric": symmetric, "strategy": "group", "group_size": group_size}
-
-
 def scheme_config(variant: dict[str, Any]) -> dict[str, Any]:
     """compressed-tensors config_groups for the variant (group-wise int weights, or W8A8 per channel/token)."""
-    if variant["method"] == "rtn":
-        weights = _weight_config(variant["bits"], variant["group_size"], variant["symmetric"])
-        return {"group_0": {"targets": ["Linear"], "weights": weights}}
-    if variant["scheme"] == "W8A8":
-        return {
-            "group_0": {
-                "targets": ["Linear"],
-                "weights": {"num_bits": 8, "type": "int", "symmetric": True, "strategy": "channel"},
-                "input_activations": {
-                    "num_bits": 8,
-                    "type": "int",
-                    "symmetric": True,
-                    "strategy": "token",
-                    "dynamic": True,
-                },
-            }
+    scheme = variant.get("scheme")  # rtn has none: its bits are given
+    group: dict[str, Any] = {"targets": ["Linear"]}
+    if scheme == "W8A8":
+        group["weights"] = {"num_bits": 8, "type": "int", "symmetric": True, "strategy": "channel"}
+        group["input_activations"] = {
+            "num_bits": 8,
+            "type": "int",
+            "symmetric": True,
+            "strategy": "token",
+            "dynamic": True,
         }
-    bits = 4 if variant["scheme"] == "W4A16" else 8
-    return {
-        "group_0": {"targets": ["Linear"], "weights": _weight_config(bits, variant["group_size"], variant["symmetric"])}
-    }
+    else:
+        group["weights"] = {
+            "num_bits": variant["bits"] if scheme is None else (4 if scheme == "W4A16" else 8),
+            "type": "int",
+            "symmetric": variant["symmetric"],
+            "strategy": "group",
+            "group_size": variant["group_size"],
+        }
+    return {"group_0": group}
 
 
 def _recipe(variant: dict[str, Any]) -> list[Any]:
@@ -121,7 +116,7 @@ def quantize_compressor(
     started = time.monotonic()
     loaded, tokenizer, save_dtype = load_for_quantization(model, dtype, device)
     method = variant["method"]
-    if method == "rtn" or variant.get("scheme") != "W8A8":
+    if variant.get("scheme") != "W8A8":  # group-wise schemes (and rtn)
         _check_divisible(loaded, variant["group_size"])
     calibration = None
     dataset = None
@@ -154,20 +149,17 @@ def quantize_compressor(
     out_dir.mkdir(parents=True, exist_ok=True)
     loaded.to(save_dtype).save_pretrained(out_dir, save_compressed=True)
     tokenizer.save_pretrained(out_dir)
-    record = {
-        "method": method,
-        "model": model,
-        "config": variant,
-        "fingerprint": fingerprint,
-        "format": "compressed-tensors",
-        "scheme": scheme_config(variant),
-        "calibration": calibration,
-        "layers": errors,
-        "quantized_parameters": quantized_parameters,
-        "device": device,
-        "saved_dtype": str(save_dtype).removeprefix("torch."),
-        "seconds": round(time.monotonic() - started, 2),
-        "versions": versions(),
-    }
-    write_record(out_dir, record)
-    return record
+    return write_record(
+        out_dir,
+        model=model,
+        config=variant,
+        fingerprint=fingerprint,
+        device=device,
+        save_dtype=save_dtype,
+        started=started,
+        format="compressed-tensors",
+        scheme=scheme_config(variant),
+        calibration=calibration,
+        layers=errors,
+        quantized_parameters=quantized_parameters,
+    )

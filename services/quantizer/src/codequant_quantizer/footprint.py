@@ -124,10 +124,12 @@ def _measure_packed(
         for name, (dtype, _) in tensors.items()
         if name.endswith((".weight_packed", ".weight")) and dtype in _INTEGER
     }
-    codes = scales = unquantized = 0
+    codes = scales = unquantized = unquantized_params = 0
     for name, (dtype, shape) in tensors.items():
         size = _nbytes(dtype, shape)
-        owner = next((o for o in (name.rpartition(".")[0], name.split(".weight.")[0]) if o in owners), None)
+        owner = _owner(name, owners)
+        if owner is None and dtype not in _INTEGER:
+            unquantized_params += _numel(shape)
         if owner is None or name.endswith(".bias"):
             unquantized += size
         elif name in (f"{owner}.weight_packed", f"{owner}.weight"):
@@ -135,13 +137,13 @@ def _measure_packed(
         else:
             scales += size
     quantized_params = record.get("quantized_parameters") or 0
-    unquantized_params = sum(_numel(s) for n, (d, s) in tensors.items() if d not in _INTEGER and not _owned(n, owners))
     params = quantized_params + unquantized_params
     return _result(codes, 0, scales, unquantized, quantized_params, params, None, note=f"{quant_method} checkpoint")
 
 
-def _owned(name: str, owners: set[str]) -> bool:
-    return name.rpartition(".")[0] in owners or name.split(".weight.")[0] in owners
+def _owner(name: str, owners: set[str]) -> str | None:
+    """The quantized layer a tensor belongs to (``layer.weight_scale``, bitsandbytes' ``layer.weight.absmax``)."""
+    return next((o for o in (name.rpartition(".")[0], name.split(".weight.")[0]) if o in owners), None)
 
 
 def _predict_rtn(tensors: dict[str, tuple[str, list[int]]], variant: dict[str, Any]) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -20,10 +21,34 @@ def versions() -> dict[str, str]:
     return found
 
 
-def write_record(out_dir: Path, record: dict[str, Any]) -> None:
+def write_record(
+    out_dir: Path,
+    *,
+    model: str,
+    config: dict[str, Any],
+    fingerprint: str,
+    device: str,
+    save_dtype: Any,
+    started: float,
+    **details: Any,
+) -> dict[str, Any]:
+    """Write (atomically) and return the record of a finished run: what every method records, then ``details``
+    (calibration manifest, per-layer errors, format...). ``started`` is the run's ``time.monotonic()`` start."""
+    record = {
+        "method": config["method"],
+        "model": model,
+        "config": config,
+        "fingerprint": fingerprint,
+        **details,
+        "device": device,
+        "saved_dtype": str(save_dtype).removeprefix("torch."),
+        "seconds": round(time.monotonic() - started, 2),
+        "versions": versions(),
+    }
     tmp = out_dir / f"{RECORD}.tmp"
     tmp.write_text(json.dumps(record, indent=2, default=str))
     tmp.replace(out_dir / RECORD)
+    return record
 
 
 def read_record(out_dir: Path) -> dict[str, Any] | None:

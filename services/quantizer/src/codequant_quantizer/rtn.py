@@ -15,7 +15,7 @@ from torch import nn
 
 from codequant_quantizer.model_io import decoder_layers, load_for_quantization
 from codequant_quantizer.progress import LayerProgress
-from codequant_quantizer.record import versions, write_record
+from codequant_quantizer.record import write_record
 
 
 @torch.no_grad()
@@ -63,17 +63,14 @@ def quantize_rtn(
     out_dir.mkdir(parents=True, exist_ok=True)
     loaded.to(save_dtype).save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
-    record = {
-        "method": "rtn",
-        "model": model,
-        "config": variant,
-        "fingerprint": fingerprint,
-        "layers": records,
-        "storage": "de-quantized weights in the model's dtype; the footprint counts packed integers",
-        "saved_dtype": str(save_dtype).removeprefix("torch."),
-        "device": device,
-        "seconds": round(time.monotonic() - started, 2),
-        "versions": versions(),
-    }
-    write_record(out_dir, record)
-    return record
+    return write_record(
+        out_dir,
+        model=model,
+        config=variant,
+        fingerprint=fingerprint,
+        device=device,
+        save_dtype=save_dtype,
+        started=started,
+        layers=records,
+        storage="de-quantized weights in the model's dtype; the footprint counts packed integers",
+    )

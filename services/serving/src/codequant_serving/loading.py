@@ -50,7 +50,6 @@ def load_model(model: str, *, dtype: str = "auto", device: str = "cpu") -> tuple
     torch_dtype: Any = "auto" if dtype == "auto" else getattr(torch, dtype)
     if quant_method == "aqlm" and device == "cpu":
         torch_dtype = torch.float32
-        single_thread_numba()
     elif dtype == "auto" and device == "cpu" and quant_method is None:
         torch_dtype = torch.float32  # half precision matmuls are slow or missing on CPUs
     try:
@@ -59,6 +58,7 @@ def load_model(model: str, *, dtype: str = "auto", device: str = "cpu") -> tuple
     except (OSError, ValueError, ImportError) as exc:
         raise ServiceError(f"cannot load model {model!r}: {str(exc).splitlines()[0]}") from None
     loaded.eval()
+    prepare_thread(loaded)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return loaded, tokenizer

@@ -181,10 +181,6 @@ class CompressorVariant(_Variant):
     def _calibration_shorthand(cls, value: Any) -> Any:
         return _coerce_calibration(value)
 
-    @property
-    def bits(self) -> int:
-        return 4 if self.scheme == "W4A16" else 8
-
 
 class BitsAndBytesVariant(_Variant):
     """bitsandbytes int8 (LLM.int8 with outlier columns in 16 bits) or nf4 (4-bit NormalFloat, blocks of 64)."""

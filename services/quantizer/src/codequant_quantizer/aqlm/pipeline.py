@@ -19,7 +19,7 @@ from codequant_quantizer.aqlm.weight import AqlmShape
 from codequant_quantizer.calibration import build_calibration
 from codequant_quantizer.model_io import block_inputs, decoder_layers, linear_groups, load_for_quantization, run_block
 from codequant_quantizer.progress import LayerProgress
-from codequant_quantizer.record import versions, write_record
+from codequant_quantizer.record import write_record
 
 BLOCK_FINETUNE_EPOCHS = 5
 BLOCK_FINETUNE_LR = 1e-4
@@ -116,20 +116,18 @@ def quantize_aqlm(
         )
         del teacher
     save_aqlm(fp_model, tokenizer, shape, out_dir, save_dtype)
-    record = {
-        "method": "aqlm",
-        "model": model,
-        "config": variant,
-        "fingerprint": fingerprint,
-        "calibration": manifest,
-        "layers": records,
-        "end_to_end_finetune": distillation,
-        "device": device,
-        "saved_dtype": str(save_dtype).removeprefix("torch."),
-        "seconds": round(time.monotonic() - started, 2),
-        "versions": versions(),
-    }
-    write_record(out_dir, record)
+    record = write_record(
+        out_dir,
+        model=model,
+        config=variant,
+        fingerprint=fingerprint,
+        device=device,
+        save_dtype=save_dtype,
+        started=started,
+        calibration=manifest,
+        layers=records,
+        end_to_end_finetune=distillation,
+    )
     checkpoint.remove()
     return record
 
