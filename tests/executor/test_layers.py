@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from codequant_executor.engine import Engine
+from codequant_executor.pool import ExecutorPool
 from codequant_executor.sandbox import UID_BASE, Sandbox
 from tests.executor.conftest import FAST
 
@@ -39,14 +39,14 @@ print(json.dumps({
 """
 
 
-def probe(engine: Engine) -> dict:
+def probe(engine: ExecutorPool) -> dict:
     verdict = engine.run_one(PROBE, "python", FAST)
     assert verdict.status == "OK", verdict.stderr
     return json.loads(verdict.stdout)
 
 
 @pytest.mark.skipif(not Sandbox().bwrap, reason="needs bubblewrap")
-def test_layers_seen_from_inside(engine: Engine) -> None:
+def test_layers_seen_from_inside(engine: ExecutorPool) -> None:
     seen = probe(engine)
     assert UID_BASE <= seen["uid"] < UID_BASE + engine.workers  # own unprivileged uid per slot
     assert seen["nproc"] == 64 and seen["cpu"] == 4 and seen["nofile"] == 512  # rlimits
@@ -63,7 +63,7 @@ def test_without_bubblewrap_the_other_layers_still_hold(capfd: pytest.CaptureFix
     import codequant_executor.sandbox as sandbox_module
 
     sandbox_module._warned.clear()
-    fallback = Engine(Sandbox(use_bwrap=False), workers=1)
+    fallback = ExecutorPool(Sandbox(use_bwrap=False), workers=1)
     Sandbox(use_bwrap=False)  # a second sandbox does not warn again
     warnings = capfd.readouterr().err
     assert warnings.count("bubblewrap (bwrap) is not installed") == 1

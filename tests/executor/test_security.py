@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from codequant_executor.engine import Engine
+from codequant_executor.pool import ExecutorPool
 from tests.executor.conftest import FAST, sandbox_processes
 
 SECRET = "redis://:hunter2@broker.internal:6379/0"
@@ -155,7 +155,7 @@ def java_cases(canary: Path, port: int) -> dict[str, tuple[str, set[str]]]:
 
 @pytest.mark.parametrize("language", ["python", "java"])
 def test_hostile_programs(
-    language: str, engine: Engine, canary: Path, listener: dict, monkeypatch: pytest.MonkeyPatch
+    language: str, engine: ExecutorPool, canary: Path, listener: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CODEQUANT_BROKER_URL", SECRET)
     cases = (python_cases if language == "python" else java_cases)(canary, listener["port"])

@@ -35,7 +35,10 @@ def read_jsonl_numbered(
     except IsADirectoryError:
         raise InputError(f"{path}: is a directory, expected a JSONL file") from None
     with handle:
-        lines = handle.readlines()
+        try:
+            lines = handle.readlines()
+        except UnicodeDecodeError:
+            raise _not_utf8(path) from None
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -46,9 +49,33 @@ def read_jsonl_numbered(
             if allow_truncated_tail and is_tail:
                 return
             raise InputError(f"{path}:{number}: invalid JSON ({exc.msg})") from None
+        except RecursionError:
+            raise InputError(f"{path}:{number}: JSON nested too deeply") from None
         if not isinstance(record, dict):
             raise InputError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
+        if "\\ud" in line.lower() and not _is_unicode(record):
+            raise InputError(f"{path}:{number}: a string holds a lone surrogate (\\ud800-\\udfff), not Unicode text")
         yield number, record
+
+
+def _not_utf8(path: Path) -> InputError:
+    """The error naming the line of the first byte that is not UTF-8."""
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        return InputError(f"{path}:{line}: not UTF-8 text (byte {data[exc.start]:#04x})")
+    return InputError(f"{path}: not UTF-8 text")
+
+
+def _is_unicode(record: dict[str, Any]) -> bool:
+    """Whether every string in ``record`` can be written as UTF-8 (JSON escapes can make lone surrogates)."""
+    try:
+        json.dumps(record, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def dumps(record: dict[str, Any]) -> str:

@@ -29,6 +29,22 @@ def completion_key(variant: str, benchmark: str, problem: str, sample: int, samp
     )[:40]
 
 
-def execution_key(program: str, language: str, limits: dict[str, Any]) -> str:
-    """Key of one execution: the program text, its language and the execution limits."""
-    return stable_hash({"program": program, "language": language, "limits": limits})[:40]
+#: Bumped whenever the executor's verdict for the same program can change (version 2: the tests' start line
+#: is part of the key, and the harness proves that the tests ran). Old stored executions never match again.
+EXECUTION_KEY_VERSION = 2
+
+
+def execution_key(program: str, language: str, limits: dict[str, Any], tests_line: int = 0) -> str:
+    """Key of one execution: the program text, its language, the limits and where its tests start.
+
+    ``tests_line`` is the 1-based line where the tests begin (prompt/completion form), or 0 for a bare
+    ``program``; the same text in the two forms can get different verdicts, so they never share a key.
+    """
+    payload = {
+        "program": program,
+        "language": language,
+        "limits": limits,
+        "tests_line": tests_line,
+        "version": EXECUTION_KEY_VERSION,
+    }
+    return stable_hash(payload)[:40]

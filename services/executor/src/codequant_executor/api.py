@@ -9,21 +9,26 @@ from typing import Any
 from codequant.errors import InputError
 from codequant.keys import execution_key
 from codequant.limits import Limits
-from codequant_executor.engine import LANGUAGES, Engine
+from codequant_executor.pool import LANGUAGES, ExecutorPool, insecure_from_env
 
-_ENGINE: Engine | None = None
-_ENGINE_LOCK = threading.Lock()
+_POOL: ExecutorPool | None = None
+_POOL_LOCK = threading.Lock()
 
 
-def engine(workers: int | None = None) -> Engine:
-    """The process-wide engine (its Java compile server stays warm between calls)."""
-    global _ENGINE
-    with _ENGINE_LOCK:
-        if _ENGINE is None or (workers is not None and workers != _ENGINE.workers):
-            if _ENGINE is not None:
-                _ENGINE.close()
-            _ENGINE = Engine(workers=workers)
-        return _ENGINE
+def shared_pool(workers: int | None = None, *, insecure: bool | None = None) -> ExecutorPool:
+    """The process-wide executor pool (its Java compile servers stay warm between calls).
+
+    ``insecure`` (default: ``$CODEQUANT_EXECUTOR_INSECURE``) allows running without network isolation.
+    """
+    global _POOL
+    insecure = insecure_from_env() if insecure is None else insecure
+    with _POOL_LOCK:
+        if _POOL is None or (workers is not None and workers != _POOL.workers):
+            if _POOL is not None:
+                _POOL.close()
+                _POOL = None
+            _POOL = ExecutorPool(workers=workers, insecure=insecure)
+        return _POOL
 
 
 def program_of(record: dict[str, Any], where: str = "record") -> tuple[str, str, int]:
@@ -34,14 +39,25 @@ def program_of(record: dict[str, Any], where: str = "record") -> tuple[str, str,
     if "program" in record:
         if not isinstance(record["program"], str):
             raise InputError(f"{where}: field 'program' must be a string")
+        _check_text(record, "program", where)
         return record["program"], language, 0
     missing = [k for k in ("prompt", "completion", "tests") if not isinstance(record.get(k), str)]
     if missing:
         raise InputError(
             f"{where}: give 'program', or 'prompt', 'completion' and 'tests' (missing {', '.join(missing)})"
         )
+    for field in ("prompt", "completion", "tests"):
+        _check_text(record, field, where)
     head = record["prompt"] + record["completion"] + "\n"  # MultiPL-E's composition: head + tests
     return head + record["tests"], language, head.count("\n") + 1
+
+
+def _check_text(record: dict[str, Any], field: str, where: str) -> None:
+    """A program field must be valid Unicode text (no lone surrogates: it could not be written as UTF-8)."""
+    try:
+        record[field].encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InputError(f"{where}: field {field!r} is not valid Unicode text ({exc.reason} at {exc.start})") from None
 
 
 def execute_records(
@@ -49,11 +65,15 @@ def execute_records(
     limits: Limits = Limits(),
     *,
     workers: int | None = None,
+    insecure: bool | None = None,
     store: Any = None,
     progress: Callable[[int, int], None] | None = None,
     where: Callable[[int], str] = lambda i: f"record {i + 1}",
 ) -> list[dict[str, Any]]:
     """Execute records; identical programs run once; with a store, stored results are reused and new ones kept.
+
+    A program's key includes where its tests start, so a bare ``program`` and the same text in
+    prompt/completion form never share a verdict.
 
     Output (same order): each input record plus status, passed, exit_code, stdout, stderr, duration_s,
     execution_key.
@@ -61,7 +81,7 @@ def execute_records(
     records = list(records)
     programs = [program_of(record, where(i)) for i, record in enumerate(records)]
     limits_key = limits.as_key()
-    keys = [execution_key(program, language, limits_key) for program, language, _ in programs]
+    keys = [execution_key(program, language, limits_key, tests_line) for program, language, tests_line in programs]
     unique = dict(zip(keys, programs, strict=True))  # identical programs run once
     known = _stored(store, list(unique)) if store is not None else {}
     todo = [key for key in unique if key not in known]
@@ -78,7 +98,8 @@ def execute_records(
             progress(done, total)
 
     results = dict(known)
-    verdicts = engine(workers).run_many([unique[key] for key in todo], limits, progress=lambda i: advance(todo[i]))
+    pool = shared_pool(workers, insecure=insecure)
+    verdicts = pool.run_many([unique[key] for key in todo], limits, progress=lambda i: advance(todo[i]))
     for key, verdict in zip(todo, verdicts, strict=True):
         results[key] = {
             "status": str(verdict.status),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -11,7 +12,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from codequant.errors import InputError
 from codequant.jsonl import read_jsonl_numbered, write_jsonl
+from codequant.limits import Limits
 
 console = Console(highlight=False, soft_wrap=True, stderr=True)
 
@@ -23,11 +26,15 @@ def execute(
     timeout: Annotated[float, typer.Option(help="wall-clock seconds per program")] = 15.0,
     memory_mb: Annotated[int, typer.Option(help="memory limit per program")] = 1024,
     store: Annotated[str | None, typer.Option(help="results store URL: reuse and keep executions")] = None,
+    insecure: Annotated[
+        bool, typer.Option(help="run even where the sandbox cannot cut programs off the network (not advised)")
+    ] = False,
 ) -> None:
     """Run untrusted completions against their tests in the sandbox."""
-    from codequant.limits import Limits
     from codequant_executor.api import execute_records
 
+    limits = _limits(timeout, memory_mb)
+    _check_out(out)
     numbered = list(read_jsonl_numbered(input_path))
     lines = [number for number, _ in numbered]
     store_handle = None
@@ -41,8 +48,9 @@ def execute(
         task = bar.add_task("execute", total=len(numbered))
         results = execute_records(
             [record for _, record in numbered],
-            Limits(timeout_s=timeout, memory_mb=memory_mb),
+            limits,
             workers=workers,
+            insecure=insecure or None,
             store=store_handle,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
             where=lambda i: f"{input_path}:{lines[i]}",
@@ -53,6 +61,24 @@ def execute(
     for status, count in counts.most_common():
         table.add_row(status, str(count))
     console.print(table)
+
+
+def _limits(timeout: float, memory_mb: int) -> Limits:
+    """The limits, or an InputError naming the option that is out of range."""
+    try:
+        return Limits(timeout_s=timeout, memory_mb=memory_mb)
+    except ValueError as exc:
+        option = "--timeout" if str(exc).startswith("timeout") else "--memory-mb"
+        raise InputError(f"{option}: {exc}") from None
+
+
+def _check_out(out: Path) -> None:
+    """``--out`` must name a file whose folder exists or can be made (checked before anything runs)."""
+    if out.is_dir():
+        raise InputError(f"--out {out}: is a directory, expected a JSONL file path")
+    folder = next((p for p in [out.parent, *out.parent.parents] if p.exists()), Path("/"))
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(f"--out {out}: cannot write in {folder}")
 
 
 def register(app: typer.Typer) -> None:

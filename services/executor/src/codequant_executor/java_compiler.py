@@ -1,9 +1,12 @@
-"""Java compilation through a long-lived compile server (javax.tools in one warm JVM).
+"""Java compilation through a pool of long-lived compile servers (javax.tools in warm JVMs), each sandboxed.
 
-One javac process costs ~1.1 s per program on a small machine; the warm server compiles a
-MultiPL-E program in ~50-70 ms. Each program is compiled in isolation (its own source and output
-folders, only javatuples on the classpath) with annotation processing off, so compiling runs none
-of the untrusted code. If the server cannot start, each program falls back to one javac process.
+One javac process costs ~1.1 s per program on a small machine; a warm server compiles a MultiPL-E program in
+~50-70 ms. Each program is compiled in isolation (its own source and output folders, only javatuples on the
+classpath) with annotation processing off, so compiling runs none of the untrusted code. javac itself can be
+made to work for minutes by a few hundred bytes of nested generic expressions, so each server runs inside the
+sandbox under a slot uid of its own (no network, read-only system, a data-segment limit, 256 processes), a
+compilation gets the program's timeout (then its server is killed and restarted later, and the program is a
+Timeout), and there is one server per worker so that a slow compilation holds up no other program.
 """
 
 from __future__ import annotations
@@ -12,22 +15,35 @@ import base64
 import hashlib
 import logging
 import os
+import queue
 import select
 import shutil
 import subprocess
-import threading
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from codequant import settings
+from codequant_executor.sandbox import Mount, Sandbox, SandboxFailure, _kill
 
 log = logging.getLogger(__name__)
 JAVA_SOURCES = ("CompileServer.java", "CqHarness.java")
 SERVER_FLAGS = ["-Xshare:auto", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xmx512m", "-XX:-UsePerfData"]
+SERVER_DATA_MB = 1536
+SERVER_START_S = 120.0
 
 
 class CompileTimeout(RuntimeError):
-    """Compiling one program took longer than its limit (the server is restarted)."""
+    """Compiling one program took longer than its limit (its server is restarted)."""
+
+
+@dataclass
+class Compiled:
+    """A compilation's result: success, javac's diagnostics, and (class, offset) of each top-level main."""
+
+    ok: bool
+    diagnostics: str
+    mains: list[tuple[str, int]]
 
 
 def java_home() -> Path:
@@ -49,19 +65,8 @@ def support_classes() -> Path:
     staging.mkdir(parents=True, exist_ok=True)
     for name, text in texts.items():
         (staging / name).write_text(text)
-    subprocess.run(
-        [
-            str(java_home() / "bin" / "javac"),
-            "-encoding",
-            "UTF8",
-            "-d",
-            str(staging),
-            *(str(staging / n) for n in JAVA_SOURCES),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
+    javac = [str(java_home() / "bin" / "javac"), "-encoding", "UTF8", "-nowarn", "-Xlint:-removal", "-d", str(staging)]
+    subprocess.run([*javac, *(str(staging / n) for n in JAVA_SOURCES)], check=True, capture_output=True, timeout=300)
     staging.chmod(0o755)
     try:
         staging.rename(folder)
@@ -71,98 +76,79 @@ def support_classes() -> Path:
 
 
 class CompileServer:
-    """A thread-safe client of one compile-server JVM, restarted when it dies or hangs."""
+    """A client of one sandboxed compile-server JVM (not thread-safe: the pool hands it to one caller at a time)."""
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._process: subprocess.Popen[str] | None = None
-        self._broken = False
+    def __init__(self, sandbox: Sandbox, slot: int, mounts: list[Mount], spool: Path) -> None:
+        self.sandbox, self.slot, self.mounts, self.spool = sandbox, slot, mounts, spool
+        self._process: subprocess.Popen[bytes] | None = None
 
-    def compile(self, source: Path, out_dir: Path, classpath: str, timeout_s: float) -> tuple[bool, str]:
-        """Compile one file; returns (ok, diagnostics)."""
-        with self._lock:
-            if not self._broken:
-                try:
-                    return self._request(source, out_dir, classpath, timeout_s)
-                except CompileTimeout:
-                    raise
-                except (OSError, RuntimeError) as exc:
-                    log.warning("compile server failed (%s); using javac for this program", exc)
-                    self._stop()
-        return _javac(source, out_dir, classpath, timeout_s)
-
-    def _request(self, source: Path, out_dir: Path, classpath: str, timeout_s: float) -> tuple[bool, str]:
+    def compile(self, source: Path, out_dir: Path, classpath: str, timeout_s: float) -> Compiled:
         process = self._ensure()
         assert process.stdin is not None and process.stdout is not None
-        process.stdin.write(f"{source}\t{out_dir}\t{classpath}\n")
-        process.stdin.flush()
+        if self.sandbox.drops_uid(self.mounts):
+            uid = self.sandbox.uid(self.slot)
+            os.chown(out_dir, uid, uid)
+        try:
+            process.stdin.write(f"{source}\t{out_dir}\t{classpath}\n".encode())
+            process.stdin.flush()
+        except OSError:
+            self.stop()
+            raise SandboxFailure("the compile server exited") from None
         ready, _, _ = select.select([process.stdout], [], [], timeout_s)
         if not ready:
-            self._stop()
-            raise CompileTimeout(f"compiling took longer than {timeout_s:.0f} s")
-        line = process.stdout.readline()
+            self.stop()
+            raise CompileTimeout(f"compiling took longer than {timeout_s:g} s")
+        line = process.stdout.readline().decode("utf-8", "replace")
         if not line:
-            self._stop()
-            raise RuntimeError("compile server exited")
-        verdict, _, payload = line.rstrip("\n").partition("\t")
-        return verdict == "OK", base64.b64decode(payload).decode("utf-8", "replace")
+            self.stop()  # javac exhausted the server's memory or crashed on this program
+            return Compiled(False, "codequant: the compiler ran out of memory or crashed on this program\n", [])
+        verdict, _, rest = line.rstrip("\n").partition("\t")
+        diagnostics, _, mains = rest.partition("\t")
+        found = []
+        for entry in base64.b64decode(mains).decode().splitlines():
+            name, _, offset = entry.rpartition("\t")
+            found.append((name, int(offset)))
+        return Compiled(verdict == "OK", base64.b64decode(diagnostics).decode("utf-8", "replace"), found)
 
-    def _ensure(self) -> subprocess.Popen[str]:
+    def _ensure(self) -> subprocess.Popen[bytes]:
         if self._process is not None and self._process.poll() is None:
             return self._process
-        try:
-            classes = support_classes()
-        except (OSError, subprocess.SubprocessError) as exc:
-            self._broken = True
-            raise RuntimeError(f"cannot build the compile server: {exc}") from exc
-        self._process = subprocess.Popen(
-            [str(java_home() / "bin" / "java"), *SERVER_FLAGS, "-cp", str(classes), "CompileServer"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            bufsize=1,
-            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"},
+        java = f"{self.mounts[0].inside}/bin/java"
+        argv = [java, *SERVER_FLAGS, "-cp", self.mounts[1].inside, "CompileServer"]
+        self._process = self.sandbox.spawn(
+            argv, mounts=self.mounts, slot=self.slot, nproc=256, data_mb=SERVER_DATA_MB, writable=[self.spool]
         )
         assert self._process.stdout is not None
-        ready, _, _ = select.select([self._process.stdout], [], [], 60)
-        if not ready or self._process.stdout.readline().strip() != "READY":
-            self._stop()
-            self._broken = True
-            raise RuntimeError("compile server did not start")
+        ready, _, _ = select.select([self._process.stdout], [], [], SERVER_START_S)
+        if not ready or self._process.stdout.readline().strip() != b"READY":
+            self.stop()
+            raise SandboxFailure("the compile server did not start")
         return self._process
 
-    def _stop(self) -> None:
+    def stop(self) -> None:
         if self._process is not None:
-            self._process.kill()
-            self._process.wait()
+            if self._process.stdin is not None:
+                self._process.stdin.close()
+            _kill(self._process)  # the whole process group: with bubblewrap, its PID namespace
             self._process = None
 
+
+class CompilerPool:
+    """One compile server per slot, started on first use; ``compile`` takes a free one."""
+
+    def __init__(self, sandbox: Sandbox, slots: list[int], mounts: list[Mount], spool: Path) -> None:
+        self._servers = [CompileServer(sandbox, slot, mounts, spool) for slot in slots]
+        self._idle: queue.SimpleQueue[CompileServer] = queue.SimpleQueue()
+        for server in self._servers:
+            self._idle.put(server)
+
+    def compile(self, source: Path, out_dir: Path, classpath: str, timeout_s: float) -> Compiled:
+        server = self._idle.get()
+        try:
+            return server.compile(source, out_dir, classpath, timeout_s)
+        finally:
+            self._idle.put(server)
+
     def close(self) -> None:
-        with self._lock:
-            self._stop()
-
-
-def _javac(source: Path, out_dir: Path, classpath: str, timeout_s: float) -> tuple[bool, str]:
-    try:
-        result = subprocess.run(
-            [
-                str(java_home() / "bin" / "javac"),
-                "-encoding",
-                "UTF8",
-                "-proc:none",
-                "-implicit:none",
-                "-nowarn",
-                "-d",
-                str(out_dir),
-                "-cp",
-                classpath,
-                str(source),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=timeout_s,
-        )
-    except subprocess.TimeoutExpired:
-        raise CompileTimeout(f"javac took longer than {timeout_s:.0f} s") from None
-    return result.returncode == 0, result.stderr
+        for server in self._servers:
+            server.stop()

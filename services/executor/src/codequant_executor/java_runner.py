@@ -1,21 +1,27 @@
-"""Java programs: compiled by the compile server, run with assertions enabled inside the sandbox."""
+"""Java programs: compiled by the compile-server pool, run under the harness's security manager in the sandbox."""
 
 from __future__ import annotations
 
 import os
 import re
 import secrets
+import shutil
+import tempfile
 from pathlib import Path
 
-from codequant.javasource import top_level_classes
 from codequant.limits import Limits
-from codequant_executor.java_compiler import CompileServer, CompileTimeout, java_home, support_classes
-from codequant_executor.outcome import EARLY_EXIT, Verdict, generic_status, strip_marker
-from codequant_executor.sandbox import Sandbox
+from codequant_executor.java_compiler import CompilerPool, CompileTimeout, java_home, support_classes
+from codequant_executor.outcome import Verdict, generic_status, proven
+from codequant_executor.sandbox import PROOF_FD, Sandbox
 from codequant_executor.status import Status
 
 JAVATUPLES_ENV = "CODEQUANT_JAVATUPLES"
 _UNCAUGHT = re.compile(r'Exception in thread "main" ([\w.$]+)')
+#: What the JDK prints when the harness installs its security manager (dropped from the program's stderr).
+_SM_WARNING = re.compile(
+    r"\AWARNING: A terminally deprecated method in java\.lang\.System has been called\n(?:WARNING: .*\n){3}"
+)
+_NATIVE_OOM = ("insufficient memory for the Java Runtime Environment", "Could not reserve enough space")
 # Fast start-up, small footprint: one GC thread, client JIT only, class-data sharing, no perf files in /tmp.
 JVM_FLAGS = [
     "-ea",
@@ -28,6 +34,8 @@ JVM_FLAGS = [
     "-XX:MaxMetaspaceSize=128m",
     "-XX:MaxDirectMemorySize=64m",
 ]
+#: The JVM's own memory beside the heap (metaspace, code cache, stacks): the heap gets the rest of the limit.
+JVM_OVERHEAD_MB = 256
 
 
 def javatuples_jar() -> Path:
@@ -35,64 +43,103 @@ def javatuples_jar() -> Path:
     return Path(os.environ.get(JAVATUPLES_ENV, "/usr/share/java/javatuples.jar")).resolve()
 
 
-class JavaRunner:
-    """Compiles through a shared compile server, then runs ``CqHarness <MainClass> <marker>`` in the sandbox."""
+def linked_folders(home: Path) -> list[Path]:
+    """Folders outside the JDK its symlinks point into (Debian links conf/ to /etc/java-<version>-openjdk):
+    the sandbox shows them at their own path, or java.security cannot load (MessageDigest fails)."""
+    targets = set()
+    for path in home.rglob("*"):
+        if path.is_symlink():
+            target = Path(os.path.realpath(path))
+            if not target.is_relative_to(home) and not target.is_relative_to("/usr") and target.exists():
+                targets.add(target if target.is_dir() else target.parent)
+    return [t for t in sorted(targets) if not any(t != o and t.is_relative_to(o) for o in targets)]
 
-    def __init__(self, sandbox: Sandbox, compiler: CompileServer | None = None) -> None:
+
+def tests_offset(program: str, tests_line: int) -> int:
+    """Where the tests start, in UTF-16 units (javac's source positions), or 0 for a bare program."""
+    if not tests_line:
+        return 0
+    head = "\n".join(program.split("\n")[: tests_line - 1]) + "\n"
+    return len(head.encode("utf-16-le")) // 2
+
+
+class JavaRunner:
+    """Compiles through the compile-server pool, then runs ``CqHarness`` with the program's main class."""
+
+    def __init__(self, sandbox: Sandbox, compile_slots: list[int]) -> None:
         self.sandbox = sandbox
-        self.compiler = compiler or CompileServer()
         self.home = java_home()
         self.jar = javatuples_jar()
-        folders = [self.home, support_classes(), self.jar.parent]
-        conf = self.home / "conf"
-        if conf.is_dir():  # Debian links the JDK's conf files to /etc/java-<version>-openjdk
-            folders += sorted({Path(os.path.realpath(p)).parent for p in conf.rglob("*") if p.is_symlink()})
-        self.mounts = sandbox.mounts(folders)
+        self.mounts = sandbox.mounts([self.home, support_classes(), self.jar.parent])
+        self.mounts += sandbox.mounts(linked_folders(self.home), same_path=True)
         self.java = f"{self.mounts[0].inside}/bin/java"
         self.harness = self.mounts[1].inside
         self.jar_inside = f"{self.mounts[2].inside}/{self.jar.name}"
+        self.spool = Path(tempfile.mkdtemp(prefix="cq-spool-"))
+        self.spool.chmod(0o711)
+        self.compiler = CompilerPool(sandbox, compile_slots, self.mounts, self.spool)
 
     def run(self, program: str, limits: Limits, slot: int, tests_line: int = 0) -> Verdict:
-        classes = top_level_classes(program)
-        main = next((c for c in classes if c.has_main), None)
-        if main is None:
-            return Verdict(Status.SYNTAX_ERROR, None, "", "codequant: no class declares static void main\n", 0.0)
-        public = next((c.name for c in classes if c.public), main.name)
-        workdir = self.sandbox.workdir()
+        workdir = self.sandbox.workdir(self.spool)
         try:
             (workdir / "classes").mkdir(mode=0o755)
-            source = workdir / f"{public}.java"
+            source = workdir / "Program.java"
             source.write_text(program, encoding="utf-8")
             try:
-                ok, diagnostics = self.compiler.compile(
-                    source, workdir / "classes", str(self.jar), timeout_s=max(30.0, limits.timeout_s)
-                )
+                compiled = self.compiler.compile(source, workdir / "classes", self.jar_inside, limits.timeout_s)
             except CompileTimeout as exc:
                 return Verdict(Status.TIMEOUT, None, "", f"codequant: {exc}\n", 0.0)
-            if not ok:
-                return Verdict(Status.SYNTAX_ERROR, 1, "", diagnostics.replace(str(workdir) + "/", ""), 0.0)
-            marker = f"codequant-tests-completed-{secrets.token_hex(16)}"
+            if not compiled.ok:
+                diagnostics = compiled.diagnostics.replace(str(workdir) + "/", "")
+                return Verdict(Status.SYNTAX_ERROR, 1, "", diagnostics, 0.0)
+            main = self._main_class(compiled.mains, tests_offset(program, tests_line))
+            if main is None:
+                where = "in the tests" if tests_line else "in the program"
+                return Verdict(
+                    Status.SYNTAX_ERROR, None, "", f"codequant: no class declares static void main {where}\n", 0.0
+                )
+            secret = secrets.token_hex(16).encode() + b"\n"
             inside = self.sandbox.inside_workdir(workdir)
-            heap = max(64, limits.memory_mb - 256)
+            heap = max(32, limits.memory_mb - JVM_OVERHEAD_MB)
             argv = [
                 self.java,
                 *JVM_FLAGS,
                 f"-Xmx{heap}m",
                 "-cp",
-                f"{inside}/classes:{self.harness}:{self.jar_inside}",
+                self.harness,
                 "CqHarness",
-                main.name,
-                marker,
+                f"{inside}/classes",
+                self.jar_inside,
+                main,
+                PROOF_FD,
             ]
             outcome = self.sandbox.run(
-                argv, workdir=workdir, mounts=self.mounts, limits=limits, slot=slot, nproc=128, address_space=False
+                argv,
+                workdir=workdir,
+                mounts=self.mounts,
+                limits=limits,
+                slot=slot,
+                nproc=128,
+                memory="data",
+                stdin=secret,
+                proof=True,
             )
         finally:
             self.sandbox.cleanup(workdir)
-        stdout, completed = strip_marker(outcome.stdout, marker)
-        status = generic_status(outcome, completed) or _classify(outcome.stderr)
-        stderr = outcome.stderr + (EARLY_EXIT if outcome.exit_code == 0 and not completed else "")
-        return Verdict(status, outcome.exit_code, stdout, stderr, outcome.duration_s)
+        stderr = _SM_WARNING.sub("", outcome.stderr, count=1)
+        completed, note = proven(outcome, secret)
+        status = generic_status(outcome, completed) or _classify(stderr)
+        return Verdict(status, outcome.exit_code, outcome.stdout, stderr + note, outcome.duration_s)
+
+    @staticmethod
+    def _main_class(mains: list[tuple[str, int]], offset: int) -> str | None:
+        """The class whose main the tests declare (the first at or after ``offset``); for a bare program, the
+        first class with a main."""
+        return next((name for name, start in mains if start >= offset), None)
+
+    def close(self) -> None:
+        self.compiler.close()
+        shutil.rmtree(self.spool, ignore_errors=True)
 
 
 def _classify(stderr: str) -> Status:
@@ -103,6 +150,6 @@ def _classify(stderr: str) -> Status:
         return Status.FAILURE
     if name == "java.lang.OutOfMemoryError" and "unable to create native thread" not in stderr:
         return Status.MEMORY_LIMIT
-    if "Could not reserve enough space" in stderr or "Error occurred during initialization of VM" in stderr:
+    if any(text in stderr for text in _NATIVE_OOM) or "Error occurred during initialization of VM" in stderr:
         return Status.MEMORY_LIMIT
     return Status.EXCEPTION

@@ -9,6 +9,7 @@ from codequant_executor.sandbox import Outcome
 from codequant_executor.status import Status
 
 EARLY_EXIT = "codequant: the program exited before its tests completed\n"
+FORGED = "codequant: something other than the harness wrote to its proof channel\n"
 
 
 @dataclass
@@ -26,8 +27,20 @@ class Verdict:
         return self.status is Status.OK
 
 
+def proven(outcome: Outcome, secret: bytes) -> tuple[bool, str]:
+    """Whether the harness proved that the tests completed, and a note for stderr when an exit with status 0
+    came without that proof."""
+    if outcome.proof == secret:
+        return True, ""
+    if outcome.exit_code != 0:
+        return False, ""
+    return False, FORGED if outcome.proof else EARLY_EXIT
+
+
 def generic_status(outcome: Outcome, completed: bool) -> Status | None:
     """The status decided without language knowledge, or None when the error text must be read."""
+    if outcome.memory_exceeded:
+        return Status.MEMORY_LIMIT
     if outcome.timed_out:
         return Status.TIMEOUT
     if outcome.output_exceeded:
@@ -37,11 +50,3 @@ def generic_status(outcome: Outcome, completed: bool) -> Status | None:
     if outcome.exit_code is not None and outcome.exit_code < 0:
         return Status.TIMEOUT if -outcome.exit_code == signal.SIGXCPU else Status.KILLED
     return None
-
-
-def strip_marker(stdout: str, marker: str) -> tuple[str, bool]:
-    """Remove the completion marker line from stdout; report whether it was there."""
-    line = marker + "\n"
-    if stdout.endswith(line):
-        return stdout[: -len(line)], True
-    return stdout, False

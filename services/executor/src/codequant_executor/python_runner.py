@@ -9,17 +9,18 @@ import sys
 from pathlib import Path
 
 from codequant.limits import Limits
-from codequant_executor.outcome import EARLY_EXIT, Verdict, generic_status, strip_marker
-from codequant_executor.sandbox import Sandbox
+from codequant_executor.outcome import Verdict, generic_status, proven
+from codequant_executor.sandbox import PROOF_FD, Sandbox
 from codequant_executor.status import Status
 
 _EXCEPTION_LINE = re.compile(r"^([A-Za-z_][\w.]*)(?::|$)")
 _SYNTAX = {"SyntaxError", "IndentationError", "TabError"}
+_NO_MEMORY = re.compile(r"^(?:OSError|MemoryError): \[Errno 12\]", re.MULTILINE)
 
 
 class PythonRunner:
-    """Runs ``program`` through ``harness/run_python.py``, which prints a per-run secret marker only when the
-    tests completed, so an early ``sys.exit(0)`` or ``os._exit(0)`` does not pass."""
+    """Runs ``program`` through ``harness/run_python.py``, which proves on a separate descriptor, with a per-run
+    secret, that the tests completed; an early ``sys.exit(0)`` or ``os._exit(0)`` does not pass."""
 
     def __init__(self, sandbox: Sandbox) -> None:
         self.sandbox = sandbox
@@ -34,8 +35,8 @@ class PythonRunner:
         self.harness = f"{self.mounts[1].inside}/run_python.py"
 
     def run(self, program: str, limits: Limits, slot: int, tests_line: int = 0) -> Verdict:
-        """Run ``program``; ``tests_line`` is the 1-based first line of its tests (0: unknown)."""
-        marker = f"codequant-tests-completed-{secrets.token_hex(16)}"
+        """Run ``program``; ``tests_line`` is the 1-based first line of its tests (0: a bare program)."""
+        secret = secrets.token_hex(16).encode() + b"\n"
         workdir = self.sandbox.workdir()
         try:
             (workdir / "program.py").write_text(program, encoding="utf-8")
@@ -45,18 +46,26 @@ class PythonRunner:
                 "-S",
                 self.harness,
                 f"{self.sandbox.inside_workdir(workdir)}/program.py",
-                marker,
                 str(tests_line),
+                PROOF_FD,
             ]
             outcome = self.sandbox.run(
-                argv, workdir=workdir, mounts=self.mounts, limits=limits, slot=slot, nproc=64, address_space=True
+                argv,
+                workdir=workdir,
+                mounts=self.mounts,
+                limits=limits,
+                slot=slot,
+                nproc=64,
+                memory="address-space",
+                stdin=secret,
+                proof=True,
+                proc=False,
             )
         finally:
             self.sandbox.cleanup(workdir)
-        stdout, completed = strip_marker(outcome.stdout, marker)
+        completed, note = proven(outcome, secret)
         status = generic_status(outcome, completed) or _classify(outcome.stderr)
-        stderr = outcome.stderr + (EARLY_EXIT if outcome.exit_code == 0 and not completed else "")
-        return Verdict(status, outcome.exit_code, stdout, stderr, outcome.duration_s)
+        return Verdict(status, outcome.exit_code, outcome.stdout, outcome.stderr + note, outcome.duration_s)
 
 
 def _classify(stderr: str) -> Status:
@@ -71,6 +80,6 @@ def _classify(stderr: str) -> Status:
         return Status.SYNTAX_ERROR  # raised while compiling the program, before anything ran
     if name == "AssertionError":
         return Status.FAILURE
-    if name == "MemoryError":
-        return Status.MEMORY_LIMIT
+    if name == "MemoryError" or (name == "OSError" and _NO_MEMORY.search(stderr)):
+        return Status.MEMORY_LIMIT  # ENOMEM: the memory rlimits, or memory the sandbox does not hand out
     return Status.EXCEPTION

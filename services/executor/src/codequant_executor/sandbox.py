@@ -3,14 +3,18 @@
 No maintained library isolates short-lived untrusted programs with these layers, so they are
 composed here from system tools, outermost first:
 
-1. bubblewrap (when installed): new PID, network, IPC and UTS namespaces; a read-only view of /usr
-   and of the few other folders the runtime needs; a private size-limited /tmp as the only writable
-   place; the program folder read-only; a new session; dies with its parent.
-2. rlimits via ``prlimit``: CPU seconds, file size, open files, processes, core dumps, and address
-   space where the runtime tolerates it (not the JVM: its memory is capped with -Xmx).
-3. its own unprivileged uid via ``setpriv`` when we run as root (each concurrent slot gets its own
+1. bubblewrap (when installed and working): new PID, network, IPC and UTS namespaces; a read-only view
+   of /usr and of the few other folders the runtime needs; a private size-limited /tmp as the only
+   writable place; the program folder read-only; a new session; dies with its parent; every capability
+   dropped from the bounding set; a seccomp filter (``syscall_filter.py``) that denies new namespaces and
+   memory rlimits do not count.
+2. memory: a cgroup v2 child per run with ``memory.max`` where the controller is delegated
+   (``cgroups.py``), and always rlimits: the address space and data segment for Python, the data segment
+   for the JVM (its heap reservation breaks under RLIMIT_AS; -Xmx and -XX:MaxDirectMemorySize cap it too).
+3. rlimits via ``prlimit``: CPU seconds, file size, open files, processes, core dumps.
+4. its own unprivileged uid via ``setpriv`` when we run as root (each concurrent slot gets its own
    uid, so RLIMIT_NPROC bounds one run only and a sweep by uid finds every leftover process).
-4. a wall-clock timeout that kills the whole tree, capped stdout/stderr, a scrubbed environment
+5. a wall-clock timeout that kills the whole tree, capped stdout/stderr, a scrubbed environment
    and a fresh working folder removed afterwards.
 
 ``prlimit`` and ``setpriv`` (util-linux) are used instead of ``preexec_fn``, which is unsafe in the
@@ -36,13 +40,53 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from codequant.limits import Limits
+from codequant_executor.cgroups import SHIM, MemoryCgroups, RunCgroup
+from codequant_executor.syscall_filter import build_filter
 
 log = logging.getLogger(__name__)
 
 UID_BASE = 61000
 SCRATCH_MB = 64
-_warned = threading.Event()
-_warned_uid = threading.Event()
+#: Replaced in a command line by the number of the descriptor the harness writes its proof to.
+PROOF_FD = "{proof_fd}"
+PROOF_CAP = 4096
+_warned: set[str] = set()
+_warn_lock = threading.Lock()
+_probe_cache: dict[str, str] = {}
+_cgroups: tuple[MemoryCgroups | None, str] | None = None
+
+
+def _warn_once(key: str, message: str) -> None:
+    with _warn_lock:
+        if key in _warned:
+            return
+        _warned.add(key)
+    log.warning(message)
+    print(message, file=sys.stderr, flush=True)
+
+
+def _probe_bwrap(bwrap: str) -> str:
+    """Why bubblewrap cannot isolate a process here ("" when it can); Docker's default seccomp profile, for
+    one, forbids the namespaces it needs. Probed once per binary."""
+    if bwrap not in _probe_cache:
+        command = [bwrap, "--ro-bind", "/usr", "/usr", "--unshare-net", "--unshare-pid", "--dev", "/dev"]
+        command += ["--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64", "--", "/usr/bin/true"]
+        try:
+            result = subprocess.run(command, capture_output=True, text=True, timeout=30)
+            problem = "" if result.returncode == 0 else (result.stderr.strip() or f"exit code {result.returncode}")
+        except (OSError, subprocess.SubprocessError) as exc:
+            problem = str(exc)
+        _probe_cache[bwrap] = problem
+    return _probe_cache[bwrap]
+
+
+def memory_cgroups() -> tuple[MemoryCgroups | None, str]:
+    """The process-wide per-run cgroup factory, detected once (detection may move this process)."""
+    global _cgroups
+    with _warn_lock:
+        if _cgroups is None:
+            _cgroups = MemoryCgroups.detect()
+        return _cgroups
 
 
 @dataclass
@@ -55,6 +99,8 @@ class Outcome:
     timed_out: bool
     output_exceeded: bool
     duration_s: float
+    memory_exceeded: bool = False  # the run's cgroup hit memory.max
+    proof: bytes = b""  # what the harness wrote to its proof descriptor
 
 
 @dataclass(frozen=True)
@@ -68,29 +114,44 @@ class Mount:
 class Sandbox:
     """Runs commands under the layers above; ``run`` is thread-safe given distinct ``slot`` numbers."""
 
-    def __init__(self, *, use_bwrap: bool | None = None, uid_base: int = UID_BASE) -> None:
-        found = shutil.which("bwrap")
-        self.bwrap = found if (use_bwrap is None or use_bwrap) else None
+    def __init__(self, *, use_bwrap: bool | None = None, uid_base: int = UID_BASE, cgroups: bool = True) -> None:
+        found = shutil.which("bwrap") if use_bwrap is not False else None
         if use_bwrap and not found:
             raise RuntimeError("bubblewrap requested but bwrap is not installed")
+        self.bwrap_problem = "" if found else "bwrap is not installed (Debian package bubblewrap)"
+        if found:
+            self.bwrap_problem = _probe_bwrap(found)
+        self.bwrap = found if found and not self.bwrap_problem else None
+        if use_bwrap is False:
+            self.bwrap_problem = "bubblewrap was turned off"
         self.root = os.geteuid() == 0
         self.uid_base = uid_base
         self.prlimit = shutil.which("prlimit")
         self.setpriv = shutil.which("setpriv")
-        if self.bwrap is None and not _warned.is_set():
-            _warned.set()
-            message = (
-                "WARNING: bubblewrap (bwrap) is not installed: untrusted programs run WITHOUT network, PID "
-                "and filesystem isolation (rlimits, uid, timeout and output caps still apply). "
-                "Install the Debian package bubblewrap."
+        self.seccomp, self.seccomp_problem = build_filter() if self.bwrap else (None, "needs bubblewrap")
+        self.cgroups, self.cgroup_problem = memory_cgroups() if cgroups else (None, "turned off")
+        if self.bwrap is None:
+            _warn_once(
+                "bwrap",
+                "WARNING: bubblewrap cannot isolate programs here "
+                f"({self.bwrap_problem}): untrusted programs run WITHOUT network, PID and filesystem isolation "
+                "(rlimits, uid, timeout and output caps still apply)",
             )
-            log.warning(message)
-            print(message, file=sys.stderr, flush=True)
+        elif self.seccomp is None:
+            _warn_once("seccomp", f"WARNING: no seccomp filter in the sandbox: {self.seccomp_problem}")
+
+    @property
+    def isolated(self) -> bool:
+        """Whether programs run without network access (bubblewrap's namespaces)."""
+        return self.bwrap is not None
 
     @property
     def layers(self) -> list[str]:
         """The isolation layers in effect, for the report and for tests."""
         layers = ["bubblewrap"] if self.bwrap else []
+        if self.seccomp:
+            layers.append("seccomp")
+        layers.append("cgroup-memory" if self.cgroups else "rlimit-memory")
         if self.prlimit:
             layers.append("rlimits")
         if self.root and self.setpriv:
@@ -104,28 +165,26 @@ class Sandbox:
             return False
         if self.bwrap or all(_world_readable(m.host) for m in mounts):
             return True
-        if not _warned_uid.is_set():
-            _warned_uid.set()
-            message = (
-                "WARNING: without bubblewrap, programs cannot run under their own uid because a folder they need "
-                f"is not readable by other users ({', '.join(str(m.host) for m in mounts)})"
-            )
-            log.warning(message)
-            print(message, file=sys.stderr, flush=True)
+        _warn_once(
+            "uid",
+            "WARNING: without bubblewrap, programs cannot run under their own uid because a folder they need "
+            f"is not readable by other users ({', '.join(str(m.host) for m in mounts)})",
+        )
         return False
 
-    def mounts(self, folders: Sequence[Path]) -> list[Mount]:
-        """How the program sees each host folder: /usr stays where it is, anything else moves under /opt/cq."""
+    def mounts(self, folders: Sequence[Path], *, same_path: bool = False) -> list[Mount]:
+        """How the program sees each host folder: /usr (or any folder, with ``same_path``) stays where it is,
+        anything else moves under /opt/cq."""
         out: list[Mount] = []
         for index, folder in enumerate(folders):
             folder = folder.resolve()
-            inside = str(folder) if (not self.bwrap or folder.is_relative_to("/usr")) else f"/opt/cq/{index}"
-            out.append(Mount(folder, inside))
+            keep = not self.bwrap or same_path or folder.is_relative_to("/usr")
+            out.append(Mount(folder, str(folder) if keep else f"/opt/cq/{index}"))
         return out
 
-    def workdir(self) -> Path:
+    def workdir(self, parent: Path | None = None) -> Path:
         """A fresh folder for one program's files (the caller removes it with ``cleanup``)."""
-        path = Path(tempfile.mkdtemp(prefix="cq-run-"))
+        path = Path(tempfile.mkdtemp(prefix="cq-run-", dir=parent))
         path.chmod(0o755)
         return path
 
@@ -136,6 +195,9 @@ class Sandbox:
     def inside_workdir(self, workdir: Path) -> str:
         return "/work" if self.bwrap else str(workdir)
 
+    def uid(self, slot: int) -> int:
+        return self.uid_base + slot
+
     def run(
         self,
         argv: Sequence[str],
@@ -145,14 +207,158 @@ class Sandbox:
         limits: Limits,
         slot: int,
         nproc: int,
-        address_space: bool,
-        env: dict[str, str] | None = None,
+        memory: str,
+        stdin: bytes = b"",
+        proof: bool = False,
+        proc: bool = True,
         timeout_s: float | None = None,
     ) -> Outcome:
-        """Run ``argv`` (paths as the program sees them) and collect its capped output."""
-        uid = self.uid_base + slot
+        """Run ``argv`` (paths as the program sees them) and collect its capped output.
+
+        ``memory`` is "address-space" (RLIMIT_AS and RLIMIT_DATA) or "data" (RLIMIT_DATA only: the JVM).
+        ``stdin`` is written to the program's standard input, which is then closed. With ``proof``, a pipe is
+        passed to the program and the ``PROOF_FD`` argument replaced by its number; what arrives on it is
+        ``Outcome.proof``. ``proc`` mounts /proc (Python runs without it: nothing there for it to read).
+        """
         timeout = limits.timeout_s if timeout_s is None else timeout_s
-        scratch = "/tmp" if self.bwrap else str(workdir)
+        rlimits = [f"--cpu={math.ceil(timeout) + 1}"]
+        size = limits.memory_mb * 1024 * 1024
+        rlimits += [f"--data={size}"] + ([f"--as={size}"] if memory == "address-space" else [])
+        keep_fds: list[int] = []
+        proof_read = None
+        group: RunCgroup | None = None
+        try:
+            if proof:
+                proof_read, proof_write = os.pipe()
+                keep_fds.append(proof_write)
+                if self.drops_uid(mounts):  # so that the JVM can reopen it as /proc/self/fd/N
+                    os.fchown(proof_write, self.uid(slot), self.uid(slot))
+                argv = [str(proof_write) if a == PROOF_FD else a for a in argv]
+            if self.cgroups is not None:
+                group = self.cgroups.create(slot, limits.memory_mb, nproc)
+            command, popen_env, cwd = self._command(
+                argv,
+                workdir=workdir,
+                mounts=mounts,
+                slot=slot,
+                nproc=nproc,
+                rlimits=rlimits,
+                proc=proc,
+                keep_fds=keep_fds,
+                writable=(),
+            )
+            if group is not None:
+                command = ["/bin/sh", "-c", SHIM, "cq-cgroup", group.procs, *command]
+            start = time.monotonic()
+            try:
+                process = subprocess.Popen(
+                    command,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    env=popen_env,
+                    cwd=cwd,
+                    start_new_session=True,
+                    pass_fds=keep_fds,
+                )
+            except OSError as exc:
+                raise SandboxFailure(f"cannot start {command[0]}: {exc}") from exc
+            finally:
+                for fd in keep_fds:
+                    os.close(fd)
+                keep_fds.clear()
+            try:
+                assert process.stdin is not None
+                with contextlib.suppress(BrokenPipeError):
+                    process.stdin.write(stdin)  # far below a pipe's capacity: never blocks
+                process.stdin.close()
+                stdout, stderr, proof_data, timed_out, exceeded = _collect(
+                    process, timeout, limits.max_output_bytes, proof_read
+                )
+            finally:
+                _kill(process)
+                if self.drops_uid(mounts):
+                    _sweep_uid(self.uid(slot), thorough=self.bwrap is None)
+            memory_exceeded = group is not None and group.oom_killed()
+        finally:
+            for fd in keep_fds:
+                os.close(fd)
+            if proof_read is not None:
+                os.close(proof_read)
+            if group is not None:
+                group.remove()
+        code = process.returncode
+        if self.bwrap and code is not None and code > 128 and not timed_out and not exceeded:
+            code = -(code - 128)  # bwrap reports a child killed by signal N as 128 + N
+        return Outcome(
+            exit_code=code,
+            stdout=stdout.decode("utf-8", "replace"),
+            stderr=stderr.decode("utf-8", "replace"),
+            timed_out=timed_out,
+            output_exceeded=exceeded,
+            duration_s=time.monotonic() - start,
+            memory_exceeded=memory_exceeded,
+            proof=proof_data,
+        )
+
+    def spawn(
+        self,
+        argv: Sequence[str],
+        *,
+        mounts: Sequence[Mount],
+        slot: int,
+        nproc: int,
+        data_mb: int,
+        writable: Sequence[Path] = (),
+    ) -> subprocess.Popen[bytes]:
+        """Start a long-lived helper (the compile server) under the same layers, without a timeout: stdin and
+        stdout are pipes, stderr is discarded; ``writable`` folders are shown read-write at their own path."""
+        rlimits = [f"--data={data_mb * 1024 * 1024}"]
+        keep_fds: list[int] = []
+        try:
+            command, popen_env, cwd = self._command(
+                argv,
+                workdir=None,
+                mounts=mounts,
+                slot=slot,
+                nproc=nproc,
+                rlimits=rlimits,
+                proc=True,
+                keep_fds=keep_fds,
+                writable=writable,
+            )
+            return subprocess.Popen(
+                command,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                env=popen_env,
+                cwd=cwd,
+                start_new_session=True,
+                pass_fds=keep_fds,
+            )
+        except OSError as exc:
+            raise SandboxFailure(f"cannot start {argv[0]}: {exc}") from exc
+        finally:
+            for fd in keep_fds:
+                os.close(fd)
+
+    def _command(
+        self,
+        argv: Sequence[str],
+        *,
+        workdir: Path | None,
+        mounts: Sequence[Mount],
+        slot: int,
+        nproc: int,
+        rlimits: list[str],
+        proc: bool,
+        keep_fds: list[int],
+        writable: Sequence[Path],
+    ) -> tuple[list[str], dict[str, str], str | None]:
+        """The full command line (bubblewrap, prlimit, setpriv around ``argv``), its environment and folder."""
+        uid = self.uid(slot)
+        scratch = "/tmp" if self.bwrap else str(workdir or tempfile.gettempdir())
         environment = {
             "PATH": "/usr/bin:/bin",
             "LANG": "C.UTF-8",
@@ -160,7 +366,6 @@ class Sandbox:
             "TMPDIR": scratch,
             "PYTHONDONTWRITEBYTECODE": "1",
             "PYTHONHASHSEED": "0",
-            **(env or {}),
         }
         command = list(argv)
         if self.drops_uid(mounts):
@@ -175,58 +380,31 @@ class Sandbox:
                 "--",
                 *command,
             ]
-            if not self.bwrap:
+            if not self.bwrap and workdir is not None:
                 os.chown(workdir, uid, uid)
         if self.prlimit:
-            cpu = math.ceil(timeout) + 1
-            rlimits = [
-                f"--cpu={cpu}",
-                f"--fsize={SCRATCH_MB * 1024 * 1024}",
-                "--nofile=512",
-                f"--nproc={nproc}",
-                "--core=0",
-            ]
-            if address_space:
-                rlimits.append(f"--as={limits.memory_mb * 1024 * 1024}")
+            rlimits = [*rlimits, f"--fsize={SCRATCH_MB * 1024 * 1024}", "--nofile=512", f"--nproc={nproc}", "--core=0"]
             command = [self.prlimit, *rlimits, "--", *command]
-        if self.bwrap:
-            command = [*self._bwrap_prefix(workdir, mounts, environment), "--", *command]
-            popen_env: dict[str, str] = {}
-            cwd = None
-        else:
-            popen_env, cwd = environment, str(workdir)
-        start = time.monotonic()
-        try:
-            process = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env=popen_env,
-                cwd=cwd,
-                start_new_session=True,
-            )
-        except OSError as exc:
-            raise SandboxFailure(f"cannot start {command[0]}: {exc}") from exc
-        try:
-            stdout, stderr, timed_out, exceeded = _collect(process, timeout, limits.max_output_bytes)
-        finally:
-            _kill(process)
-            if self.drops_uid(mounts):
-                _sweep_uid(uid, thorough=self.bwrap is None)
-        code = process.returncode
-        if self.bwrap and code is not None and code > 128 and not timed_out and not exceeded:
-            code = -(code - 128)  # bwrap reports a child killed by signal N as 128 + N
-        return Outcome(
-            exit_code=code,
-            stdout=stdout.decode("utf-8", "replace"),
-            stderr=stderr.decode("utf-8", "replace"),
-            timed_out=timed_out,
-            output_exceeded=exceeded,
-            duration_s=time.monotonic() - start,
-        )
+        if not self.bwrap:
+            return command, environment, str(workdir) if workdir is not None else None
+        prefix = self._bwrap_prefix(workdir, mounts, environment, proc=proc, writable=writable)
+        if self.seccomp:
+            read_end, write_end = os.pipe()
+            os.write(write_end, self.seccomp)  # a few hundred bytes: fits the pipe
+            os.close(write_end)
+            keep_fds.append(read_end)
+            prefix += ["--seccomp", str(read_end)]
+        return [*prefix, "--", *command], {}, None
 
-    def _bwrap_prefix(self, workdir: Path, mounts: Sequence[Mount], env: dict[str, str]) -> list[str]:
+    def _bwrap_prefix(
+        self,
+        workdir: Path | None,
+        mounts: Sequence[Mount],
+        env: dict[str, str],
+        *,
+        proc: bool,
+        writable: Sequence[Path],
+    ) -> list[str]:
         assert self.bwrap
         prefix = [
             self.bwrap,
@@ -249,8 +427,6 @@ class Sandbox:
             "--symlink",
             "usr/bin",
             "/bin",
-            "--proc",
-            "/proc",
             "--dev",
             "/dev",
             "--perms",
@@ -259,20 +435,30 @@ class Sandbox:
             str(SCRATCH_MB * 1024 * 1024),
             "--tmpfs",
             "/tmp",
-            "--ro-bind",
-            str(workdir),
-            "/work",
             "--perms",
             "0755",
             "--dir",
             "/opt/cq",
         ]
+        if proc:
+            prefix += ["--proc", "/proc"]
+        if workdir is not None:
+            prefix += ["--ro-bind", str(workdir), "/work"]
+        made = {"/", "/usr", "/opt", "/opt/cq", "/tmp"}
         for mount in mounts:
             if mount.inside != str(mount.host) or not mount.host.is_relative_to("/usr"):
+                for folder in reversed(Path(mount.inside).parents):  # traversable, not bwrap's default 0700
+                    if str(folder) not in made:
+                        made.add(str(folder))
+                        prefix += ["--perms", "0755", "--dir", str(folder)]
                 prefix += ["--ro-bind", str(mount.host), mount.inside]
-        if self.root:
-            # setpriv needs these two to switch to the slot's uid; it then drops every capability.
-            prefix += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+        for folder in writable:
+            prefix += ["--bind", str(folder), str(folder)]
+        # As root, setpriv needs CAP_SETUID/SETGID to switch to the slot's uid and CAP_SETPCAP to empty the
+        # bounding set; it then drops every capability. Otherwise nothing is kept.
+        prefix += ["--cap-drop", "ALL"]
+        if self.root and self.setpriv:
+            prefix += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP"]
         prefix += ["--chdir", "/tmp", "--clearenv"]
         for key, value in env.items():
             prefix += ["--setenv", key, value]
@@ -283,14 +469,21 @@ class SandboxFailure(RuntimeError):
     """The sandbox itself could not run the program (reported as SandboxError)."""
 
 
-def _collect(process: subprocess.Popen, timeout: float, cap: int) -> tuple[bytes, bytes, bool, bool]:
-    """Read both pipes until EOF, the deadline, or more than ``cap`` bytes on one stream."""
+def _collect(
+    process: subprocess.Popen, timeout: float, cap: int, proof_fd: int | None
+) -> tuple[bytes, bytes, bytes, bool, bool]:
+    """Read stdout, stderr (and the proof pipe) until EOF, the deadline, or more than ``cap`` bytes on one
+    stream (the proof pipe keeps at most PROOF_CAP bytes and never stops the run)."""
     assert process.stdout is not None and process.stderr is not None
-    buffers = {process.stdout: bytearray(), process.stderr: bytearray()}
+    buffers: dict = {process.stdout: bytearray(), process.stderr: bytearray()}
     selector = selectors.DefaultSelector()
     for stream in buffers:
         os.set_blocking(stream.fileno(), False)
         selector.register(stream, selectors.EVENT_READ)
+    proof = bytearray()
+    if proof_fd is not None:
+        os.set_blocking(proof_fd, False)
+        selector.register(proof_fd, selectors.EVENT_READ)
     deadline = time.monotonic() + timeout
     timed_out = exceeded = False
     while selector.get_map():
@@ -299,6 +492,13 @@ def _collect(process: subprocess.Popen, timeout: float, cap: int) -> tuple[bytes
             timed_out = True
             break
         for key, _ in selector.select(min(remaining, 0.5)):
+            if key.fileobj == proof_fd:
+                chunk = os.read(proof_fd, 65536)
+                if not chunk:
+                    selector.unregister(proof_fd)
+                elif len(proof) < PROOF_CAP:
+                    proof.extend(chunk[: PROOF_CAP - len(proof)])
+                continue
             chunk = key.fileobj.read(65536)  # type: ignore[union-attr]
             if not chunk:
                 selector.unregister(key.fileobj)
@@ -315,8 +515,12 @@ def _collect(process: subprocess.Popen, timeout: float, cap: int) -> tuple[bytes
             process.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             timed_out = True
+    if proof_fd is not None and not timed_out and not exceeded:
+        with contextlib.suppress(BlockingIOError):
+            while len(proof) < PROOF_CAP and (chunk := os.read(proof_fd, PROOF_CAP)):
+                proof.extend(chunk)  # written just before the process ended
     out, err = (bytes(buffers[s][:cap]) for s in (process.stdout, process.stderr))
-    return out, err, timed_out, exceeded
+    return out, err, bytes(proof[:PROOF_CAP]), timed_out, exceeded
 
 
 def _kill(process: subprocess.Popen) -> None:

@@ -1,50 +1,225 @@
-"""Runs one untrusted Python program inside the sandbox and prints a per-run marker once its tests completed.
+"""Runs one untrusted Python program inside the sandbox and proves to the executor that its tests completed.
 
-Usage: python -I -S run_python.py PROGRAM MARKER TESTS_LINE
+Usage: python -I -S run_python.py PROGRAM TESTS_LINE PROOF_FD, with a per-run secret line on standard input.
 
-The marker is printed only if the program ran to its end, or if it raised SystemExit(0) from its
-test section (``unittest.main()`` does that); an exit with status 0 from anywhere before the tests
-(``sys.exit(0)`` in a completion, or ``os._exit(0)``) prints no marker and does not pass.
-TESTS_LINE is the first line of the tests in PROGRAM (0 when unknown: then any SystemExit(0) counts).
-Imports nothing beyond sys and os at start-up: every module imported here costs each program time.
+The proof is the secret, written to PROOF_FD (a pipe to the executor, not stdout) by an audit hook that the
+program can neither remove nor reach, and only when one of these happened:
+
+- the program's last top-level statement ran: a statement appended after the tests (or after a bare
+  program, TESTS_LINE 0) raises the audit event ``codequant.completed``, and the hook checks that the event
+  comes from that very code object at that line (not from a function, ``eval`` or ``exec`` the program made);
+- a bare program (TESTS_LINE 0) raised SystemExit with status 0;
+- the tests called ``unittest.main()``, which raised SystemExit with status 0 straight from unittest's own
+  ``TestProgram`` (the traceback is exactly tests -> ``TestProgram.__init__`` -> ``runTests``, code objects
+  compared by identity with the ones loaded before the program ran).
+
+The program (prompt + completion) and the tests are compiled separately and run one after the other in the
+same ``__main__`` namespace, in a thread of their own (Python signal handlers, which receive the frame they
+interrupt, can only be installed from the main thread, which runs nothing but this harness). The secret lives
+only in the hook's closure: the hook stops the process at once if the program asks for what could reach it
+(``gc.get_objects``/``get_referrers``/``get_referents``, ``sys._current_frames``, ``sys.settrace``/
+``setprofile``, new audit hooks, hand-made code objects, ``ctypes`` and interpreter-test modules, files under
+/proc). Exiting early (``os._exit(0)``, ``sys.exit(0)`` from the completion) leaves no proof and does not pass.
+Imports nothing beyond builtin modules at start-up: every module imported here costs each program time.
 """
 
-import os
+import _thread
+import gc
+import posix
 import sys
 
+COMPLETED = "codequant.completed"
+EXITED = "codequant.exited"
+DENIED_STATUS = 121
+FORBIDDEN_EVENTS = frozenset(
+    {
+        "gc.get_objects",
+        "gc.get_referrers",
+        "gc.get_referents",
+        "sys._current_frames",
+        "sys._current_exceptions",
+        "sys.settrace",
+        "sys.setprofile",
+        "sys.addaudithook",
+        "code.__new__",
+        "ctypes.dlopen",
+        "ctypes.dlsym",
+        "ctypes.cdata",
+        "ctypes.addressof",
+        "ctypes.string_at",
+        "ctypes.wstring_at",
+        "ctypes.call_function",
+    }
+)
+FORBIDDEN_MODULES = frozenset(
+    {"ctypes", "_ctypes", "_testcapi", "_testinternalcapi", "_testmultiphase", "_xxsubinterpreters"}
+)
 
-def main() -> None:
-    path, marker, tests_line = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    with open(path, encoding="utf-8") as handle:
-        source = handle.read()
+
+def fail(message, status=1):
+    posix.write(2, message.encode("utf-8", "replace"))
+    posix._exit(status)
+
+
+def read_secret():
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = posix.read(0, 64)
+        if not chunk:
+            fail("codequant harness: no secret on standard input\n", 2)
+        data += chunk
+    return data
+
+
+def compile_program(source, path, tests_line):
+    """(head code or None, code of the rest ending with the completion event), or print a SyntaxError and exit.
+
+    Line numbers match PROGRAM's; the completion event is raised by one extra line after the last one.
+    """
+    trigger = f"\n__import__('sys').audit({COMPLETED!r})\n"
+    lines = source.splitlines(keepends=True)
+    head = "".join(lines[: tests_line - 1]) if tests_line else None
+    tail = ("\n" * (tests_line - 1) + "".join(lines[tests_line - 1 :])) if tests_line else source
     try:
-        code = compile(source, path, "exec")
-    except (SyntaxError, ValueError) as exc:
+        head_code = compile(head, path, "exec", dont_inherit=True) if head is not None else None
+        tail_code = compile(tail + trigger, path, "exec", dont_inherit=True)
+        return head_code, tail_code, tail.count("\n") + 2
+    except MemoryError:
+        raise
+    except BaseException as separate:  # SyntaxError, ValueError (NUL bytes), RecursionError (deep nesting)
+        error = separate
+    if head is not None and not isinstance(error, RecursionError):
+        try:
+            compile(source, path, "exec", dont_inherit=True)
+            error = SyntaxError("the completion does not end before the tests start (they only compile together)")
+        except BaseException as whole:
+            error = whole
+    if isinstance(error, SyntaxError):
         import traceback
 
-        sys.stderr.write("".join(traceback.format_exception_only(type(exc), exc)))
-        sys.exit(1)
+        text = "".join(traceback.format_exception_only(type(error), error))
+    else:
+        text = f"SyntaxError: {error}\n"  # NUL bytes or nesting too deep to compile: still a compile error
+    fail(text)
+
+
+def install_hook(secret, proof_fd, tail_code, trigger_line, runner_code, bare, unittest_codes):
+    """The audit hook that guards the secret and writes it once the run is proven complete.
+
+    Nothing outside this closure refers to the hook or the secret. The hook never calls the program's code
+    and allocates no tracked object before it turns off the garbage collector, so no finalizer of the
+    program can run while its frame (and so the secret) is on the stack.
+    """
+    write, exit_now, getframe = posix.write, posix._exit, sys._getframe
+    gc_enabled, gc_disable, gc_enable = gc.isenabled, gc.disable, gc.enable
+    init_code, run_code = unittest_codes
+
+    def unittest_exit(exc):
+        """A SystemExit raised by unittest's own TestProgram.runTests, called from the tests' top level."""
+        tb = exc.__traceback__
+        chain = []
+        while tb is not None:
+            chain.append(tb.tb_frame)
+            tb = tb.tb_next
+        if len(chain) != 4 or init_code is None:
+            return False
+        runner, tests, init, run = chain
+        return (
+            runner.f_code is runner_code
+            and tests.f_code is tail_code
+            and init.f_code is init_code
+            and run.f_code is run_code
+            and tests.f_back is runner
+            and init.f_back is tests
+            and run.f_back is init
+        )
+
+    def hook(event, args):
+        if type(event) is not str:
+            return
+        if event in FORBIDDEN_EVENTS:
+            write(2, b"codequant: the program used a forbidden interpreter facility: " + event.encode() + b"\n")
+            exit_now(DENIED_STATUS)
+        elif event == "import":
+            name = args[0]
+            if type(name) is str and name in FORBIDDEN_MODULES:
+                write(2, b"codequant: the program may not import " + name.encode() + b"\n")
+                exit_now(DENIED_STATUS)
+        elif event == "open":
+            path = args[0]
+            if (type(path) is str and path.startswith("/proc")) or (type(path) is bytes and path.startswith(b"/proc")):
+                write(2, b"codequant: the program may not open files under /proc\n")
+                exit_now(DENIED_STATUS)
+        elif event in (COMPLETED, EXITED):
+            was_enabled = gc_enabled()
+            gc_disable()  # no collection, hence no finalizer of the program, while this frame is live
+            caller = getframe(1)
+            if event == COMPLETED:
+                proven = caller.f_code is tail_code and caller.f_lineno == trigger_line
+            else:
+                exc = args[0] if len(args) == 1 else None
+                proven = (
+                    caller.f_code is runner_code
+                    and type(exc) is SystemExit
+                    and (exc.code is None or exc.code is False or (type(exc.code) is int and exc.code == 0))
+                    and (bare or unittest_exit(exc))
+                )
+            del caller
+            if proven:
+                write(proof_fd, secret)
+            if was_enabled:
+                gc_enable()
+
+    sys.addaudithook(hook)  # from now on the interpreter's list of hooks is the only reference to it
+
+
+def runner(head_code, tail_code, namespace, outcome, done):
+    """Run the program, then its tests, in this thread; record how they ended."""
+    try:
+        if head_code is not None:
+            exec(head_code, namespace)
+        exec(tail_code, namespace)
+    except SystemExit as exc:
+        outcome.append(exc)
+        sys.audit(EXITED, exc)  # the hook checks that the event comes from this function's code
+    except BaseException as exc:
+        outcome.append(exc)
+    finally:
+        done.release()
+
+
+def main():
+    path, tests_line, proof_fd = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    secret = read_secret()
+    with open(path, encoding="utf-8") as handle:
+        source = handle.read()
+    head_code, tail_code, trigger_line = compile_program(source, path, tests_line)
+    unittest_codes = (None, None)
+    if tests_line and "unittest" in tail_code.co_names:
+        from unittest.main import TestProgram  # imported before the program runs: these are the originals
+
+        unittest_codes = (TestProgram.__init__.__code__, TestProgram.runTests.__code__)
     # The program is the __main__ module (unittest.main() and pickling look there), as with `python PROGRAM`.
     module = type(sys)("__main__")
     module.__file__ = path
     module.__builtins__ = __builtins__
     sys.modules["__main__"] = module
     sys.argv = [path]
-    try:
-        exec(code, module.__dict__)
-    except SystemExit as exc:
-        if exc.code not in (0, None):
-            raise
-        innermost, tb = 0, exc.__traceback__
-        while tb is not None:
-            if tb.tb_frame.f_code.co_filename == path:
-                innermost = tb.tb_lineno
-            tb = tb.tb_next
-        if tests_line and innermost < tests_line:
-            sys.stdout.flush()
-            os._exit(0)
-    sys.stdout.flush()
-    print(marker, flush=True)
+    install_hook(secret, proof_fd, tail_code, trigger_line, runner.__code__, not tests_line, unittest_codes)
+    del secret
+    outcome, done = [], _thread.allocate_lock()
+    done.acquire()
+    _thread.start_new_thread(runner, (head_code, tail_code, module.__dict__, outcome, done))
+    done.acquire()
+    if not outcome:
+        sys.exit(0)
+    exc = outcome[0]
+    if isinstance(exc, SystemExit):
+        raise SystemExit(exc.code)
+    tb = exc.__traceback__.tb_next if exc.__traceback__ else None  # without this harness's frame
+    sys.__excepthook__(type(exc), exc.with_traceback(tb), tb)
+    sys.stderr.flush()
+    sys.exit(1)
 
 
 main()

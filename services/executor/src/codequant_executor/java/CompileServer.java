@@ -1,63 +1,146 @@
 // codequant's Java compile server: one warm JVM compiles each program in isolation through
-// javax.tools, instead of paying ~1 s of javac start-up per program.
+// javax.tools, instead of paying ~1 s of javac start-up per program. It runs inside the sandbox
+// (own uid, no network, rlimits); the executor kills and restarts it when a compilation exceeds
+// the program's timeout, and runs several of them so that one slow compilation blocks no other.
 //
 // Protocol (one request per line on stdin, one response per line on stdout):
 //   request:  <source file path>\t<output directory>\t<classpath>
-//   response: OK\t<base64 diagnostics>   or   ERROR\t<base64 diagnostics>
-// Annotation processing is off (-proc:none), so compiling untrusted source runs none of its code.
+//   response: OK\t<base64 diagnostics>\t<base64 mains>   or   ERROR\t<base64 diagnostics>\t
+// where mains lists each top-level class declaring `static void main(String[])` as
+// "<class name>\t<offset of the method in the source, in UTF-16 units>" lines, in source order.
+// The source file's name does not matter (the public class need not match it), and annotation
+// processing is off (-proc:none), so compiling untrusted source runs none of its code.
+import com.sun.source.tree.ClassTree;
+import com.sun.source.tree.CompilationUnitTree;
+import com.sun.source.tree.MethodTree;
+import com.sun.source.tree.Tree;
+import com.sun.source.util.JavacTask;
+import com.sun.source.util.SourcePositions;
+import com.sun.source.util.Trees;
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
 import java.io.PrintStream;
 import java.io.StringWriter;
+import java.net.URI;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.Base64;
 import java.util.List;
 import java.util.Locale;
+import javax.lang.model.element.Modifier;
 import javax.tools.Diagnostic;
 import javax.tools.DiagnosticCollector;
 import javax.tools.JavaCompiler;
 import javax.tools.JavaFileObject;
+import javax.tools.SimpleJavaFileObject;
 import javax.tools.StandardJavaFileManager;
 import javax.tools.ToolProvider;
 
 public final class CompileServer {
+    private static final int MAX_DIAGNOSTICS = 64_000;
+    private static final String WARM_UP =
+        "import java.util.*;\nclass Warm { public static void main(String[] a) { List<Long> x = new ArrayList<>();"
+        + " x.add(1l); assert x.size() == 1; System.out.println(String.format(\"%d\", x.get(0))); } }\n";
+
+    /** A source held in memory whose name is compatible with any class, so no file naming rule applies. */
+    private static final class Source extends SimpleJavaFileObject {
+        private final String text;
+
+        Source(URI uri, String text) {
+            super(uri, Kind.SOURCE);
+            this.text = text;
+        }
+
+        @Override
+        public boolean isNameCompatible(String simpleName, Kind kind) {
+            return kind == Kind.SOURCE;
+        }
+
+        @Override
+        public CharSequence getCharContent(boolean ignoreEncodingErrors) {
+            return text;
+        }
+    }
+
     public static void main(String[] args) throws Exception {
         JavaCompiler compiler = ToolProvider.getSystemJavaCompiler();
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
         BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
         // One file manager for all requests keeps the platform classes and jars cached between compilations.
         StandardJavaFileManager files = compiler.getStandardFileManager(null, Locale.ROOT, StandardCharsets.UTF_8);
+        Path warm = Files.createTempDirectory("cq-warm");
+        compile(compiler, files, new Source(URI.create("string:///Warm.java"), WARM_UP), warm.toString(), "");
         out.println("READY");
         String line;
         while ((line = in.readLine()) != null) {
             String[] parts = line.split("\t", -1);
             if (parts.length != 3) {
-                out.println("ERROR\t" + encode("bad request"));
+                out.println("ERROR\t" + encode("bad request") + "\t");
                 continue;
             }
-            DiagnosticCollector<JavaFileObject> diagnostics = new DiagnosticCollector<>();
-            StringWriter log = new StringWriter();
-            boolean ok;
+            Path path = Path.of(parts[0]);
+            String text;
             try {
-                Iterable<? extends JavaFileObject> units = files.getJavaFileObjects(parts[0]);
-                List<String> options = List.of(
-                    "-encoding", "UTF8", "-proc:none", "-implicit:none", "-nowarn", "-g:none",
-                    "-d", parts[1], "-cp", parts[2]);
-                ok = compiler.getTask(log, files, diagnostics, options, null, units).call();
-            } catch (RuntimeException | Error e) {
-                ok = false;
-                log.write("compiler crashed: " + e);
+                text = Files.readString(path, StandardCharsets.UTF_8);
+            } catch (Exception e) {
+                out.println("ERROR\t" + encode("cannot read the source: " + e) + "\t");
+                continue;
             }
-            StringBuilder text = new StringBuilder(log.toString());
-            for (Diagnostic<? extends JavaFileObject> d : diagnostics.getDiagnostics()) {
-                if (d.getKind() == Diagnostic.Kind.ERROR) {
-                    String source = d.getSource() == null ? "" : d.getSource().getName();
-                    text.append(source).append(':').append(d.getLineNumber()).append(": error: ")
-                        .append(d.getMessage(Locale.ROOT)).append('\n');
+            out.println(compile(compiler, files, new Source(path.toUri(), text), parts[1], parts[2]));
+        }
+    }
+
+    private static String compile(
+            JavaCompiler compiler, StandardJavaFileManager files, Source source, String outDir, String classpath) {
+        DiagnosticCollector<JavaFileObject> diagnostics = new DiagnosticCollector<>();
+        StringWriter log = new StringWriter();
+        StringBuilder mains = new StringBuilder();
+        boolean ok;
+        try {
+            List<String> options = List.of(
+                "-encoding", "UTF8", "-proc:none", "-implicit:none", "-nowarn", "-g:none",
+                "-d", outDir, "-cp", classpath);
+            JavacTask task = (JavacTask) compiler.getTask(log, files, diagnostics, options, null, List.of(source));
+            Iterable<? extends CompilationUnitTree> units = task.parse();
+            SourcePositions positions = Trees.instance(task).getSourcePositions();  // before generate() ends the task
+            for (CompilationUnitTree unit : units) {
+                for (Tree declaration : unit.getTypeDecls()) {
+                    if (!(declaration instanceof ClassTree)) {
+                        continue;
+                    }
+                    ClassTree type = (ClassTree) declaration;
+                    for (Tree member : type.getMembers()) {
+                        if (member instanceof MethodTree && isMain((MethodTree) member)) {
+                            long start = positions.getStartPosition(unit, member);
+                            mains.append(type.getSimpleName()).append('\t').append(start).append('\n');
+                        }
+                    }
                 }
             }
-            out.println((ok ? "OK\t" : "ERROR\t") + encode(text.toString()));
+            task.generate();
+            ok = diagnostics.getDiagnostics().stream().noneMatch(d -> d.getKind() == Diagnostic.Kind.ERROR);
+        } catch (Exception | Error e) {  // javac's own failures, e.g. StackOverflowError on deep nesting
+            ok = false;
+            log.write("compiler crashed: " + e);
         }
+        StringBuilder text = new StringBuilder(log.toString());
+        for (Diagnostic<? extends JavaFileObject> d : diagnostics.getDiagnostics()) {
+            if (d.getKind() == Diagnostic.Kind.ERROR && text.length() < MAX_DIAGNOSTICS) {
+                String name = d.getSource() == null ? "" : d.getSource().getName();
+                name = name.substring(name.lastIndexOf('/') + 1);
+                text.append(name).append(':').append(d.getLineNumber()).append(": error: ")
+                    .append(d.getMessage(Locale.ROOT)).append('\n');
+            }
+        }
+        String diagnosticText = text.length() > MAX_DIAGNOSTICS ? text.substring(0, MAX_DIAGNOSTICS) : text.toString();
+        return (ok ? "OK\t" : "ERROR\t") + encode(diagnosticText) + "\t" + (ok ? encode(mains.toString()) : "");
+    }
+
+    private static boolean isMain(MethodTree method) {
+        return method.getName().contentEquals("main")
+            && method.getModifiers().getFlags().contains(Modifier.STATIC)
+            && method.getParameters().size() == 1;
     }
 
     private static String encode(String text) {

@@ -1,4 +1,4 @@
-"""The executor engine: one sandbox, one runner per language, a pool of slots (uids) for parallel runs."""
+"""The executor pool: one sandbox, one runner per language, slots (uids) for parallel runs and compile servers."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any
 
+from codequant.errors import CodequantError
 from codequant.limits import Limits
 from codequant_executor.outcome import Verdict
 from codequant_executor.python_runner import PythonRunner
@@ -19,34 +20,57 @@ from codequant_executor.status import Status
 
 log = logging.getLogger(__name__)
 LANGUAGES = ("python", "java")
+INSECURE_ENV = "CODEQUANT_EXECUTOR_INSECURE"
 
 
-class Engine:
-    """Runs programs in parallel, each in its own sandbox slot. Java support starts on first use."""
+class InsecureSandbox(CodequantError):
+    """Programs would run with network access: refused unless the caller accepts it (exit code 3)."""
 
-    def __init__(self, sandbox: Sandbox | None = None, *, workers: int | None = None) -> None:
+    exit_code = 3
+
+
+def insecure_from_env() -> bool:
+    """Whether ``$CODEQUANT_EXECUTOR_INSECURE`` allows running without network isolation."""
+    return os.environ.get(INSECURE_ENV, "").strip().lower() in {"1", "true", "yes"}
+
+
+class ExecutorPool:
+    """Runs programs in parallel, each in its own sandbox slot; Java compile servers get slots of their own.
+
+    Refuses to start (InsecureSandbox) when the sandbox cannot cut programs off the network, unless
+    ``insecure`` is set. Java support starts on first use.
+    """
+
+    def __init__(self, sandbox: Sandbox | None = None, *, workers: int | None = None, insecure: bool = False) -> None:
         self.sandbox = sandbox or Sandbox()
+        if not self.sandbox.isolated and not insecure:
+            raise InsecureSandbox(
+                f"refusing to run untrusted code without network isolation ({self.sandbox.bwrap_problem}); "
+                f"allow bubblewrap's user namespaces (docs/executor.md), or pass --insecure / set {INSECURE_ENV}=1"
+            )
         self.workers = max(1, workers or os.cpu_count() or 1)
         self.python = PythonRunner(self.sandbox)
         self._java: Any = None
         self._java_lock = threading.Lock()
-        self._claim = SlotClaim(self.workers)
+        self._claim = SlotClaim(2 * self.workers)
         self._slots: queue.SimpleQueue[int] = queue.SimpleQueue()
-        for slot in self._claim.slots:
+        for slot in self._claim.slots[: self.workers]:
             self._slots.put(slot)
+        self._compile_slots = self._claim.slots[self.workers :]
 
     def java(self) -> Any:
         with self._java_lock:
             if self._java is None:
                 from codequant_executor.java_runner import JavaRunner
 
-                self._java = JavaRunner(self.sandbox)
+                self._java = JavaRunner(self.sandbox, self._compile_slots)
             return self._java
 
     def run_one(self, program: str, language: str, limits: Limits, tests_line: int = 0) -> Verdict:
         """Run one program in a free slot; sandbox failures become SandboxError, never an exception.
 
-        ``tests_line`` (1-based, 0 if unknown) is where the tests start: an exit with status 0 before it fails.
+        ``tests_line`` (1-based, 0 for a bare program) is where the tests start: the run passes only if the
+        harness proves they completed.
         """
         slot = self._slots.get()
         try:
@@ -79,5 +103,5 @@ class Engine:
 
     def close(self) -> None:
         if self._java is not None:
-            self._java.compiler.close()
+            self._java.close()
         self._claim.release()
