@@ -1,4 +1,4 @@
-"""Executor fixtures: a real engine (bubblewrap when installed) and host-harm checks."""
+"""Executor fixtures: a real executor pool (bubblewrap when installed) and host-harm checks."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ FAST = Limits(timeout_s=3.0, memory_mb=512, max_output_bytes=64_000)
 
 
 @pytest.fixture(scope="session")
-def engine() -> Iterator[ExecutorPool]:
-    engine = ExecutorPool(workers=2)
-    yield engine
-    engine.close()
+def pool() -> Iterator[ExecutorPool]:
+    pool = ExecutorPool(workers=2)
+    yield pool
+    pool.close()
 
 
 def sandbox_processes() -> list[int]:

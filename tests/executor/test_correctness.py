@@ -15,35 +15,35 @@ from tests.executor.conftest import FAST
 MULTIPLE_QUIRKS = {"HumanEval_10_make_palindrome", "HumanEval_115_max_fill", "HumanEval_151_double_the_difference"}
 
 
-def statuses(engine: ExecutorPool, programs: dict[str, tuple[str, str]]) -> dict[str, str]:
+def statuses(pool: ExecutorPool, programs: dict[str, tuple[str, str]]) -> dict[str, str]:
     names = list(programs)
-    verdicts = engine.run_many([programs[n] for n in names], FAST)
+    verdicts = pool.run_many([programs[n] for n in names], FAST)
     return {n: str(v.status) for n, v in zip(names, verdicts, strict=True)}
 
 
-def test_humaneval_canonical_solutions_pass_in_multiple_python_form(engine: ExecutorPool) -> None:
+def test_humaneval_canonical_solutions_pass_in_multiple_python_form(pool: ExecutorPool) -> None:
     canonical = {int(k.split("/")[1]): v["canonical_solution"] for k, v in read_problems().items()}
     programs = {}
     for problem in load_benchmark("multiple-humaneval-py").problems:
         number = int(re.match(r"HumanEval_(\d+)_", problem.name).group(1))
         programs[problem.name] = (problem.program(canonical[number]), "python")
-    result = statuses(engine, programs)
+    result = statuses(pool, programs)
     failing = {name for name, status in result.items() if status != "OK"}
     assert failing == MULTIPLE_QUIRKS, {n: result[n] for n in failing ^ MULTIPLE_QUIRKS}
 
 
 @pytest.mark.parametrize("benchmark", ["mceval-python", "mceval-java", "humaneval"])
-def test_canonical_solutions_pass(engine: ExecutorPool, benchmark: str) -> None:
+def test_canonical_solutions_pass(pool: ExecutorPool, benchmark: str) -> None:
     problems = load_benchmark(benchmark).problems
-    result = statuses(engine, {p.name: (p.program(p.canonical_solution), p.language) for p in problems})
+    result = statuses(pool, {p.name: (p.program(p.canonical_solution), p.language) for p in problems})
     assert {n: s for n, s in result.items() if s != "OK"} == {}
 
 
-def test_every_multiple_java_prompt_and_tests_compile_with_a_stub_body(engine: ExecutorPool) -> None:
+def test_every_multiple_java_prompt_and_tests_compile_with_a_stub_body(pool: ExecutorPool) -> None:
     stub = "        throw new UnsupportedOperationException();\n"
     problems = load_benchmark("multiple-humaneval-java").problems
     names = [p.name for p in problems]
-    verdicts = engine.run_many([(p.program(stub), "java") for p in problems], FAST)
+    verdicts = pool.run_many([(p.program(stub), "java") for p in problems], FAST)
     bad = {
         n: (str(v.status), v.stderr[:200])
         for n, v in zip(names, verdicts, strict=True)
@@ -52,12 +52,12 @@ def test_every_multiple_java_prompt_and_tests_compile_with_a_stub_body(engine: E
     assert bad == {}
 
 
-def test_wrong_answers_fail_and_broken_code_is_a_syntax_error(engine: ExecutorPool) -> None:
+def test_wrong_answers_fail_and_broken_code_is_a_syntax_error(pool: ExecutorPool) -> None:
     py = load_benchmark("multiple-humaneval-py").by_name()["HumanEval_23_strlen"]
     java = load_benchmark("multiple-humaneval-java").by_name()["HumanEval_23_strlen"]
     mc = load_benchmark("mceval-java").by_name()["McEval_Java_1_calculateAverageBalance"]
     result = statuses(
-        engine,
+        pool,
         {
             "py_wrong": (py.program("    return 0\n"), "python"),
             "py_right": (py.program("    return len(string)\n"), "python"),
@@ -87,7 +87,7 @@ def test_wrong_answers_fail_and_broken_code_is_a_syntax_error(engine: ExecutorPo
     }
 
 
-def test_a_test_section_may_exit_zero_but_a_completion_may_not(engine: ExecutorPool) -> None:
+def test_a_test_section_may_exit_zero_but_a_completion_may_not(pool: ExecutorPool) -> None:
     head = "def f():\n    return 1\n"
     unittest_tests = (
         "import unittest\nclass T(unittest.TestCase):\n    def test_f(self):\n        self.assertEqual(f(), 1)\n"
@@ -95,7 +95,7 @@ def test_a_test_section_may_exit_zero_but_a_completion_may_not(engine: ExecutorP
     )
     cheat = "import sys\ndef f():\n    sys.exit(0)\n"
     line = head.count("\n") + 1
-    verdicts = engine.run_many(
+    verdicts = pool.run_many(
         [
             (head + unittest_tests, "python", line),
             (head.replace("1", "2") + unittest_tests, "python", line),

@@ -155,7 +155,7 @@ def java_cases(canary: Path, port: int) -> dict[str, tuple[str, set[str]]]:
 
 @pytest.mark.parametrize("language", ["python", "java"])
 def test_hostile_programs(
-    language: str, engine: ExecutorPool, canary: Path, listener: dict, monkeypatch: pytest.MonkeyPatch
+    language: str, pool: ExecutorPool, canary: Path, listener: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CODEQUANT_BROKER_URL", SECRET)
     cases = (python_cases if language == "python" else java_cases)(canary, listener["port"])
@@ -167,7 +167,7 @@ def test_hostile_programs(
         jobs = [(cases[n][0] + "\npass\n", language, cases[n][0].count("\n") + 2) for n in names]
     else:
         jobs = [(cases[n][0], language) for n in names]
-    verdicts = engine.run_many(jobs, FAST)
+    verdicts = pool.run_many(jobs, FAST)
     elapsed = time.monotonic() - start
     wrong = {
         n: (v.status, v.stderr[-300:]) for n, v in zip(names, verdicts, strict=True) if str(v.status) not in cases[n][1]
@@ -183,4 +183,4 @@ def test_hostile_programs(
     assert "canary-4f1e" not in by_name["read_outside"].stdout
     assert sandbox_processes() == [], "a sandboxed process outlived its run"
     assert set(os.listdir(tempfile.gettempdir())) - before == set(), "a work folder was left behind"
-    assert elapsed < len(names) * (FAST.timeout_s + 5) / engine.workers + 30
+    assert elapsed < len(names) * (FAST.timeout_s + 5) / pool.workers + 30

@@ -74,9 +74,12 @@ def _limits(timeout: float, memory_mb: int) -> Limits:
 
 def _check_out(out: Path) -> None:
     """``--out`` must name a file whose folder exists or can be made (checked before anything runs)."""
-    if out.is_dir():
-        raise InputError(f"--out {out}: is a directory, expected a JSONL file path")
-    folder = next((p for p in [out.parent, *out.parent.parents] if p.exists()), Path("/"))
+    try:
+        if out.is_dir():
+            raise InputError(f"--out {out}: is a directory, expected a JSONL file path")
+        folder = next((p for p in [out.parent, *out.parent.parents] if p.exists()), Path("/"))
+    except OSError as exc:
+        raise InputError(f"--out {out}: {exc.strerror}") from None
     if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
         raise InputError(f"--out {out}: cannot write in {folder}")
 
