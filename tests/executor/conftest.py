@@ -21,8 +21,9 @@ def pool() -> Iterator[ExecutorPool]:
     pool.close()
 
 
-def sandbox_processes() -> list[int]:
-    """PIDs of processes running under any sandbox slot uid."""
+def sandbox_processes(pool: ExecutorPool | None = None) -> list[int]:
+    """PIDs of processes running under any sandbox slot uid (but the compile servers of ``pool``, which live on)."""
+    servers = {UID_BASE + slot for slot in pool._compile_slots} if pool is not None else set()
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -32,6 +33,6 @@ def sandbox_processes() -> list[int]:
                 uid = next(int(line.split()[1]) for line in handle if line.startswith("Uid:"))
         except (OSError, StopIteration):
             continue
-        if UID_BASE <= uid < UID_BASE + 1000:
+        if UID_BASE <= uid < UID_BASE + 1000 and uid not in servers:
             found.append(int(entry))
     return found
