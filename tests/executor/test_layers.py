@@ -74,9 +74,7 @@ def test_layers_seen_from_inside(pool: ExecutorPool) -> None:
 
 def _raw(sandbox: Sandbox, argv: list[str], tmp_path: Path) -> tuple[int | None, str]:
     """Run a system binary directly under the sandbox layers (no harness), with /proc."""
-    outcome = sandbox.run(
-        argv, workdir=tmp_path, mounts=[], limits=FAST, slot=900, nproc=64, memory="address-space"
-    )
+    outcome = sandbox.run(argv, workdir=tmp_path, mounts=[], limits=FAST, slot=900, nproc=64, memory="address-space")
     return outcome.exit_code, outcome.stdout + outcome.stderr
 
 
@@ -98,7 +96,7 @@ def test_no_capabilities_at_all_and_no_new_namespaces(tmp_path: Path) -> None:
 def test_memory_cgroup_layer_reports_why_it_is_off_here() -> None:
     cgroups, reason = MemoryCgroups.detect()
     if cgroups is None:  # this machine: cgroup v1 memory controller, or no delegation
-        assert reason and "memory" in reason or "cgroup" in reason
+        assert (reason and "memory" in reason) or "cgroup" in reason
         assert "rlimit-memory" in Sandbox().layers
     else:
         assert "cgroup-memory" in Sandbox().layers
@@ -107,7 +105,9 @@ def test_memory_cgroup_layer_reports_why_it_is_off_here() -> None:
 @pytest.mark.skipif(MemoryCgroups.detect()[0] is None, reason=MemoryCgroups.detect()[1] or "no cgroup v2 memory")
 def test_memory_cgroup_counts_memory_rlimits_miss(pool: ExecutorPool) -> None:
     """Where cgroup v2 is delegated, memory outside the address space (a tmpfs file) is counted too."""
-    program = "data = b'x' * (1 << 20)\nwith open('/tmp/f', 'wb') as f:\n    for _ in range(60):\n        f.write(data)\n"
+    program = (
+        "data = b'x' * (1 << 20)\nwith open('/tmp/f', 'wb') as f:\n    for _ in range(60):\n        f.write(data)\n"
+    )
     verdict = pool.run_one(program, "python", Limits(timeout_s=5, memory_mb=64))
     assert verdict.status == "MemoryLimit", verdict.stderr
 

@@ -413,7 +413,6 @@ class Sandbox:
             "--unshare-net",
             "--unshare-uts",
             "--unshare-cgroup-try",
-            "--die-with-parent",
             "--new-session",
             "--ro-bind",
             "/usr",
@@ -440,6 +439,10 @@ class Sandbox:
             "--dir",
             "/opt/cq",
         ]
+        if workdir is not None:
+            # A run dies with the thread that started it. A long-lived helper must not (the kernel signals the
+            # death of the parent *thread*, and the pool's threads come and go): it exits when its stdin closes.
+            prefix.append("--die-with-parent")
         if proc:
             prefix += ["--proc", "/proc"]
         if workdir is not None:

@@ -97,7 +97,8 @@ def compile_program(source, path, tests_line):
     if isinstance(error, SyntaxError):
         import traceback
 
-        text = "".join(traceback.format_exception_only(type(error), error))
+        lines = "".join(traceback.format_exception_only(type(error), error)).splitlines(keepends=True)
+        text = "".join(line if len(line) <= 500 else line[:500] + " ...\n" for line in lines)  # no 100 kB lines
     else:
         text = f"SyntaxError: {error}\n"  # NUL bytes or nesting too deep to compile: still a compile error
     fail(text)
