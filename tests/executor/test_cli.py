@@ -77,3 +77,42 @@ def test_bad_input_names_file_and_line_and_writes_nothing(tmp_path: Path) -> Non
     source.write_text("not json\n")
     assert run(str(source), "--out", str(out)).returncode == 2
     assert list(tmp_path.iterdir()) == [source]
+
+
+def test_every_kind_of_bad_input_is_one_line_exit_2_and_runs_nothing(tmp_path: Path) -> None:
+    good = '{"name": "a", "language": "python", "program": "open(\'ran\', \'w\')"}\n'
+    cases = {
+        "surrogate_in_name": ('{"name": "\\ud800", "language": "python", "program": "pass"}\n', [], "surrogate"),
+        "surrogate_in_program": (
+            '{"name": "a", "language": "python", "program": "x = \'\\udfff\'"}\n',
+            [],
+            "surrogate",
+        ),
+        "nested_brackets": ('{"a": ' + "[" * 100_000 + "]" * 100_000 + "}\n", [], "nested too deeply"),
+        "not_utf8": (b'{"name": "a", "language": "python", "program": "\xff"}\n', [], "not UTF-8"),
+        "timeout_inf": (good, ["--timeout", "inf"], "--timeout"),
+        "timeout_nan": (good, ["--timeout", "nan"], "--timeout"),
+        "timeout_zero": (good, ["--timeout", "0"], "--timeout"),
+        "memory_negative": (good, ["--memory-mb", "-5"], "--memory-mb"),
+        "memory_zero": (good, ["--memory-mb", "0"], "--memory-mb"),
+        "out_is_a_folder": (good, ["--out-is-folder"], "is a directory"),
+    }
+    for name, (content, options, message) in cases.items():
+        folder = tmp_path / name
+        folder.mkdir()
+        source = folder / "in.jsonl"
+        if isinstance(content, bytes):
+            source.write_bytes(content)
+        else:
+            source.write_text(content if name != "surrogate_in_name" else good + content)
+        out = folder / "out.jsonl"
+        if options == ["--out-is-folder"]:
+            out.mkdir()
+            options = []
+        result = run(str(source), "--out", str(out), *options)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1 and message in lines[0], (name, result.stderr[-500:])
+        assert "Traceback" not in result.stderr
+        assert sorted(p.name for p in folder.iterdir()) == sorted(
+            {"in.jsonl", *(["out.jsonl"] if out.is_dir() else [])}
+        )

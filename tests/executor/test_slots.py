@@ -4,11 +4,14 @@ program, so sharing one would kill the other's programs."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
-from codequant_executor.slots import SlotClaim
+import pytest
+
+from codequant_executor.slots import MAX_SLOTS, SlotClaim, SlotsUnavailable
 
 CLI = [sys.executable, "-c", "from codequant.cli import main; main()", "execute"]
 HOLD = "import sys; from codequant_executor.slots import SlotClaim; c = SlotClaim(2); print(c.slots, flush=True); "
@@ -49,3 +52,43 @@ def test_two_executor_processes_at_once_do_not_kill_each_others_programs(tmp_pat
     for path in inputs:
         results = [json.loads(line) for line in path.with_suffix(".out").read_text().splitlines()]
         assert [r["status"] for r in results] == ["OK"] * 30
+
+
+def test_the_slot_folder_must_be_private_and_lock_files_are_never_followed(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)  # like the old /tmp/codequant-executor-slots
+    with pytest.raises(SlotsUnavailable, match="no access for others"):
+        SlotClaim(1, shared)
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    victim = tmp_path / "victim"
+    (private / "0.lock").symlink_to(victim)  # planted before the executor starts
+    with pytest.raises(SlotsUnavailable, match=r"0\.lock"):
+        SlotClaim(1, private)
+    assert not victim.exists()
+
+
+def test_a_cli_without_free_slots_says_so_in_one_line(tmp_path: Path) -> None:
+    slots = tmp_path / "slots"
+    hold = "import sys; from pathlib import Path; from codequant_executor.slots import SlotClaim; "
+    hold += f"c = SlotClaim({MAX_SLOTS}, Path({str(slots)!r})); print('held', flush=True); sys.stdin.read()"
+    holder = subprocess.Popen([sys.executable, "-c", hold], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        source = tmp_path / "in.jsonl"
+        source.write_text('{"name": "a", "language": "python", "program": "pass"}\n')
+        env = {**os.environ, "CODEQUANT_SLOT_DIR": str(slots)}
+        result = subprocess.run(
+            [*CLI, str(source), "--out", str(tmp_path / "out.jsonl")],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 3 and len(lines) == 1 and "free sandbox slots" in lines[0], result.stderr
+        assert "Traceback" not in result.stderr and not (tmp_path / "out.jsonl").exists()
+    finally:
+        holder.kill()
+        holder.wait()

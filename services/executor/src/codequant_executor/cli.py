@@ -31,11 +31,12 @@ def execute(
     ] = False,
 ) -> None:
     """Run untrusted completions against their tests in the sandbox."""
-    from codequant_executor.api import execute_records
+    from codequant_executor.api import execute_records, shared_pool
 
     limits = _limits(timeout, memory_mb)
     _check_out(out)
     numbered = list(read_jsonl_numbered(input_path))
+    shared_pool(workers, insecure=insecure or None)  # refusals and slot errors before the progress bar
     lines = [number for number, _ in numbered]
     store_handle = None
     if store:
