@@ -8,6 +8,7 @@ from typing import Any
 from codequant.celery_app import app
 from codequant.limits import Limits
 from codequant.queues import TASK_NAMES
+from codequant_executor import worker  # noqa: F401  (the worker refuses to start without network isolation)
 from codequant_executor.api import execute_records
 
 
