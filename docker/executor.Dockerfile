@@ -3,7 +3,7 @@
 FROM python:3.11-slim-bookworm
 
 RUN apt-get update \
- && apt-get install -y --no-install-recommends default-jdk-headless libjavatuples-java bubblewrap util-linux \
+ && apt-get install -y --no-install-recommends default-jdk-headless libjavatuples-java bubblewrap util-linux libseccomp2 \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /opt/codequant
@@ -12,8 +12,9 @@ COPY shared/ shared/
 COPY services/executor/ services/executor/
 RUN pip install --no-cache-dir -c constraints.txt ./shared ./services/executor
 
-# Untrusted programs never run as this user's uid when the container runs as root with bubblewrap;
-# in the hardened compose deployment the container itself is non-root (see docs/executor.md).
+# In the hardened compose deployment the container is non-root: bubblewrap then isolates each program in
+# user namespaces, which needs docker/executor-seccomp.json (compose.yaml); without working bubblewrap the
+# worker refuses to start (docs/executor.md, docs/deployment.md).
 RUN useradd --system --uid 10001 --home-dir /home/codequant --create-home codequant
 USER codequant
 ENV CODEQUANT_CACHE_DIR=/tmp/codequant-cache

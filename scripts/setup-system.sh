@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Debian packages codequant needs outside Python: bubblewrap (sandbox), a JDK and javatuples
+# Debian packages codequant needs outside Python: bubblewrap and libseccomp2 (sandbox), a JDK and javatuples
 # (MultiPL-E Java), Chromium + ChromeDriver (dashboard tests). Idempotent; does nothing when present.
 set -euo pipefail
 
 need=()
 command -v bwrap >/dev/null || need+=(bubblewrap)
+ldconfig -p 2>/dev/null | grep -q 'libseccomp\.so\.2' || need+=(libseccomp2)
 command -v javac >/dev/null || need+=(default-jdk-headless)
 [ -f /usr/share/java/javatuples.jar ] || need+=(libjavatuples-java)
 command -v chromium >/dev/null || need+=(chromium)
