@@ -45,7 +45,9 @@ from codequant_executor.syscall_filter import build_filter
 
 log = logging.getLogger(__name__)
 
-UID_BASE = 61000
+#: Slot uids start here. (Executors before the private slot folder claimed 61000 + slot through another
+#: folder; a distinct range keeps the two from sharing, and sweeping, one uid on the same host.)
+UID_BASE = 62000
 SCRATCH_MB = 64
 #: Replaced in a command line by the number of the descriptor the harness writes its proof to.
 PROOF_FD = "{proof_fd}"
