@@ -24,7 +24,7 @@ from importlib import resources
 from pathlib import Path
 
 from codequant import settings
-from codequant_executor.sandbox import Mount, Sandbox, SandboxFailure, _kill
+from codequant_executor.sandbox import Mount, Sandbox, SandboxFailure, kill_group
 
 log = logging.getLogger(__name__)
 JAVA_SOURCES = ("CompileServer.java", "CqHarness.java")
@@ -129,7 +129,7 @@ class CompileServer:
         if self._process is not None:
             if self._process.stdin is not None:
                 self._process.stdin.close()
-            _kill(self._process)  # the whole process group: with bubblewrap, its PID namespace
+            kill_group(self._process)  # the whole process group: with bubblewrap, its PID namespace
             self._process = None
 
 

@@ -278,7 +278,7 @@ class Sandbox:
                     process, timeout, limits.max_output_bytes, proof_read
                 )
             finally:
-                _kill(process)
+                kill_group(process)
                 if self.drops_uid(mounts):
                     _sweep_uid(self.uid(slot), thorough=self.bwrap is None)
             memory_exceeded = group is not None and group.oom_killed()
@@ -528,7 +528,7 @@ def _collect(
     return out, err, bytes(proof[:PROOF_CAP]), timed_out, exceeded
 
 
-def _kill(process: subprocess.Popen) -> None:
+def kill_group(process: subprocess.Popen) -> None:
     """SIGKILL the process group (with bubblewrap this ends the whole PID namespace)."""
     if process.poll() is None:
         with contextlib.suppress(ProcessLookupError):
