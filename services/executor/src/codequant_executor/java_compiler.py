@@ -19,6 +19,7 @@ import queue
 import select
 import shutil
 import subprocess
+import zipfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -28,6 +29,8 @@ from codequant_executor.sandbox import Mount, Sandbox, SandboxFailure, kill_grou
 
 log = logging.getLogger(__name__)
 JAVA_SOURCES = ("CompileServer.java", "CqHarness.java")
+#: The harness as a jar: class-data sharing archives only jar entries of the class path.
+HARNESS_JAR = "harness.jar"
 SERVER_FLAGS = ["-Xshare:auto", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xmx512m", "-XX:-UsePerfData"]
 SERVER_DATA_MB = 1536
 SERVER_START_S = 120.0
@@ -57,9 +60,10 @@ def java_home() -> Path:
 def support_classes() -> Path:
     """Compile the server and the run harness once per JDK and source version; return their class folder."""
     texts = {name: (resources.files("codequant_executor") / "java" / name).read_text() for name in JAVA_SOURCES}
-    digest = hashlib.sha256((str(java_home()) + "".join(texts.values())).encode()).hexdigest()[:16]
+    layout = f"{HARNESS_JAR} v2"  # what the folder holds, beside the sources' text
+    digest = hashlib.sha256((str(java_home()) + layout + "".join(texts.values())).encode()).hexdigest()[:16]
     folder = settings.cache_dir() / "java" / digest
-    if all((folder / f"{name.removesuffix('.java')}.class").exists() for name in JAVA_SOURCES):
+    if (folder / HARNESS_JAR).exists() and (folder / "CompileServer.class").exists():
         return folder
     staging = folder.with_name(f"{digest}.tmp{os.getpid()}")
     staging.mkdir(parents=True, exist_ok=True)
@@ -67,6 +71,9 @@ def support_classes() -> Path:
         (staging / name).write_text(text)
     javac = [str(java_home() / "bin" / "javac"), "-encoding", "UTF8", "-nowarn", "-Xlint:-removal", "-d", str(staging)]
     subprocess.run([*javac, *(str(staging / n) for n in JAVA_SOURCES)], check=True, capture_output=True, timeout=300)
+    with zipfile.ZipFile(staging / HARNESS_JAR, "w") as jar:
+        for name in sorted(p.name for p in staging.glob("CqHarness*.class")):
+            jar.write(staging / name, name)
     staging.chmod(0o755)
     try:
         staging.rename(folder)

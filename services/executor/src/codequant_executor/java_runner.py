@@ -2,32 +2,36 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import secrets
 import shutil
 import tempfile
+from importlib import resources
 from pathlib import Path
 
 from codequant.limits import Limits
-from codequant_executor.java_compiler import CompilerPool, CompileTimeout, java_home, support_classes
+from codequant_executor.java_compiler import HARNESS_JAR, CompilerPool, CompileTimeout, java_home, support_classes
 from codequant_executor.outcome import Verdict, generic_status, proven
 from codequant_executor.sandbox import PROOF_FD, Sandbox
 from codequant_executor.status import Status
 
+log = logging.getLogger(__name__)
 JAVATUPLES_ENV = "CODEQUANT_JAVATUPLES"
+CDS_ARCHIVE = "harness.jsa"
 _UNCAUGHT = re.compile(r'Exception in thread "main" ([\w.$]+)')
 #: What the JDK prints when the harness installs its security manager (dropped from the program's stderr).
 _SM_WARNING = re.compile(
     r"\AWARNING: A terminally deprecated method in java\.lang\.System has been called\n(?:WARNING: .*\n){3}"
 )
 _NATIVE_OOM = ("insufficient memory for the Java Runtime Environment", "Could not reserve enough space")
-# Fast start-up, small footprint: one GC thread, client JIT only, class-data sharing, no perf files in /tmp.
+# Fast start-up, small footprint: one GC thread, client JIT only, no perf files in /tmp (class-data sharing:
+# JavaRunner.sharing).
 JVM_FLAGS = [
     "-ea",
     "-XX:+UseSerialGC",
     "-XX:TieredStopAtLevel=1",
-    "-Xshare:auto",
     "-XX:-UsePerfData",
     "-XX:ActiveProcessorCount=1",
     "-Xss8m",
@@ -73,11 +77,60 @@ class JavaRunner:
         self.mounts = sandbox.mounts([self.home, support_classes(), self.jar.parent])
         self.mounts += sandbox.mounts(linked_folders(self.home), same_path=True)
         self.java = f"{self.mounts[0].inside}/bin/java"
-        self.harness = self.mounts[1].inside
+        self.harness = f"{self.mounts[1].inside}/{HARNESS_JAR}"
         self.jar_inside = f"{self.mounts[2].inside}/{self.jar.name}"
         self.spool = Path(tempfile.mkdtemp(prefix="cq-spool-"))
         self.spool.chmod(0o711)
         self.compiler = CompilerPool(sandbox, compile_slots, self.mounts, self.spool)
+        self.sharing = ["-Xshare:auto"]
+        archive = self.mounts[1].host / CDS_ARCHIVE
+        if archive.exists() or self._dump_archive(archive, compile_slots[0]):
+            self.sharing = [f"-XX:SharedArchiveFile={self.mounts[1].inside}/{CDS_ARCHIVE}", "-Xshare:auto"]
+
+    def _dump_archive(self, archive: Path, slot: int) -> bool:
+        """Run ``CqTraining`` once under the harness, in the sandbox, and keep the class-data sharing archive
+        of what it loaded (with the harness's own classes, the security manager's and the lambda forms of the
+        JDK's streams): every later run maps it instead of loading those classes (~10 ms each)."""
+        workdir = self.sandbox.workdir(self.spool)
+        dump = None
+        try:
+            (workdir / "classes").mkdir(mode=0o755)
+            source = workdir / "CqTraining.java"
+            source.write_text((resources.files("codequant_executor") / "java" / "CqTraining.java").read_text())
+            dump = Path(tempfile.mkdtemp(prefix="cq-cds-"))  # directly in /tmp: its parents exist in the sandbox
+            if self.sandbox.drops_uid(self.mounts):
+                os.chown(dump, self.sandbox.uid(slot), self.sandbox.uid(slot))
+            compiled = self.compiler.compile(source, workdir / "classes", self.jar_inside, 120.0)
+            inside = self.sandbox.inside_workdir(workdir)
+            argv = [self.java, *JVM_FLAGS, f"-XX:ArchiveClassesAtExit={dump}/{CDS_ARCHIVE}", "-Xmx256m", "-cp"]
+            argv += [self.harness, "CqHarness", f"{inside}/classes", self.jar_inside, "CqTraining", PROOF_FD]
+            outcome = self.sandbox.run(
+                argv,
+                workdir=workdir,
+                mounts=self.mounts,
+                limits=Limits(120.0, 1024),
+                slot=slot,
+                nproc=128,
+                memory="data",
+                stdin=b"0" * 32 + b"\n",
+                proof=True,
+                writable=[dump],
+            )
+            if not (compiled.ok and outcome.exit_code == 0 and (dump / CDS_ARCHIVE).exists()):
+                log.warning("no class-data sharing archive for Java runs: %s", outcome.stderr[-500:])
+                return False
+            staging = archive.with_name(f"{CDS_ARCHIVE}.{os.getpid()}")
+            shutil.copyfile(dump / CDS_ARCHIVE, staging)
+            staging.chmod(0o444)
+            staging.replace(archive)
+            return True
+        except (OSError, RuntimeError) as exc:
+            log.warning("no class-data sharing archive for Java runs: %s", exc)
+            return False
+        finally:
+            self.sandbox.cleanup(workdir)
+            if dump is not None:
+                self.sandbox.cleanup(dump)
 
     def run(self, program: str, limits: Limits, slot: int, tests_line: int = 0) -> Verdict:
         workdir = self.sandbox.workdir(self.spool)
@@ -104,6 +157,7 @@ class JavaRunner:
             argv = [
                 self.java,
                 *JVM_FLAGS,
+                *self.sharing,
                 f"-Xmx{heap}m",
                 "-cp",
                 self.harness,

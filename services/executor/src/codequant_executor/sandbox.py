@@ -214,6 +214,7 @@ class Sandbox:
         proof: bool = False,
         proc: bool = True,
         timeout_s: float | None = None,
+        writable: Sequence[Path] = (),
     ) -> Outcome:
         """Run ``argv`` (paths as the program sees them) and collect its capped output.
 
@@ -221,6 +222,8 @@ class Sandbox:
         ``stdin`` is written to the program's standard input, which is then closed. With ``proof``, a pipe is
         passed to the program and the ``PROOF_FD`` argument replaced by its number; what arrives on it is
         ``Outcome.proof``. ``proc`` mounts /proc (Python runs without it: nothing there for it to read).
+        ``writable`` folders are shown read-write at their own path (for the executor's own tools, never for
+        untrusted programs).
         """
         timeout = limits.timeout_s if timeout_s is None else timeout_s
         rlimits = [f"--cpu={math.ceil(timeout) + 1}"]
@@ -247,7 +250,7 @@ class Sandbox:
                 rlimits=rlimits,
                 proc=proc,
                 keep_fds=keep_fds,
-                writable=(),
+                writable=writable,
             )
             if group is not None:
                 command = ["/bin/sh", "-c", SHIM, "cq-cgroup", group.procs, *command]
