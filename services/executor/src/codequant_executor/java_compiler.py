@@ -19,6 +19,7 @@ import queue
 import select
 import shutil
 import subprocess
+import threading
 import zipfile
 from dataclasses import dataclass
 from importlib import resources
@@ -90,7 +91,7 @@ class CompileServer:
         self._process: subprocess.Popen[bytes] | None = None
 
     def compile(self, source: Path, out_dir: Path, classpath: str, timeout_s: float) -> Compiled:
-        process = self._ensure()
+        process = self.ensure()
         assert process.stdin is not None and process.stdout is not None
         if self.sandbox.drops_uid(self.mounts):
             uid = self.sandbox.uid(self.slot)
@@ -117,7 +118,8 @@ class CompileServer:
             found.append((name, int(offset)))
         return Compiled(verdict == "OK", base64.b64decode(diagnostics).decode("utf-8", "replace"), found)
 
-    def _ensure(self) -> subprocess.Popen[bytes]:
+    def ensure(self) -> subprocess.Popen[bytes]:
+        """The running server process, started (and warmed up) if it is not running."""
         if self._process is not None and self._process.poll() is None:
             return self._process
         java = f"{self.mounts[0].inside}/bin/java"
@@ -141,12 +143,21 @@ class CompileServer:
 
 
 class CompilerPool:
-    """One compile server per slot, started on first use; ``compile`` takes a free one."""
+    """One compile server per slot, all started at once in the background; ``compile`` takes the first free
+    one (a server that was killed starts again when it is next taken)."""
 
     def __init__(self, sandbox: Sandbox, slots: list[int], mounts: list[Mount], spool: Path) -> None:
         self._servers = [CompileServer(sandbox, slot, mounts, spool) for slot in slots]
         self._idle: queue.SimpleQueue[CompileServer] = queue.SimpleQueue()
         for server in self._servers:
+            threading.Thread(target=self._start, args=(server,), daemon=True).start()
+
+    def _start(self, server: CompileServer) -> None:
+        try:
+            server.ensure()
+        except SandboxFailure as exc:
+            log.warning("compile server: %s", exc)  # compile() tries again and reports it
+        finally:
             self._idle.put(server)
 
     def compile(self, source: Path, out_dir: Path, classpath: str, timeout_s: float) -> Compiled:

@@ -16,6 +16,8 @@ import com.sun.source.tree.MethodTree;
 import com.sun.source.tree.Tree;
 import com.sun.source.util.JavacTask;
 import com.sun.source.util.SourcePositions;
+import com.sun.source.util.TaskEvent;
+import com.sun.source.util.TaskListener;
 import com.sun.source.util.Trees;
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
@@ -102,24 +104,16 @@ public final class CompileServer {
                 "-encoding", "UTF8", "-proc:none", "-implicit:none", "-nowarn", "-g:none",
                 "-d", outDir, "-cp", classpath);
             JavacTask task = (JavacTask) compiler.getTask(log, files, diagnostics, options, null, List.of(source));
-            Iterable<? extends CompilationUnitTree> units = task.parse();
-            SourcePositions positions = Trees.instance(task).getSourcePositions();  // before generate() ends the task
-            for (CompilationUnitTree unit : units) {
-                for (Tree declaration : unit.getTypeDecls()) {
-                    if (!(declaration instanceof ClassTree)) {
-                        continue;
-                    }
-                    ClassTree type = (ClassTree) declaration;
-                    for (Tree member : type.getMembers()) {
-                        if (member instanceof MethodTree && isMain((MethodTree) member)) {
-                            long start = positions.getStartPosition(unit, member);
-                            mains.append(type.getSimpleName()).append('\t').append(start).append('\n');
-                        }
+            SourcePositions positions = Trees.instance(task).getSourcePositions();
+            task.addTaskListener(new TaskListener() {
+                @Override
+                public void finished(TaskEvent event) {  // read the tree as parsed, before javac rewrites it
+                    if (event.getKind() == TaskEvent.Kind.PARSE) {
+                        mains.append(mainsOf(event.getCompilationUnit(), positions));
                     }
                 }
-            }
-            task.generate();
-            ok = diagnostics.getDiagnostics().stream().noneMatch(d -> d.getKind() == Diagnostic.Kind.ERROR);
+            });
+            ok = task.call();  // one pass, as javac itself runs (parse() then generate() costs twice as much)
         } catch (Exception | Error e) {  // javac's own failures, e.g. StackOverflowError on deep nesting
             ok = false;
             log.write("compiler crashed: " + e);
@@ -135,6 +129,23 @@ public final class CompileServer {
         }
         String diagnosticText = text.length() > MAX_DIAGNOSTICS ? text.substring(0, MAX_DIAGNOSTICS) : text.toString();
         return (ok ? "OK\t" : "ERROR\t") + encode(diagnosticText) + "\t" + (ok ? encode(mains.toString()) : "");
+    }
+
+    /** "name\toffset" lines: each top-level class declaring a static main(String[]), and where that main is. */
+    private static String mainsOf(CompilationUnitTree unit, SourcePositions positions) {
+        StringBuilder out = new StringBuilder();
+        for (Tree declaration : unit.getTypeDecls()) {
+            if (declaration instanceof ClassTree) {
+                ClassTree type = (ClassTree) declaration;
+                for (Tree member : type.getMembers()) {
+                    if (member instanceof MethodTree && isMain((MethodTree) member)) {
+                        out.append(type.getSimpleName()).append('\t');
+                        out.append(positions.getStartPosition(unit, member)).append('\n');
+                    }
+                }
+            }
+        }
+        return out.toString();
     }
 
     private static boolean isMain(MethodTree method) {
