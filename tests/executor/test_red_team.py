@@ -322,6 +322,8 @@ def test_correct_programs_pass(pool: ExecutorPool) -> None:
             "class CqHarness { public static void main(String[] a) { assert a.length == 0; System.out.println(1); } }",
             "java",
         ),
+        # Line ends other than "\n" in the completion do not move where the tests start.
+        "python_carriage_returns_and_form_feeds": python_completion("    y = x * 2\r\n\x0c\r\n    return y\r"),
         "python_unittest_main": python_completion(
             "    return x * 2",
             "import unittest\nclass T(unittest.TestCase):\n    def test(self):\n        self.assertEqual(f(2), 4)\n"

@@ -77,13 +77,14 @@ def compile_program(source, path, tests_line):
     Line numbers match PROGRAM's; the completion event is raised by one extra line after the last one.
     """
     trigger = f"\n__import__('sys').audit({COMPLETED!r})\n"
-    lines = source.splitlines(keepends=True)
-    head = "".join(lines[: tests_line - 1]) if tests_line else None
-    tail = ("\n" * (tests_line - 1) + "".join(lines[tests_line - 1 :])) if tests_line else source
+    lines = source.split("\n")  # TESTS_LINE counts "\n" only, as the executor composes programs
+    head = "\n".join(lines[: tests_line - 1]) + "\n" if tests_line else None
+    tail = "\n" * (tests_line - 1) + "\n".join(lines[tests_line - 1 :]) if tests_line else source
     try:
         head_code = compile(head, path, "exec", dont_inherit=True) if head is not None else None
         tail_code = compile(tail + trigger, path, "exec", dont_inherit=True)
-        return head_code, tail_code, tail.count("\n") + 2
+        # The trigger is the last statement: its line, as Python counts lines (it also ends lines at "\r").
+        return head_code, tail_code, max(line for _, _, line in tail_code.co_lines() if line is not None)
     except MemoryError:
         raise
     except BaseException as separate:  # SyntaxError, ValueError (NUL bytes), RecursionError (deep nesting)
