@@ -23,7 +23,7 @@ def pool() -> Iterator[ExecutorPool]:
 
 def sandbox_processes(pool: ExecutorPool | None = None) -> list[int]:
     """PIDs of processes running under any sandbox slot uid (but the compile servers of ``pool``, which live on)."""
-    servers = {UID_BASE + slot for slot in pool._compile_slots} if pool is not None else set()
+    servers = {UID_BASE + slot for slot in pool.compile_slots} if pool is not None else set()
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():

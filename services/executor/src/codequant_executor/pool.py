@@ -58,6 +58,16 @@ class ExecutorPool:
             self._slots.put(slot)
         self._compile_slots = self._claim.slots[self.workers :]
 
+    @property
+    def run_slots(self) -> list[int]:
+        """The slots programs run in (uid = sandbox uid base + slot)."""
+        return self._claim.slots[: self.workers]
+
+    @property
+    def compile_slots(self) -> list[int]:
+        """The slots of the Java compile servers."""
+        return self._compile_slots
+
     def java(self) -> Any:
         with self._java_lock:
             if self._java is None:
