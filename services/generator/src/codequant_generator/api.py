@@ -35,9 +35,14 @@ def generate_completions(
     retry: Retry | None = None,
 ) -> None:
     """Call ``on_record`` once per (problem, sample) not skipped; records carry name, benchmark, language, sample,
-    prompt, completion (cut at the problem's stop tokens), raw_completion, finish_reason, prompt_tokens,
-    completion_tokens, latency_s. Raises ServiceError when the endpoint stays unreachable or rejects requests."""
+    prompt, completion (cut at the problem's stop tokens; a chat answer is kept whole), raw_completion,
+    finish_reason, prompt_tokens, completion_tokens, latency_s. At most ``concurrency`` requests are in flight
+    (fewer if the endpoint's max_concurrency says so). Raises ServiceError when the endpoint stays unreachable or
+    rejects requests."""
     client = client_for(endpoint, retry)
+    chat = endpoint.api == "openai-chat"
+    if endpoint.max_concurrency:
+        concurrency = min(concurrency, endpoint.max_concurrency)
     client.check()
     skip = skip or (lambda _name, _sample: False)
     work = [(p, [s for s in range(n) if not skip(p.name, s)]) for p in problems]
@@ -59,7 +64,7 @@ def generate_completions(
             temperature=temperature,
             top_p=top_p,
             max_new_tokens=max_new_tokens,
-            stop=problem.stop_tokens,
+            stop=[] if chat else problem.stop_tokens,  # a chat answer ends with the assistant's turn
             seed=seed,
         )
         with lock:
@@ -72,7 +77,7 @@ def generate_completions(
                         "language": problem.language,
                         "sample": index,
                         "prompt": problem.prompt,
-                        "completion": cut_at_stop(sample.text, problem.stop_tokens),
+                        "completion": sample.text if chat else cut_at_stop(sample.text, problem.stop_tokens),
                         "raw_completion": sample.text,
                         "finish_reason": sample.finish_reason,
                         "prompt_tokens": sample.prompt_tokens,

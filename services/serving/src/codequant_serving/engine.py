@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import collections
 import logging
-import os
 import queue
 import threading
 import time
@@ -24,7 +23,7 @@ from typing import Any
 
 import torch
 
-from codequant_serving.kv import can_merge, merge, select_rows, trim_left
+from codequant_serving.kv import GrowingCache, can_merge, merge, plain_attention, select_rows, trim_left
 from codequant_serving.loading import prepare_thread
 from codequant_serving.sampling import choose_tokens
 from codequant_serving.text import IncrementalText
@@ -91,14 +90,20 @@ def sample_seed(seed: int, index: int) -> int:
 class Engine:
     """A background thread that keeps one decode batch running; queued requests join it between steps."""
 
-    def __init__(self, model: Any, tokenizer: Any, *, max_batch_size: int = 32, metrics: Any = None) -> None:
+    def __init__(
+        self, model: Any, tokenizer: Any, *, max_batch_size: int = 32, metrics: Any = None, threads: int | None = None
+    ) -> None:
+        """``threads``: torch's CPU threads for generation (default: what torch uses in the calling thread,
+        i.e. $OMP_NUM_THREADS or the machine's cores)."""
         self.model = model
+        self.threads = threads or torch.get_num_threads()
         self.tokenizer = tokenizer
         self.max_batch_size = max_batch_size
         self.metrics = metrics
         self.device = next(model.parameters()).device
         self.max_context = int(getattr(model.config, "max_position_embeddings", 4096) or 4096)
         self.eos_ids = _eos_ids(model, tokenizer)
+        self.growing_cache = plain_attention(model)  # else one batch at a time, in the model's own cache
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.eos_ids)
         self._queue: queue.Queue[Request] = queue.Queue()
         self._waiting: collections.deque[Request] = collections.deque()  # taken from the queue, not yet fitting
@@ -140,8 +145,7 @@ class Engine:
 
     # -- the scheduling loop ------------------------------------------------------------------------------------
     def _loop(self) -> None:
-        if self.device.type == "cpu":
-            torch.set_num_threads(max(1, os.cpu_count() or 1))
+        torch.set_num_threads(self.threads)  # per thread with OpenMP: set it in the generation thread
         prepare_thread(self.model)
         batch: _Batch | None = None
         while not self._stopped.is_set():
@@ -205,7 +209,13 @@ class Engine:
             mask[row, width - len(tokens) :] = 1
         ids, mask = ids.to(self.device), mask.to(self.device)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
+        out = self.model(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=positions,
+            past_key_values=GrowingCache() if self.growing_cache else None,
+            use_cache=True,
+        )
         index = torch.tensor([prompts[tuple(r.prompt_ids)] for r in requests for _ in range(r.n)], device=self.device)
         cache = out.past_key_values
         select_rows(cache, index)

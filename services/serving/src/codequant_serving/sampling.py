@@ -14,6 +14,8 @@ from typing import Protocol
 
 import torch
 
+NUCLEUS_CANDIDATES = 64
+
 
 class RowSampling(Protocol):
     greedy: bool
@@ -49,9 +51,20 @@ def choose_tokens(logits: torch.Tensor, rows: Sequence[RowSampling]) -> list[int
 
 def nucleus(probs: torch.Tensor, top_p: torch.Tensor) -> torch.Tensor:
     """Zero every token outside each row's smallest most-likely set whose probability reaches ``top_p``
-    (the token that crosses the threshold is kept; probabilities are not renormalised)."""
-    ordered, order = torch.sort(probs, dim=-1, descending=True)
-    cumulative = torch.cumsum(ordered, dim=-1)
+    (the token that crosses the threshold is kept; probabilities are not renormalised).
+
+    Looks at the NUCLEUS_CANDIDATES most likely tokens first (a partial sort) and sorts the whole vocabulary
+    only when they do not reach ``top_p`` in some row; either way the same tokens are kept.
+    """
+    if probs.shape[-1] > NUCLEUS_CANDIDATES:
+        ordered, order = torch.topk(probs, NUCLEUS_CANDIDATES, dim=-1)
+        cumulative = torch.cumsum(ordered, dim=-1)
+        if not bool((cumulative[:, -1] >= top_p).all()):
+            ordered, order = torch.sort(probs, dim=-1, descending=True)
+            cumulative = torch.cumsum(ordered, dim=-1)
+    else:
+        ordered, order = torch.sort(probs, dim=-1, descending=True)
+        cumulative = torch.cumsum(ordered, dim=-1)
     keep = torch.ones_like(ordered, dtype=torch.bool)
     keep[:, 1:] = cumulative[:, :-1] < top_p.unsqueeze(-1)
     return torch.zeros_like(probs).scatter_(1, order, ordered * keep)
