@@ -104,13 +104,16 @@ def test_concurrent_requests_are_batched(server: str) -> None:
         ("/generate", {"inputs": "def f():", "parameters": {"top_p": 1.5}}, 422, "top_p"),
         ("/generate", {"inputs": "def f():", "parameters": {"stop": ["a", "b", "c", "d", "e"]}}, 422, "stop"),
         ("/generate", {"inputs": "x " * 3000, "parameters": {"max_new_tokens": 10}}, 422, "must be <="),
-        ("/generate", {"inputs": "def f():", "stream": True}, 422, "streaming"),
+        ("/generate", {"inputs": "def f():", "stream": True}, 422, "/generate_stream"),
         ("/generate", {"parameters": {}}, 422, "inputs"),
+        ("/generate_stream", {"inputs": "def f():", "parameters": {"max_new_tokens": 0}}, 422, "max_new_tokens"),
         ("/v1/completions", {"model": "nope", "prompt": "x"}, 404, "does not exist"),
         ("/v1/completions", {"model": "MODEL", "prompt": "x", "n": 999}, 400, "n must be <="),
         ("/v1/completions", {"model": "MODEL", "prompt": "x", "temperature": -1}, 400, "temperature"),
         ("/v1/completions", {"model": "MODEL", "prompt": ""}, 400, "prompt"),
-        ("/v1/completions", {"model": "MODEL", "prompt": "x", "stream": True}, 400, "stream"),
+        ("/v1/completions", {"model": "MODEL", "prompt": "x", "stream": True, "n": 999}, 400, "n must be <="),
+        ("/v1/chat/completions", {"model": "MODEL", "messages": [{"role": "user", "content": "x"}]}, 400, "no chat"),
+        ("/v1/chat/completions", {"model": "MODEL", "messages": []}, 400, "messages"),
     ],
 )
 def test_bad_requests_get_4xx_json_errors(

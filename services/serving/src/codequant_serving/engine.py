@@ -240,6 +240,7 @@ class Engine:
         """Feed every row its last token and advance the batch by one token."""
         if self.metrics is not None:
             self.metrics.batch_rows.observe(batch.size)
+            self.metrics.running.set(batch.size)
         step = torch.tensor(batch.tokens, device=self.device).unsqueeze(-1)
         batch.mask = torch.cat([batch.mask, torch.ones_like(batch.mask[:, :1])], dim=-1)
         batch.position = batch.position + 1
@@ -269,11 +270,14 @@ class Engine:
         if len(keep) == batch.size:
             return
         finished = [row for row in batch.rows if row.done]
-        if self.metrics is not None:
-            self.metrics.generated_tokens.inc(sum(len(row.tokens) for row in finished))
         for row in finished:
             row.resolve()
         batch.keep(keep)
+        if self.metrics is not None:
+            self.metrics.generated_tokens.inc(sum(len(row.tokens) for row in finished))
+            for row in finished:
+                self.metrics.finished.labels(row.finish_reason).inc()
+            self.metrics.running.set(batch.size)
 
 
 class _Batch:
