@@ -55,18 +55,26 @@ def generate_completions(
     if progress:
         progress(0, total)
 
+    failed = threading.Event()  # after one failure, queued work is not started (the call is going to raise)
+
     def run(problem: Problem, missing: list[int]) -> None:
         nonlocal done
-        samples = client.sample(
-            problem.prompt,
-            n=n,
-            indices=missing,
-            temperature=temperature,
-            top_p=top_p,
-            max_new_tokens=max_new_tokens,
-            stop=[] if chat else problem.stop_tokens,  # a chat answer ends with the assistant's turn
-            seed=seed,
-        )
+        if failed.is_set():
+            return
+        try:
+            samples = client.sample(
+                problem.prompt,
+                n=n,
+                indices=missing,
+                temperature=temperature,
+                top_p=top_p,
+                max_new_tokens=max_new_tokens,
+                stop=[] if chat else problem.stop_tokens,  # a chat answer ends with the assistant's turn
+                seed=seed,
+            )
+        except BaseException:
+            failed.set()
+            raise
         with lock:
             for index in missing:
                 sample = samples[index]
