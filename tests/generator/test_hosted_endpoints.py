@@ -22,16 +22,10 @@ from codequant.benchmarks import load_benchmark
 from codequant.errors import InputError, ServiceError
 from codequant_generator.api import Endpoint, generate_completions
 from codequant_generator.clients import Retry
-from codequant_serving.launch import free_port, running_server
+from codequant_serving.launch import free_port
 
 PROBLEMS = load_benchmark("humaneval", limit=2).problems
 CLI = [sys.executable, "-c", "from codequant.cli import main; main()", "generate"]
-
-
-@pytest.fixture(scope="module")
-def upstream(tiny_model: Path) -> Iterator[str]:
-    with running_server(str(tiny_model)) as url:
-        yield url
 
 
 @dataclass
@@ -48,7 +42,7 @@ class Gateway:
 
 
 @pytest.fixture
-def gateway(upstream: str) -> Iterator[Gateway]:
+def gateway(server: str) -> Iterator[Gateway]:
     """A hosted API in miniature: answers 429 with Retry-After while `limited` > 0, then forwards upstream."""
     app = FastAPI()
     port = free_port()
@@ -69,19 +63,19 @@ def gateway(upstream: str) -> Iterator[Gateway]:
             await asyncio.sleep(0.05)  # so that overlapping requests would be seen overlapping
             async with httpx.AsyncClient(timeout=120) as client:
                 answer = await client.request(
-                    request.method, f"{upstream}/{path}", content=body, headers={"content-type": "application/json"}
+                    request.method, f"{server}/{path}", content=body, headers={"content-type": "application/json"}
                 )
         finally:
             state.in_flight -= 1
         return Response(answer.content, answer.status_code, media_type=answer.headers.get("content-type"))
 
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
+    gateway_server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=gateway_server.run, daemon=True)
     thread.start()
-    while not server.started:
+    while not gateway_server.started:
         time.sleep(0.05)
     yield state
-    server.should_exit = True
+    gateway_server.should_exit = True
     thread.join(timeout=10)
 
 

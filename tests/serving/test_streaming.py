@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -15,20 +14,8 @@ import pytest
 from huggingface_hub import InferenceClient
 
 from codequant.benchmarks import load_benchmark
-from codequant_serving.launch import running_server
 
 PROBLEM = load_benchmark("humaneval").problems[0]  # trained by the test profile
-
-
-@pytest.fixture(scope="module")
-def server(tiny_model: Path) -> Iterator[str]:
-    with running_server(str(tiny_model), max_batch_size=16) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def oai(server: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{server}/v1", api_key="none", max_retries=0)
 
 
 @pytest.mark.parametrize("stop", [[], ["numbers"]])
