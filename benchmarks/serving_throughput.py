@@ -1,39 +1,46 @@
-"""Serving throughput: `codequant serve` (n samples of a prompt as one batch) vs a naive loop that calls
-transformers' `generate` once per sample. Same model, prompts and settings, same run.
+"""Serving throughput: `codequant serve` against transformers' own batched `generate(num_return_sequences=n)`
+(and, with --naive, a loop calling `generate` once per sample). Same model, prompts, token budget and sampling
+settings, same run.
 
     .venv/bin/python benchmarks/serving_throughput.py --model DIR [--prompts 8] [--n 20] [--max-new-tokens 128]
 
-Each side runs in its own process; peak memory is that process's maximum resident set size.
+`codequant serve` receives one OpenAI request per prompt (n samples each, --concurrency at a time) and decodes
+them with continuous batching; transformers decodes each prompt's n samples as one batch until the last one
+stops. Each side runs in its own process; peak memory is that process's maximum resident set size.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
 
-NAIVE = r"""
-import json, sys, time, torch
+TRANSFORMERS = r"""
+import json, resource, sys, time, torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from codequant.benchmarks import load_benchmark
 args = json.loads(sys.argv[1])
 tokenizer = AutoTokenizer.from_pretrained(args["model"])
 model = AutoModelForCausalLM.from_pretrained(args["model"], dtype=torch.float32).eval()
 problems = load_benchmark("humaneval").problems[: args["prompts"]]
+pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 tokens = completions = 0
 start = time.perf_counter()
 for problem in problems:
     ids = tokenizer(problem.prompt, return_tensors="pt")
-    for sample in range(args["n"]):
+    batched = args["mode"] == "batched"
+    for sample in range(1 if batched else args["n"]):
         torch.manual_seed(sample)
         out = model.generate(**ids, do_sample=True, temperature=args["temperature"], top_p=args["top_p"],
                              max_new_tokens=args["max_new_tokens"], stop_strings=problem.stop_tokens,
-                             tokenizer=tokenizer, pad_token_id=tokenizer.pad_token_id)
-        tokens += out.shape[1] - ids["input_ids"].shape[1]
-        completions += 1
-import resource
+                             num_return_sequences=args["n"] if batched else 1,
+                             tokenizer=tokenizer, pad_token_id=pad)
+        generated = out[:, ids["input_ids"].shape[1]:]
+        tokens += int((generated != pad).sum())
+        completions += generated.shape[0]
 print(json.dumps({"seconds": time.perf_counter() - start, "tokens": tokens, "completions": completions,
                   "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 """
@@ -50,6 +57,7 @@ def one(problem):
         "temperature": args["temperature"], "top_p": args["top_p"], "stop": problem.stop_tokens, "seed": 0})
     response.raise_for_status()
     return response.json()
+one(problems[0])  # warm-up, as transformers' side has loaded and run its model in-process
 start = time.perf_counter()
 with ThreadPoolExecutor(args["concurrency"]) as pool:
     results = list(pool.map(one, problems))
@@ -71,7 +79,12 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=20)
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--max-batch-size", type=int, default=64)
+    parser.add_argument("--threads", type=int, help="torch CPU threads on every side ($OMP_NUM_THREADS)")
+    parser.add_argument("--naive", action="store_true", help="also time generate() once per sample (slow)")
     args = parser.parse_args()
+    if args.threads:
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # inherited by the server and transformers' process
     settings = {
         "model": args.model,
         "prompts": args.prompts,
@@ -83,23 +96,25 @@ def main() -> None:
     }
     from codequant_serving.launch import running_server
 
-    with running_server(args.model, max_batch_size=64) as url:
+    with running_server(args.model, max_batch_size=args.max_batch_size) as url:
         served = run(SERVED, {**settings, "url": url})
-    served_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    naive = run(NAIVE, settings)
-    naive_rss = naive["rss"]
-    print(f"settings: {json.dumps(settings)}")
-    for label, result, rss in (
-        ("codequant serve (batched n)", served, served_rss),
-        ("naive generate() per sample", naive, naive_rss),
-    ):
+    rows = [("codequant serve (continuous batching)", served, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)]
+    batched = run(TRANSFORMERS, {**settings, "mode": "batched"})
+    rows.append(("transformers generate(num_return_sequences=n)", batched, batched["rss"]))
+    if args.naive:
+        naive = run(TRANSFORMERS, {**settings, "mode": "naive"})
+        rows.append(("transformers generate() per sample", naive, naive["rss"]))
+    threads = os.environ.get("OMP_NUM_THREADS", "torch default")
+    print(f"settings: {json.dumps({**settings, 'max_batch_size': args.max_batch_size, 'threads': threads})}")
+    for label, result, rss in rows:
         print(
-            f"{label:<30} {result['completions']:>4} completions {result['seconds']:8.1f} s "
+            f"{label:<46} {result['completions']:>4} completions {result['seconds']:8.1f} s "
             f"{result['completions'] / result['seconds']:7.2f} completions/s "
             f"{result['tokens'] / result['seconds']:8.1f} tokens/s  peak RSS <= {rss / 1024:.0f} MiB"
         )
-    ratio = (served["completions"] / served["seconds"]) / (naive["completions"] / naive["seconds"])
-    print(f"speed-up (completions/s): {ratio:.1f}x")
+    speed = served["completions"] / served["seconds"]
+    for label, result, _ in rows[1:]:
+        print(f"speed-up over {label} (completions/s): {speed / (result['completions'] / result['seconds']):.2f}x")
 
 
 if __name__ == "__main__":

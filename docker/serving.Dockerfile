@@ -1,8 +1,12 @@
 # codequant serve: TGI/OpenAI-compatible server on transformers, for AQLM and every format transformers loads.
 # CUDA base; build from the repository root:  docker build -f docker/serving.Dockerfile -t codequant-serving .
-FROM pytorch/pytorch:2.6.0-cuda12.4-cudnn9-runtime
+# The devel image: aqlm compiles its CUDA kernels with nvcc (torch.utils.cpp_extension) when first imported;
+# a runtime image has no nvcc and AQLM layers would fail on the GPU. They are compiled here, at build time,
+# for the architectures below (no GPU needed), so a server does not compile at its first request.
+FROM pytorch/pytorch:2.6.0-cuda12.4-cudnn9-devel
 
-ENV PIP_NO_CACHE_DIR=1 PYTHONUNBUFFERED=1
+ENV PIP_NO_CACHE_DIR=1 PYTHONUNBUFFERED=1 \
+    TORCH_CUDA_ARCH_LIST="8.0;8.6;8.9;9.0" TORCH_EXTENSIONS_DIR=/opt/torch-extensions
 WORKDIR /opt/codequant
 COPY constraints.txt ./
 COPY shared/ shared/
@@ -10,7 +14,9 @@ COPY services/serving/ services/serving/
 COPY services/generator/ services/generator/
 # The image's own CUDA torch is kept (constraints pin everything else); aqlm[gpu] adds the Triton/CUDA kernels.
 RUN grep -v '^torch' constraints.txt > /tmp/constraints.txt \
- && pip install -c /tmp/constraints.txt ./shared "./services/serving[formats]" ./services/generator "aqlm[gpu]" \
+ && pip install -c /tmp/constraints.txt ./shared "./services/serving[formats]" ./services/generator "aqlm[gpu]" ninja \
+ && python -c "import aqlm.inference_kernels.cuda_kernel" \
+ && chmod -R a+rX /opt/torch-extensions \
  && useradd --system --uid 10001 --create-home codequant
 USER codequant
 ENV HF_HOME=/models/hf

@@ -69,6 +69,21 @@ def test_defaults_and_variant_keys_are_deterministic() -> None:
     assert first.resolved_store_url.endswith("runs/s/store.db")
 
 
+def test_endpoint_credentials_are_named_not_stored_and_stay_out_of_variant_keys() -> None:
+    plain = "{name: fp16, method: baseline}"
+    hosted = "{name: fp16, method: baseline, endpoint: {url: 'https://api.example', api: openai, model: m}}"
+    secret = hosted.replace("model: m", "model: m, api_key_env: KEY, headers_env: {X-Org: ORG}, max_concurrency: 2")
+    key = parse_study(MINIMAL.replace(plain, hosted)).models[0].variant_key("fp16")
+    # The key of an endpoint variant is what it was before credentials and limits existed.
+    endpoint = {"url": "https://api.example", "api": "openai", "model": "m"}
+    assert parse_study(MINIMAL.replace(plain, hosted)).models[0].variants[0].endpoint.key_config() == endpoint
+    assert parse_study(MINIMAL.replace(plain, secret)).models[0].variant_key("fp16") == key
+    chat = hosted.replace("api: openai", "api: openai-chat")
+    assert parse_study(MINIMAL.replace(plain, chat)).models[0].variant_key("fp16") != key
+    literal = hosted.replace("model: m", "model: m, api_key: sk-123")
+    assert any("api_key: unknown key" in p for p in problems_of(MINIMAL.replace(plain, literal)))
+
+
 @pytest.mark.parametrize(
     ("edit", "expected"),
     [

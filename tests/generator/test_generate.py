@@ -6,7 +6,6 @@ import json
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -17,16 +16,10 @@ from codequant.benchmarks import load_benchmark
 from codequant.errors import InputError, ServiceError
 from codequant_generator.api import Endpoint, cut_at_stop, generate_completions
 from codequant_generator.clients import Retry
-from codequant_serving.launch import free_port, running_server
+from codequant_serving.launch import free_port
 
 CLI = [sys.executable, "-c", "from codequant.cli import main; main()", "generate"]
 PROBLEMS = load_benchmark("humaneval", limit=3).problems
-
-
-@pytest.fixture(scope="module")
-def server(tiny_model: Path) -> Iterator[str]:
-    with running_server(str(tiny_model)) as url:
-        yield url
 
 
 def test_cut_at_stop() -> None:

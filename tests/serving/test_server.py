@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -13,20 +12,8 @@ import pytest
 from huggingface_hub import InferenceClient
 
 from codequant.benchmarks import load_benchmark
-from codequant_serving.launch import running_server
 
 PROBLEM = load_benchmark("humaneval").problems[0]  # trained by the test profile
-
-
-@pytest.fixture(scope="module")
-def server(tiny_model: Path) -> Iterator[str]:
-    with running_server(str(tiny_model), max_batch_size=16) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def oai(server: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{server}/v1", api_key="none", max_retries=0)
 
 
 def test_tgi_generate_with_the_real_inference_client(server: str) -> None:
@@ -104,13 +91,16 @@ def test_concurrent_requests_are_batched(server: str) -> None:
         ("/generate", {"inputs": "def f():", "parameters": {"top_p": 1.5}}, 422, "top_p"),
         ("/generate", {"inputs": "def f():", "parameters": {"stop": ["a", "b", "c", "d", "e"]}}, 422, "stop"),
         ("/generate", {"inputs": "x " * 3000, "parameters": {"max_new_tokens": 10}}, 422, "must be <="),
-        ("/generate", {"inputs": "def f():", "stream": True}, 422, "streaming"),
+        ("/generate", {"inputs": "def f():", "stream": True}, 422, "/generate_stream"),
         ("/generate", {"parameters": {}}, 422, "inputs"),
+        ("/generate_stream", {"inputs": "def f():", "parameters": {"max_new_tokens": 0}}, 422, "max_new_tokens"),
         ("/v1/completions", {"model": "nope", "prompt": "x"}, 404, "does not exist"),
         ("/v1/completions", {"model": "MODEL", "prompt": "x", "n": 999}, 400, "n must be <="),
         ("/v1/completions", {"model": "MODEL", "prompt": "x", "temperature": -1}, 400, "temperature"),
         ("/v1/completions", {"model": "MODEL", "prompt": ""}, 400, "prompt"),
-        ("/v1/completions", {"model": "MODEL", "prompt": "x", "stream": True}, 400, "stream"),
+        ("/v1/completions", {"model": "MODEL", "prompt": "x", "stream": True, "n": 999}, 400, "n must be <="),
+        ("/v1/chat/completions", {"model": "MODEL", "messages": [{"role": "user", "content": "x"}]}, 400, "no chat"),
+        ("/v1/chat/completions", {"model": "MODEL", "messages": []}, 400, "messages"),
     ],
 )
 def test_bad_requests_get_4xx_json_errors(

@@ -35,9 +35,14 @@ def generate_completions(
     retry: Retry | None = None,
 ) -> None:
     """Call ``on_record`` once per (problem, sample) not skipped; records carry name, benchmark, language, sample,
-    prompt, completion (cut at the problem's stop tokens), raw_completion, finish_reason, prompt_tokens,
-    completion_tokens, latency_s. Raises ServiceError when the endpoint stays unreachable or rejects requests."""
+    prompt, completion (cut at the problem's stop tokens; a chat answer is kept whole), raw_completion,
+    finish_reason, prompt_tokens, completion_tokens, latency_s. At most ``concurrency`` requests are in flight
+    (fewer if the endpoint's max_concurrency says so). Raises ServiceError when the endpoint stays unreachable or
+    rejects requests."""
     client = client_for(endpoint, retry)
+    chat = endpoint.api == "openai-chat"
+    if endpoint.max_concurrency:
+        concurrency = min(concurrency, endpoint.max_concurrency)
     client.check()
     skip = skip or (lambda _name, _sample: False)
     work = [(p, [s for s in range(n) if not skip(p.name, s)]) for p in problems]
@@ -50,18 +55,26 @@ def generate_completions(
     if progress:
         progress(0, total)
 
+    failed = threading.Event()  # after one failure, queued work is not started (the call is going to raise)
+
     def run(problem: Problem, missing: list[int]) -> None:
         nonlocal done
-        samples = client.sample(
-            problem.prompt,
-            n=n,
-            indices=missing,
-            temperature=temperature,
-            top_p=top_p,
-            max_new_tokens=max_new_tokens,
-            stop=problem.stop_tokens,
-            seed=seed,
-        )
+        if failed.is_set():
+            return
+        try:
+            samples = client.sample(
+                problem.prompt,
+                n=n,
+                indices=missing,
+                temperature=temperature,
+                top_p=top_p,
+                max_new_tokens=max_new_tokens,
+                stop=[] if chat else problem.stop_tokens,  # a chat answer ends with the assistant's turn
+                seed=seed,
+            )
+        except BaseException:
+            failed.set()
+            raise
         with lock:
             for index in missing:
                 sample = samples[index]
@@ -72,7 +85,7 @@ def generate_completions(
                         "language": problem.language,
                         "sample": index,
                         "prompt": problem.prompt,
-                        "completion": cut_at_stop(sample.text, problem.stop_tokens),
+                        "completion": sample.text if chat else cut_at_stop(sample.text, problem.stop_tokens),
                         "raw_completion": sample.text,
                         "finish_reason": sample.finish_reason,
                         "prompt_tokens": sample.prompt_tokens,

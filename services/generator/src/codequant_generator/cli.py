@@ -16,8 +16,15 @@ def generate(
     endpoint: Annotated[str, typer.Option(help="server URL, e.g. http://127.0.0.1:8080")],
     benchmark: Annotated[str, typer.Option(help="benchmark name (codequant benchmarks list)")],
     out: Annotated[Path, typer.Option("--out", help="completions JSONL (appended; existing samples are kept)")],
-    api: Annotated[str, typer.Option(help="tgi | openai")] = "tgi",
+    api: Annotated[str, typer.Option(help="tgi | openai | openai-chat")] = "tgi",
     model: Annotated[str | None, typer.Option(help="model name for the OpenAI API")] = None,
+    api_key_env: Annotated[str | None, typer.Option(help="environment variable holding the endpoint's API key")] = None,
+    header_env: Annotated[
+        list[str] | None, typer.Option(help="extra header from the environment: NAME=VARIABLE (repeatable)")
+    ] = None,
+    max_concurrency: Annotated[
+        int | None, typer.Option(help="requests in flight to the endpoint at most (a hosted API's limit)")
+    ] = None,
     problems: Annotated[str | None, typer.Option(help="comma-separated problem names (default: all)")] = None,
     limit: Annotated[int | None, typer.Option(help="first N problems")] = None,
     exclude_humaneval_overlap: Annotated[bool, typer.Option(help="mceval-python: the paper's filter")] = False,
@@ -27,18 +34,26 @@ def generate(
     max_new_tokens: Annotated[int, typer.Option(help="tokens per completion")] = 1024,
     seed: Annotated[int, typer.Option(help="sampling seed")] = 0,
     concurrency: Annotated[int, typer.Option(help="concurrent requests")] = 4,
-    retries: Annotated[int, typer.Option(help="attempts per request on connection errors and 5xx")] = 6,
+    retries: Annotated[int, typer.Option(help="attempts per request on connection errors, 5xx and 429")] = 6,
 ) -> None:
     """Sample n completions per problem from a TGI / vLLM / OpenAI-compatible endpoint (resumable)."""
     from codequant.benchmarks import load_benchmark
+    from codequant.errors import InputError
     from codequant.jsonl import JsonlAppender, read_jsonl
     from codequant_generator.api import Endpoint, generate_completions
-    from codequant_generator.clients import Retry, client_for
+    from codequant_generator.clients import APIS, Retry, client_for
 
-    if api not in ("tgi", "openai"):
-        from codequant.errors import InputError
-
-        raise InputError(f"--api must be tgi or openai, got {api!r}")
+    if api not in APIS:
+        raise InputError(f"--api must be one of {', '.join(APIS)}, got {api!r}")
+    headers = {}
+    for item in header_env or []:
+        name, sep, variable = item.partition("=")
+        if not sep or not name or not variable:
+            raise InputError(f"--header-env must be NAME=VARIABLE, got {item!r}")
+        headers[name] = variable
+    if max_concurrency is not None and max_concurrency < 1:
+        raise InputError(f"--max-concurrency must be >= 1, got {max_concurrency}")
+    target = Endpoint(endpoint, api, model, api_key_env, headers, max_concurrency)  # type: ignore[arg-type]
     loaded = load_benchmark(
         benchmark,
         exclude_humaneval_overlap=exclude_humaneval_overlap,
@@ -46,7 +61,7 @@ def generate(
         problems=problems.split(",") if problems else None,
     )
     retry = Retry(attempts=max(1, retries))
-    client_for(Endpoint(endpoint, api, model), retry).check()  # fail before any output when unreachable
+    client_for(target, retry).check()  # fail before any output when unreachable
     done = set()
     if out.exists():
         done = {(r.get("name"), r.get("sample")) for r in read_jsonl(out, allow_truncated_tail=True)}
@@ -59,7 +74,7 @@ def generate(
         task = bar.add_task("generate", total=None)
         generate_completions(
             loaded.problems,
-            Endpoint(endpoint, api, model),
+            target,
             n=n,
             temperature=temperature,
             top_p=top_p,  # type: ignore[arg-type]

@@ -121,7 +121,7 @@ class EmbeddedRunner:
 
         external = variant.variant.endpoint
         if external is not None:
-            yield Endpoint(url=external.url, api=external.api, model=external.model)
+            yield Endpoint(**external.model_dump(mode="json"))
             return
         from codequant_serving.launch import running_server
 

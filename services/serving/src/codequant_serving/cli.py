@@ -19,6 +19,9 @@ def serve(
     max_batch_size: Annotated[int, typer.Option(help="sequences decoded together")] = 32,
     device: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",
     model_id: Annotated[str | None, typer.Option(help="name served in /info and /v1/models")] = None,
+    threads: Annotated[
+        int | None, typer.Option(help="CPU threads for generation (default: $OMP_NUM_THREADS or all cores)")
+    ] = None,
 ) -> None:
     """Serve a model behind TGI's and OpenAI's HTTP APIs (AQLM folders included)."""
     import uvicorn
@@ -29,7 +32,11 @@ def serve(
 
     console.print(f"loading {model} ...", markup=False)
     loaded, tokenizer = load_model(model, dtype=dtype, device=device)
-    engine = Engine(loaded, tokenizer, max_batch_size=max_batch_size)
+    if threads is not None and threads < 1:
+        from codequant.errors import InputError
+
+        raise InputError(f"--threads must be >= 1, got {threads}")
+    engine = Engine(loaded, tokenizer, max_batch_size=max_batch_size, threads=threads)
     app = create_app(engine, model_id or model, dtype=dtype)
     console.print(f"serving {model_id or model} on http://{host}:{port}", markup=False)
     uvicorn.run(app, host=host, port=port, log_level="warning")

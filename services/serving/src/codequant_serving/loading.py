@@ -30,7 +30,11 @@ def fix_aqlm_config(quantization_config: dict[str, Any]) -> dict[str, Any]:
 def load_model(model: str, *, dtype: str = "auto", device: str = "cpu") -> tuple[Any, Any]:
     """(model, tokenizer) for a local folder or hub id, in eval mode on ``device``.
 
-    AQLM models run in float32 on CPU (the numba kernel for 8-bit codebooks needs float32 activations).
+    The dtype decides which aqlm kernel runs an AQLM layer (aqlm picks it per layer from the device, the
+    codebook shape and the activations' dtype). On CPU, AQLM models run in float32: the numba kernel for 8-bit
+    codebooks needs float32 activations (and one numba thread, see ``prepare_thread``). On CUDA, aqlm's CUDA
+    kernels (1x16, 2x8, 1x8 with groups of 8) and its Triton kernel (other shapes) take float16 or bfloat16
+    only: ``auto`` means the checkpoint's half dtype (float16 when it records none), float32 is refused.
     """
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
@@ -50,6 +54,8 @@ def load_model(model: str, *, dtype: str = "auto", device: str = "cpu") -> tuple
     torch_dtype: Any = "auto" if dtype == "auto" else getattr(torch, dtype)
     if quant_method == "aqlm" and device == "cpu":
         torch_dtype = torch.float32
+    elif quant_method == "aqlm":
+        torch_dtype = aqlm_cuda_dtype(dtype, getattr(config, "dtype", None))
     elif dtype == "auto" and device == "cpu" and quant_method is None:
         torch_dtype = torch.float32  # half precision matmuls are slow or missing on CPUs
     try:
@@ -62,6 +68,18 @@ def load_model(model: str, *, dtype: str = "auto", device: str = "cpu") -> tuple
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return loaded, tokenizer
+
+
+def aqlm_cuda_dtype(requested: str, recorded: Any) -> Any:
+    """The activation dtype of an AQLM model on CUDA: float16 or bfloat16, which aqlm's GPU kernels require."""
+    import torch
+
+    if requested == "float32":
+        raise InputError("aqlm's CUDA and Triton kernels take float16 or bfloat16: use --dtype auto|float16|bfloat16")
+    if requested != "auto":
+        return getattr(torch, requested)
+    recorded = getattr(torch, recorded, None) if isinstance(recorded, str) else recorded
+    return recorded if recorded in (torch.float16, torch.bfloat16) else torch.float16
 
 
 def prepare_thread(model: Any) -> None:

@@ -26,3 +26,7 @@ class Metrics:
             buckets=(1, 2, 4, 8, 16, 32, 64, 128),
         )
         self.queue_size = Gauge("codequant_queue_size", "Requests waiting for a batch", registry=self.registry)
+        self.running = Gauge("codequant_running_sequences", "Sequences in the decode batch", registry=self.registry)
+        self.finished = Counter(
+            "codequant_finished_sequences", "Sequences finished, by reason", ["reason"], registry=self.registry
+        )

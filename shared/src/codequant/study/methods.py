@@ -62,11 +62,22 @@ def _coerce_finetune(value: Any) -> Any:
 
 
 class EndpointSpec(Strict):
-    """An external TGI / vLLM / OpenAI-compatible server that already serves this variant."""
+    """An external TGI / vLLM / OpenAI-compatible or hosted server that already serves this variant.
+
+    Secrets stay in the environment: the spec names the variables that hold them."""
 
     url: str
-    api: Literal["tgi", "openai"] = "tgi"
+    api: Literal["tgi", "openai", "openai-chat"] = "tgi"
     model: str | None = Field(None, description="model name for the OpenAI API")
+    api_key_env: str | None = Field(None, description="environment variable holding the API key")
+    headers_env: dict[str, str] = Field(
+        default_factory=dict, description="extra HTTP headers: header name -> environment variable holding its value"
+    )
+    max_concurrency: int | None = Field(None, ge=1, description="requests in flight to this endpoint, at most")
+
+    def key_config(self) -> dict[str, Any]:
+        """The fields that decide what the endpoint generates (credentials and limits do not)."""
+        return self.model_dump(mode="json", include={"url", "api", "model"})
 
 
 class _Variant(Strict):

@@ -77,7 +77,7 @@ class ModelSpec(Strict):
         variant = next(v for v in self.variants if v.name == variant_name)
         config = variant.method_config()
         if variant.endpoint is not None:  # sampled from another server: its completions are its own
-            config["endpoint"] = variant.endpoint.model_dump(mode="json")
+            config["endpoint"] = variant.endpoint.key_config()
         return variant_key({**self.source(), "dtype": self.dtype}, config)
 
     @property
