@@ -3,13 +3,13 @@ VENV ?= .venv
 PYTHON ?= python3.11
 BIN := $(VENV)/bin
 SERVICES := executor reporter generator serving quantizer orchestrator
-EDITABLES := -e shared $(foreach s,$(SERVICES),-e services/$(s)) -e 'services/quantizer[compressors]' -e 'services/serving[formats]'
+EDITABLES := -e shared $(foreach s,$(SERVICES),-e services/$(s)) -e models/tiny -e 'services/quantizer[compressors]' -e 'services/serving[formats]'
 
 .PHONY: install system test lint format demo clean
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: shared/pyproject.toml $(wildcard services/*/pyproject.toml) constraints.txt requirements-dev.txt scripts/setup-system.sh
+$(VENV)/.installed: shared/pyproject.toml $(wildcard services/*/pyproject.toml) models/tiny/pyproject.toml constraints.txt requirements-dev.txt scripts/setup-system.sh
 	bash scripts/setup-system.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip

@@ -17,7 +17,7 @@ from codequant.benchmarks import load_benchmark
 from codequant.errors import InputError, ServiceError
 from codequant_generator.api import Endpoint, cut_at_stop, generate_completions
 from codequant_generator.clients import Retry
-from codequant_serving.launch import free_port, running_server
+from codequant_generator.launch import free_port, running_server
 
 CLI = [sys.executable, "-c", "from codequant.cli import main; main()", "generate"]
 PROBLEMS = load_benchmark("humaneval", limit=3).problems

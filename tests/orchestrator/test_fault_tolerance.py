@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import func, select
 
 from codequant.store import Completion, Execution, Job, Store, Variant
-from codequant_serving.launch import free_port
+from codequant_generator.launch import free_port
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 CLI = [sys.executable, "-c", "from codequant.cli import main; main()"]

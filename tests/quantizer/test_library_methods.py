@@ -11,8 +11,8 @@ import pytest
 
 from codequant.benchmarks import load_benchmark
 from codequant_generator.api import Endpoint, generate_completions
+from codequant_generator.launch import running_server
 from codequant_quantizer.api import footprint, quantize
-from codequant_serving.launch import running_server
 from codequant_serving.loading import load_model
 from tests.quantizer.small_model import held_out_perplexity
 

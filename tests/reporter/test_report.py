@@ -12,7 +12,7 @@ import pytest
 
 from codequant.errors import InputError
 from codequant.store import Store
-from codequant_reporter.report import build_report
+from codequant_reporter.report import write_report
 from tests.reporter.synthetic import SPEC, write_study
 
 
@@ -26,7 +26,7 @@ def make_study_dir(tmp_path: Path, **kwargs) -> Path:
 
 def test_every_format_from_a_study_folder(tmp_path: Path) -> None:
     folder = make_study_dir(tmp_path, fail_variant="aqlm-3bit")
-    written = build_report(folder)
+    written = write_report(folder)
     out = folder / "report"
     assert {p.parent for p in written.values()} == {out}
     expected = {
@@ -99,7 +99,7 @@ def test_every_format_from_a_study_folder(tmp_path: Path) -> None:
 @pytest.mark.postgres
 def test_report_of_a_study_id_in_postgresql(pg_url: str, tmp_path: Path) -> None:
     study_id = write_study(Store(pg_url))
-    written = build_report(study_id, tmp_path / "out", ["json", "csv"], store_url=pg_url)
+    written = write_report(study_id, tmp_path / "out", ["json", "csv"], store_url=pg_url)
     assert written["json"].exists() and not (tmp_path / "out" / "report.html").exists()
 
 
@@ -110,7 +110,7 @@ def test_unexecuted_samples_are_an_error_not_a_silent_drop(tmp_path: Path) -> No
         match=r"Coder-7B/aqlm-4bit on multiple-humaneval-py: 0 of 72 samples not "
         r"generated, 72 not executed yet",
     ):
-        build_report(folder)
+        write_report(folder)
     assert not (folder / "report").exists()
 
 

@@ -13,7 +13,7 @@ import pytest
 from huggingface_hub import InferenceClient
 
 from codequant.benchmarks import load_benchmark
-from codequant_serving.launch import running_server
+from codequant_generator.launch import running_server
 
 PROBLEM = load_benchmark("humaneval").problems[0]  # trained by the test profile
 

@@ -27,9 +27,9 @@ def run(
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
 ) -> None:
     """Run a study: quantize, serve and sample, execute, compare and report. Stored work is skipped."""
-    from codequant_orchestrator.book import set_study_status, stage_progress
+    from codequant_orchestrator.bookkeeping import set_study_status, stage_progress
     from codequant_orchestrator.progress import StageProgress
-    from codequant_orchestrator.session import open_study
+    from codequant_orchestrator.studies import open_study
     from codequant_orchestrator.summary import print_summary
 
     opened = open_study(study, store_url=store)
@@ -63,8 +63,8 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """Show a study's progress per stage."""
-    from codequant_orchestrator.book import stage_progress
-    from codequant_orchestrator.session import find_study
+    from codequant_orchestrator.bookkeeping import stage_progress
+    from codequant_orchestrator.studies import find_study
 
     opened = find_study(target, store_url=store)
     progress = stage_progress(opened.store, opened.plan)

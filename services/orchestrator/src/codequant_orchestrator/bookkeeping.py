@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 
 from codequant.keys import stable_hash
-from codequant.store import Completion, Job, Store, StudyVariant, Variant
+from codequant.store import Completion, Job, JobEnvironment, Store, StudyVariant, Variant
 from codequant.store import Study as StudyRow
 from codequant_orchestrator.plan import STAGES, Plan, VariantPlan
 from codequant_orchestrator.records import wanted_completion_keys
@@ -112,6 +112,14 @@ def record_variant(store: Store, variant: VariantPlan, **values: Any) -> None:
     """Update a variant's row (status, artifact_path, footprint, error)."""
     with store.session() as session:
         session.execute(update(Variant).where(Variant.key == variant.key).values(**values))
+
+
+def record_environment(store: Store, study_id: str, job_key: str, stage: str, environment: dict[str, str]) -> None:
+    """Keep the software and hardware a worker reported for a job (the first report of a job is kept)."""
+    if environment:
+        store.insert_ignore(
+            JobEnvironment, [{"job_key": job_key, "study_id": study_id, "stage": stage, "environment": environment}]
+        )
 
 
 def stage_progress(store: Store, plan: Plan) -> dict[str, dict[str, int]]:
