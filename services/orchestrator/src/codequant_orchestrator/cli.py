@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from importlib import metadata
 from pathlib import Path
 from typing import Annotated
 
@@ -13,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from codequant.errors import InputError
-from codequant.queues import QUEUES
+from codequant.queues import QUEUES, REQUIRES
 
 console = Console(highlight=False, soft_wrap=True)
 
@@ -87,6 +88,9 @@ def worker(
     """Start a Celery worker consuming one queue."""
     if queue not in QUEUES:
         raise InputError(f"unknown queue {queue!r}; known: {', '.join(QUEUES)}")
+    missing = [name for name in REQUIRES[queue] if not _installed(name)]
+    if missing:
+        raise InputError(f"this machine cannot run {queue!r} tasks: {', '.join(missing)} not installed")
     from codequant.celery_app import app
 
     if broker:  # the tasks are registered on this app, so point it at the broker rather than make another
@@ -108,6 +112,14 @@ def worker(
             "--without-mingle",
         ]
     )
+
+
+def _installed(distribution: str) -> bool:
+    try:
+        metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return False
+    return True
 
 
 def api(
