@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 SERVICES := executor reporter generator serving quantizer orchestrator
 EDITABLES := -e shared $(foreach s,$(SERVICES),-e services/$(s)) -e models/tiny -e 'services/quantizer[compressors]' -e 'services/serving[formats]'
 
-.PHONY: install system test lint format demo clean
+.PHONY: install system test test-fast lint format demo clean
 
 install: $(VENV)/.installed
 
@@ -23,6 +23,12 @@ system:
 
 test: install
 	$(BIN)/pytest
+
+# The shared library and the torch-free services without the slow tests; a test that imports torch fails.
+# The executor's tests run on their own: they check the whole host for stray sandbox processes.
+test-fast: install
+	$(BIN)/pytest -q -m "not slow" --forbid-torch -n 2 tests/foundation tests/deploy tests/reporter tests/generator
+	$(BIN)/pytest -q -m "not slow" --forbid-torch tests/executor
 
 lint: install
 	$(BIN)/ruff check .

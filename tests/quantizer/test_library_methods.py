@@ -77,6 +77,19 @@ def test_the_folder_records_the_run_and_its_footprint_matches_the_files(name: st
         assert len(errors) == 2 * 7 and all(0 < e < (0.01 if bits == 8 else 0.2) for e in errors), errors
 
 
+@pytest.mark.parametrize("name", VARIANTS)
+def test_the_footprint_predicted_from_the_config_is_the_folders(
+    name: str, small_code_model: Path, folders: dict[str, Path]
+) -> None:
+    config = json.loads((small_code_model / "config.json").read_text())
+    predicted = footprint(config=config, variant=VARIANTS[name], dtype="float32")
+    measured = footprint(folders[name])
+    assert (predicted["total_bytes"], predicted["breakdown"]["codes"]) == (
+        measured["total_bytes"],
+        measured["breakdown"]["codes"],
+    )
+
+
 def test_quantized_folders_are_smaller_than_full_precision(small_code_model: Path, folders: dict[str, Path]) -> None:
     full = footprint(small_code_model)["total_bytes"]
     sizes = {name: footprint(folder)["total_bytes"] for name, folder in folders.items()}
