@@ -59,6 +59,10 @@ def test_register_is_idempotent_and_progress_is_derived_from_the_store(store_url
         assert session.scalar(select(func.count()).select_from(StudyVariant)) == 3
         # per variant: quantize + 2 x (generate, execute); plus one report job
         assert session.scalar(select(func.count()).select_from(Job)) == 3 * 5 + 1
+        # each job names its variant and benchmark (the report's time per variant reads them)
+        located = {(j.stage, j.variant_key, j.benchmark) for j in session.scalars(select(Job))}
+        assert ("report", None, None) in located and ("quantize", plan.variants[0].key, None) in located
+        assert ("generate", plan.variants[2].key, "humaneval") in located and len(located) == 3 * 5 + 1
 
     variant = plan.variants[1]
     keys = wanted_completion_keys(plan, variant, "humaneval")

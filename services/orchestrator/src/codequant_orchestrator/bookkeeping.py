@@ -49,10 +49,25 @@ def register_study(store: Store, plan: Plan, spec_yaml: str) -> None:
             if v.key not in linked:
                 session.add(StudyVariant(study_id=study.name, variant_key=v.key))
                 linked.add(v.key)
-    jobs = [{"key": plan.job_key("report"), "study_id": study.name, "stage": "report"}]
+    # Every row names every column: a multi-row INSERT takes its columns from the first row.
+    jobs = [
+        {
+            "key": plan.job_key("report"),
+            "study_id": study.name,
+            "stage": "report",
+            "variant_key": None,
+            "benchmark": None,
+        }
+    ]
     for v in plan.variants:
         jobs.append(
-            {"key": plan.job_key("quantize", v), "study_id": study.name, "stage": "quantize", "variant_key": v.key}
+            {
+                "key": plan.job_key("quantize", v),
+                "study_id": study.name,
+                "stage": "quantize",
+                "variant_key": v.key,
+                "benchmark": None,
+            }
         )
         for name in plan.benchmarks:
             for stage in ("generate", "execute"):
