@@ -3,13 +3,13 @@ VENV ?= .venv
 PYTHON ?= python3.11
 BIN := $(VENV)/bin
 SERVICES := executor reporter generator serving quantizer orchestrator
-EDITABLES := -e shared $(foreach s,$(SERVICES),-e services/$(s)) -e 'services/quantizer[compressors]' -e 'services/serving[formats]'
+EDITABLES := -e shared $(foreach s,$(SERVICES),-e services/$(s)) -e models/tiny -e 'services/quantizer[compressors]' -e 'services/serving[formats]'
 
-.PHONY: install system test lint format demo clean
+.PHONY: install system test test-fast lint format demo clean
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: shared/pyproject.toml $(wildcard services/*/pyproject.toml) constraints.txt requirements-dev.txt scripts/setup-system.sh
+$(VENV)/.installed: shared/pyproject.toml $(wildcard services/*/pyproject.toml) models/tiny/pyproject.toml constraints.txt requirements-dev.txt scripts/setup-system.sh
 	bash scripts/setup-system.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
@@ -24,9 +24,16 @@ system:
 test: install
 	$(BIN)/pytest
 
+# The shared library and the torch-free services without the slow tests; a test that imports torch fails.
+# The executor's tests run on their own: they check the whole host for stray sandbox processes.
+test-fast: install
+	$(BIN)/pytest -q -m "not slow" --forbid-torch -n 2 tests/foundation tests/deploy tests/reporter tests/generator
+	$(BIN)/pytest -q -m "not slow" --forbid-torch tests/executor
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: install
 	$(BIN)/ruff format .

@@ -24,6 +24,7 @@ from celery.result import AsyncResult
 from codequant.benchmarks import load_benchmark
 from codequant.celery_app import create_app
 from codequant.limits import Limits
+from codequant.payloads import ExecuteRequest, ExecuteResult
 from codequant.queues import TASK_NAMES
 from codequant_executor.api import execute_records
 
@@ -35,14 +36,24 @@ def study_records() -> list[dict]:
     records = []
     for problem in load_benchmark("humaneval").problems + load_benchmark("mceval-java").problems:
         for variant, body in (("ok", problem.canonical_solution), ("mutant", mutate(problem.canonical_solution))):
-            records.append(
-                {"name": f"{problem.name}/{variant}", "language": problem.language, "program": problem.program(body)}
-            )
+            records.append(item(f"{problem.name}/{variant}", problem.language, problem.prompt, body, problem.tests))
     return records
 
 
+def item(name: str, language: str, prompt: str, completion: str, tests: str) -> dict:
+    """An execution item as the orchestrator sends it (the program is prompt + completion + newline + tests)."""
+    return {
+        "name": name,
+        "language": language,
+        "prompt": prompt,
+        "completion": completion,
+        "tests": tests,
+        "completion_key": name,
+    }
+
+
 def trivial_records(count: int) -> list[dict]:
-    return [{"name": f"t{i}", "language": "python", "program": f"assert {i} == {i}\n"} for i in range(count)]
+    return [item(f"t{i}", "python", "", f"assert {i} == {i}", "") for i in range(count)]
 
 
 def start_worker(broker: str, concurrency: int) -> subprocess.Popen:
@@ -61,12 +72,15 @@ def wait_ready(app, count: int = 1) -> None:
 def distributed(app, records: list[dict], chunk: int, limits: dict) -> tuple[float, list[dict]]:
     started = time.perf_counter()
     pending = [
-        app.send_task(TASK_NAMES["execute"], args=[records[i : i + chunk], limits])
+        app.send_task(
+            TASK_NAMES["execute"], args=[ExecuteRequest(items=records[i : i + chunk], limits=limits).model_dump()]
+        )
         for i in range(0, len(records), chunk)
     ]
     results: list[dict] = []
     for task in pending:
-        results += AsyncResult(task.id, app=app).get(timeout=1800)
+        outcomes = ExecuteResult.model_validate(AsyncResult(task.id, app=app).get(timeout=1800)).outcomes
+        results += [{"name": o.completion_key, "passed": o.passed} for o in outcomes]
     return time.perf_counter() - started, results
 
 

@@ -7,9 +7,10 @@ WORKDIR /opt/codequant
 COPY constraints.txt ./
 COPY shared/ shared/
 COPY services/quantizer/ services/quantizer/
-COPY services/serving/ services/serving/
+COPY models/tiny/ models/tiny/
+# models/tiny builds `builtin: tiny-code` models; no model server here.
 RUN grep -v '^torch' constraints.txt > /tmp/constraints.txt \
- && pip install -c /tmp/constraints.txt "./shared[hub]" "./services/quantizer[compressors]" ./services/serving "aqlm[gpu]" \
+ && pip install -c /tmp/constraints.txt "./shared[hub]" "./services/quantizer[compressors]" ./models/tiny "aqlm[gpu]" \
  && useradd --system --uid 10001 --create-home codequant
 USER codequant
 ENV HF_HOME=/models/hf CODEQUANT_CACHE_DIR=/models/cache

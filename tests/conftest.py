@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -44,6 +45,20 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'store.db'}"
     return request.getfixturevalue("pg_url")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--forbid-torch",
+        action="store_true",
+        help="fail the test after which torch is imported in the test process (the fast tier: make test-fast)",
+    )
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    if item.config.getoption("--forbid-torch") and "torch" in sys.modules:
+        pytest.fail(f"torch was imported in the test process by the time {item.nodeid} finished", pytrace=False)
 
 
 def pytest_configure(config: pytest.Config) -> None:

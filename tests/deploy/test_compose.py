@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import jsonschema
 import pytest
 import yaml
 
-from codequant.queues import QUEUES
+from codequant.queues import QUEUES, REQUIRES
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = REPO.parent / "shared" / "schemas" / "compose-spec.json"
@@ -37,9 +39,42 @@ def codequant_commands() -> dict[str, list[str]]:
     return out
 
 
-def test_every_queue_has_a_consumer() -> None:
-    consumed = {args[1] for args in codequant_commands().values() if args[0] == "worker"}
-    assert set(QUEUES) <= consumed, set(QUEUES) - consumed
+def image_distributions(dockerfile: str) -> set[str]:
+    """The codequant distributions a Dockerfile pip-installs from this repository (./shared, ./services/X...)."""
+    text = (REPO / dockerfile).read_text()
+    installs = " ".join(line for line in text.replace("\\\n", " ").splitlines() if "pip install" in line)
+    folders = re.findall(r"\./((?:shared|services/[a-z-]+|models/[a-z-]+))", installs)
+    return {tomllib.loads((REPO / f / "pyproject.toml").read_text())["project"]["name"] for f in folders}
+
+
+def routing_problems(compose: dict) -> list[str]:
+    """Queues nobody consumes, and workers consuming a queue whose tasks their image cannot run."""
+    problems = []
+    consumers: dict[str, list[str]] = {queue: [] for queue in QUEUES}
+    for name, service in compose["services"].items():
+        args = service.get("command", [])
+        if "entrypoint" in service or "build" not in service or args[:1] != ["worker"]:
+            continue
+        consumers.setdefault(args[1], []).append(name)
+        missing = set(REQUIRES.get(args[1], ())) - image_distributions(service["build"]["dockerfile"])
+        if missing:
+            problems.append(f"{name} consumes {args[1]!r} but its image lacks {', '.join(sorted(missing))}")
+    problems += [f"no worker consumes {queue!r}" for queue, names in consumers.items() if not names]
+    return problems
+
+
+def test_every_task_kind_reaches_a_worker_that_can_run_it() -> None:
+    assert routing_problems(COMPOSE) == []
+
+
+def test_the_routing_check_catches_a_worker_on_a_queue_it_cannot_serve() -> None:
+    # The bug this check exists for: the generator image (no model server) consuming self-served generation.
+    broken = copy.deepcopy(COMPOSE)
+    broken["services"]["generator"]["command"] = ["worker", "generate"]
+    assert routing_problems(broken) == [
+        "generator consumes 'generate' but its image lacks codequant-serving",
+        "no worker consumes 'generate-remote'",
+    ]
 
 
 @pytest.mark.parametrize("service", sorted(codequant_commands()))
@@ -63,6 +98,8 @@ def test_every_dockerfile_exists_and_the_executor_image_has_no_torch() -> None:
     executor = (REPO / SERVICES["executor"]["build"]["dockerfile"]).read_text()
     installs = " ".join(line for line in executor.splitlines() if "install" in line)
     assert "torch" not in installs and "services/serving" not in executor and "services/quantizer" not in executor
+    # The quantizer builds builtin models with codequant-tiny-model; it needs no model server.
+    assert "codequant-serving" not in image_distributions(SERVICES["quantizer"]["build"]["dockerfile"])
 
 
 def test_scaled_services_have_no_container_name() -> None:

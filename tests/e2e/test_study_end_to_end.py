@@ -11,7 +11,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from codequant.store import Completion, Execution, Job, Store, Variant
+from codequant.store import Completion, Execution, Job, JobEnvironment, Store, Variant
 
 STUDY = """\
 name: e2e
@@ -52,6 +52,11 @@ def test_the_study_runs_end_to_end_and_reruns_from_the_store(tiny_model: Path, t
         assert set(session.scalars(select(Variant.status))) == {"ready"}
         assert set(session.scalars(select(Job.status))) == {"done"}
         quantize_seconds = session.scalar(select(func.sum(Job.seconds)).where(Job.stage == "quantize"))
+        # Each stage recorded the software it ran with: torch where models were quantized, java where code ran.
+        recorded = {row.stage: row.environment for row in session.scalars(select(JobEnvironment))}
+    assert set(recorded) == {"quantize", "generate", "execute", "report"}
+    assert "torch" in recorded["quantize"] and "codequant-serving" in recorded["generate"]
+    assert recorded["execute"]["java"].startswith(("openjdk", "java")) and "torch" not in recorded["execute"]
     for name in ("report.md", "report.html", "tables.tex", "report.json", "pass1_vs_memory.png"):
         assert (out / "report" / name).stat().st_size > 0, name
     report = json.loads((out / "report" / "report.json").read_text())

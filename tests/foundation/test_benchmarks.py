@@ -39,10 +39,15 @@ def test_every_benchmark_loads_with_its_counts(name: str, data_dir: Path) -> Non
     assert "sha256:" in loaded.provenance or name == "humaneval"
 
 
-def test_defective_mceval_items_are_listed() -> None:
+def test_defective_mceval_items_are_listed(data_dir: Path) -> None:
     java = load_benchmark("mceval-java")
-    assert java.excluded == {"McEval_Java_2_findNthLeapYear": java.excluded["McEval_Java_2_findNthLeapYear"]}
-    assert "contradicts" in java.excluded["McEval_Java_2_findNthLeapYear"]
+    assert list(java.excluded) == ["McEval_Java_2_findNthLeapYear"]
+    assert "McEval_Java_2_findNthLeapYear" not in java.by_name()
+    # The stated reason is the conflict in the data: the docstring's example and the test expect different years.
+    raw = next(r for r in map(json.loads, (data_dir / "mceval-java.jsonl").open()) if r["task_id"] == "Java/2")
+    assert "findNthLeapYear(2000, 4) => 2008" in raw["prompt"] and "findNthLeapYear(2000, 4) == 2012" in raw["test"]
+    reason = java.excluded["McEval_Java_2_findNthLeapYear"]
+    assert "contradicts" in reason and "2008" in reason and "2012" in reason
     reverse = java.by_name()["McEval_Java_53_reverseWords"]
     assert "testReverseWords" in reverse.tests and "testReverseWords" not in (reverse.canonical_solution or "")
     python = load_benchmark("mceval-python")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from codequant_serving.launch import running_server
+from codequant_generator.launch import running_server
 
 
 @pytest.fixture(scope="session")

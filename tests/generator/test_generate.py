@@ -16,7 +16,7 @@ from codequant.benchmarks import load_benchmark
 from codequant.errors import InputError, ServiceError
 from codequant_generator.api import Endpoint, cut_at_stop, generate_completions
 from codequant_generator.clients import Retry
-from codequant_serving.launch import free_port
+from codequant_generator.launch import free_port
 
 CLI = [sys.executable, "-c", "from codequant.cli import main; main()", "generate"]
 PROBLEMS = load_benchmark("humaneval", limit=3).problems
@@ -28,6 +28,7 @@ def test_cut_at_stop() -> None:
     assert cut_at_stop("a\n    }\nb", ["\n    }\n"]) == "a"
 
 
+@pytest.mark.slow  # serves the tiny model
 @pytest.mark.parametrize("api", ["openai", "tgi"])
 def test_both_apis_give_n_records_per_problem(server: str, api: str) -> None:
     records: list[dict] = []
@@ -50,6 +51,7 @@ def test_both_apis_give_n_records_per_problem(server: str, api: str) -> None:
         assert record["language"] == "python" and record["benchmark"] == "humaneval"
 
 
+@pytest.mark.slow  # serves the tiny model
 def test_cli_resumes_and_keeps_existing_records(server: str, tmp_path: Path) -> None:
     out = tmp_path / "completions.jsonl"
     kept = {"name": PROBLEMS[0].name, "sample": 0, "completion": "KEPT", "language": "python"}
@@ -118,6 +120,7 @@ def test_unreachable_endpoint_is_a_one_line_failure(tmp_path: Path) -> None:
     assert result.stderr.strip().startswith("error:") and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow  # serves the tiny model
 def test_a_model_the_endpoint_does_not_serve_is_rejected(server: str) -> None:
     with pytest.raises(InputError, match="does not serve model 'nope'"):
         generate_completions(
@@ -132,6 +135,7 @@ def test_a_model_the_endpoint_does_not_serve_is_rejected(server: str) -> None:
         )
 
 
+@pytest.mark.slow  # serves the tiny model
 def test_5xx_answers_are_retried(server: str) -> None:
     """A proxy that answers 503 to the first two generation requests, then forwards to the real server."""
     failures = {"left": 2}

@@ -22,7 +22,7 @@ from codequant.benchmarks import load_benchmark
 from codequant.errors import InputError, ServiceError
 from codequant_generator.api import Endpoint, generate_completions
 from codequant_generator.clients import Retry
-from codequant_serving.launch import free_port
+from codequant_generator.launch import free_port
 
 PROBLEMS = load_benchmark("humaneval", limit=2).problems
 CLI = [sys.executable, "-c", "from codequant.cli import main; main()", "generate"]

@@ -13,8 +13,8 @@ import httpx
 import pytest
 import uvicorn
 
+from codequant_generator.launch import free_port
 from codequant_orchestrator.api import create_app
-from codequant_serving.launch import free_port
 
 T = TypeVar("T")
 STUDY = """\

@@ -19,8 +19,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from codequant.queues import QUEUES
 from codequant.store import Completion, Execution, Job, Store, Variant
-from codequant_serving.launch import free_port
+from codequant_generator.launch import free_port
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 CLI = [sys.executable, "-c", "from codequant.cli import main; main()"]
@@ -145,7 +146,7 @@ def kill_group(process: subprocess.Popen) -> None:
 @pytest.fixture
 def cluster(redis: Redis, tiny_model: Path) -> Iterator[Cluster]:
     nodes = Cluster(redis)
-    for queue in ("quantize", "generate", "execute", "report"):
+    for queue in QUEUES:
         nodes.start_worker(queue)
     yield nodes
     nodes.close()
@@ -192,17 +193,28 @@ def assert_complete(out: Path, samples: int) -> None:
     assert (out / "report" / "report.html").exists()
 
 
+def assert_mid_study(run: subprocess.Popen, out: Path, samples: int) -> int:
+    """The study is still running and has executions left to do (so what follows is a fault mid-study, not after
+    it); returns how many samples were executed at this point."""
+    executed = counts(out)[1]
+    assert run.poll() is None, "the study finished before the fault could be injected"
+    assert executed < samples, f"all {samples} samples were executed before the fault"
+    return executed
+
+
 def test_killing_an_executor_worker_mid_study_loses_nothing(cluster: Cluster, tmp_path: Path) -> None:
     study, out = write_study(tmp_path, "kill-executor")
     samples = 2 * 16 * 6
     run = cluster.run(study)
     wait_for(lambda: 0 < counts(out)[1] < samples or run.poll() is not None, 600, "execution never started")
-    assert run.poll() is None, "the study finished before a worker could be killed"
+    executed = assert_mid_study(run, out, samples)
     cluster.kill_worker("execute")  # kill -9, mid-chunk
     time.sleep(2)
+    assert_mid_study(run, out, samples)  # nothing else executes completions: the study waits for an executor
     cluster.start_worker("execute")
     finish(run)
     assert_complete(out, samples)
+    assert counts(out)[1] - executed > 0  # the restarted executor did the rest
 
 
 def test_a_restarted_orchestrator_resumes_without_redoing_stored_work(cluster: Cluster, tmp_path: Path) -> None:
@@ -210,6 +222,7 @@ def test_a_restarted_orchestrator_resumes_without_redoing_stored_work(cluster: C
     samples = 2 * 16 * 6
     first = cluster.run(study)
     wait_for(lambda: counts(out)[1] > 0 or first.poll() is not None, 600, "execution never started")
+    assert_mid_study(first, out, samples)
     kill_group(first)
     store = Store(f"sqlite:///{out / 'store.db'}")
     with store.session() as session:
@@ -232,8 +245,10 @@ def test_restarting_redis_mid_study(cluster: Cluster, redis: Redis, tmp_path: Pa
     samples = 2 * 16 * 6
     run = cluster.run(study)
     wait_for(lambda: counts(out)[0] > 0 or run.poll() is not None, 600, "generation never started")
+    assert_mid_study(run, out, samples)
     redis.stop()  # queued messages and results are gone: nothing is kept on disk
     time.sleep(3)
+    assert_mid_study(run, out, samples)  # the orchestrator waits out the outage instead of giving up
     redis.start()
     finish(run)
     assert_complete(out, samples)

@@ -11,8 +11,8 @@ import pytest
 
 from codequant.benchmarks import load_benchmark
 from codequant_generator.api import Endpoint, generate_completions
+from codequant_generator.launch import running_server
 from codequant_quantizer.api import footprint, quantize
-from codequant_serving.launch import running_server
 from codequant_serving.loading import load_model
 from tests.quantizer.small_model import held_out_perplexity
 
@@ -75,6 +75,19 @@ def test_the_folder_records_the_run_and_its_footprint_matches_the_files(name: st
     if VARIANTS[name]["method"] != "awq":
         errors = [layer["relative_weight_error"] for layer in record["layers"]]
         assert len(errors) == 2 * 7 and all(0 < e < (0.01 if bits == 8 else 0.2) for e in errors), errors
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_the_footprint_predicted_from_the_config_is_the_folders(
+    name: str, small_code_model: Path, folders: dict[str, Path]
+) -> None:
+    config = json.loads((small_code_model / "config.json").read_text())
+    predicted = footprint(config=config, variant=VARIANTS[name], dtype="float32")
+    measured = footprint(folders[name])
+    assert (predicted["total_bytes"], predicted["breakdown"]["codes"]) == (
+        measured["total_bytes"],
+        measured["breakdown"]["codes"],
+    )
 
 
 def test_quantized_folders_are_smaller_than_full_precision(small_code_model: Path, folders: dict[str, Path]) -> None:

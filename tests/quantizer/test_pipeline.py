@@ -86,9 +86,8 @@ def test_record_and_footprint_match_the_folder(quantized: Path, tiny_model: Path
     assert measured["total_bytes"] == sum(t.numel() * t.element_size() for t in tensors.values())
     assert 0 < (quantized / "model.safetensors").stat().st_size - measured["total_bytes"] < 65536  # header only
     config = json.loads((tiny_model / "config.json").read_text())
-    predicted = footprint(
-        config=config, method="aqlm", dtype="fp32", num_codebooks=1, nbits_per_codebook=8, in_group_size=8
-    )
+    variant = {"method": "aqlm", "num_codebooks": 1, "nbits_per_codebook": 8, "in_group_size": 8}
+    predicted = footprint(config=config, variant=variant, dtype="fp32")
     assert predicted["total_bytes"] == measured["total_bytes"]
     assert measured["nominal_bits_per_param"] == pytest.approx(measured["stored_bits_per_param"])  # int8 codes
 

@@ -7,7 +7,7 @@ import random
 from codequant.benchmarks import load_benchmark
 from codequant.keys import stable_hash
 from codequant.results import completion_keys
-from codequant.store import Completion, Execution, Job, Store, StudyVariant, Variant
+from codequant.store import Completion, Execution, Job, JobEnvironment, Store, StudyVariant, Variant
 from codequant.store import Study as StudyRow
 from codequant.study import parse_study
 
@@ -52,6 +52,29 @@ SKILL = {
     "rtn-4bit": 0.5,
 }
 PARAMS = {"Coder-7B": 6_740_000_000, "Coder-13B": 13_000_000_000}
+#: Where each model's variants were quantized, as the quantizer workers reported it (two different GPU hosts).
+QUANTIZER_HOSTS = {
+    "Coder-7B": {
+        "python": "3.11.9",
+        "codequant-quantizer": "0.1.0",
+        "torch": "2.6.0+cu124",
+        "platform": "Linux-6.8.0-x86_64-with-glibc2.35",
+        "cpu": "AMD EPYC 9654 96-Core Processor",
+        "cpu_cores": "192",
+        "memory_gib": "1511.6",
+        "gpu": "NVIDIA H100 80GB HBM3, 81559 MiB",
+    },
+    "Coder-13B": {
+        "python": "3.11.9",
+        "codequant-quantizer": "0.1.0",
+        "torch": "2.6.0+cu124",
+        "platform": "Linux-6.8.0-x86_64-with-glibc2.35",
+        "cpu": "Intel(R) Xeon(R) Platinum 8480+",
+        "cpu_cores": "112",
+        "memory_gib": "2015.3",
+        "gpu": "NVIDIA A100-SXM4-80GB, 81920 MiB",
+    },
+}
 
 
 def footprint(params: int, variant: dict) -> dict:
@@ -123,6 +146,17 @@ def write_study(
                         "variant_key": key,
                         "status": "done",
                         "seconds": 120.0,
+                    }
+                ],
+            )
+            store.insert_ignore(
+                JobEnvironment,
+                [
+                    {
+                        "job_key": f"synthetic:quantize:{key}",
+                        "study_id": study.name,
+                        "stage": "quantize",
+                        "environment": QUANTIZER_HOSTS[model.name],
                     }
                 ],
             )

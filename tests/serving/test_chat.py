@@ -13,7 +13,7 @@ from transformers import AutoTokenizer
 
 from codequant.benchmarks import load_benchmark
 from codequant_generator.api import Endpoint, generate_completions
-from codequant_serving.launch import running_server
+from codequant_generator.launch import running_server
 
 PROBLEMS = load_benchmark("humaneval", limit=2).problems
 TEMPLATE = "{% for message in messages %}{{ message['content'] }}{% endfor %}"  # the user's text, as a prompt

@@ -12,7 +12,7 @@ from codequant_executor.api import execute_records
 from codequant_generator.api import cut_at_stop
 from codequant_serving.engine import Engine, Request
 from codequant_serving.loading import fix_aqlm_config, load_model
-from codequant_serving.tiny import build_tiny_model, trained_problems
+from codequant_tiny.build import build_tiny_model, trained_problems
 
 
 def greedy_pass_count(model, tokenizer, problems) -> int:

@@ -1,11 +1,14 @@
 """Resolve a model source (as recorded in a study's variant keys) to something transformers can load.
 
-Used by the embedded orchestrator and by workers, so a worker resolves the same model the planner keyed.
+Used by the quantizer's stage function in both run modes, so a worker resolves the same model the planner keyed.
+Builtin models are built by whichever installed distribution provides their kind in the
+``codequant.builtin_models`` entry-point group (``tiny-code``: codequant-tiny-model).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -18,17 +21,14 @@ def resolve_model(source: dict[str, Any], *, progress: bool | Callable[[int, int
 
     ``progress``: a progress bar (True), none (False), or a callback given (done, total) while a model is built.
 
-    The builtin tiny model is built on first use (needs codequant-serving) and cached in $CODEQUANT_CACHE_DIR;
-    hub models are downloaded at their pinned revision into the Hugging Face cache.
+    A builtin model is built on first use and cached in $CODEQUANT_CACHE_DIR; hub models are downloaded at
+    their pinned revision into the Hugging Face cache.
     """
     if "builtin" in source:
         builtin = source["builtin"]
-        try:
-            from codequant_serving.tiny import build_tiny_model
-        except ImportError:
-            raise ServiceError("the builtin tiny model needs codequant-serving installed on this machine") from None
+        build = builtin_builder(builtin["kind"])
         folder = settings.cache_dir() / "models" / f"{builtin['kind']}-{builtin['profile']}-seed{builtin['seed']}"
-        return str(build_tiny_model(folder, seed=builtin["seed"], profile=builtin["profile"], progress=progress))
+        return str(build(folder, seed=builtin["seed"], profile=builtin["profile"], progress=progress))
     if "path" in source:
         path = Path(source["path"])
         if not path.is_dir():
@@ -44,3 +44,13 @@ def resolve_model(source: dict[str, Any], *, progress: bool | Callable[[int, int
         except Exception as exc:  # network, auth, missing repo: one line for the user
             raise ServiceError(f"cannot fetch model {source['hub_id']} from the Hugging Face hub: {exc}") from None
     raise InputError(f"model source must name a path, hub_id or builtin model, got {sorted(source)}")
+
+
+def builtin_builder(kind: str) -> Callable[..., Path]:
+    """The function that builds builtin models of ``kind``: ``build(folder, *, seed, profile, progress) -> folder``."""
+    found = [ep for ep in entry_points(group="codequant.builtin_models") if ep.name == kind]
+    if not found:
+        raise ServiceError(
+            f"no installed distribution builds the builtin model {kind!r} (for tiny-code: codequant-tiny-model)"
+        )
+    return found[0].load()

@@ -1,12 +1,26 @@
-"""Queue and task names shared by the orchestrator and the workers (routing lives here, not at call sites)."""
+"""Queue and task names shared by the orchestrator and the workers (routing lives here, not at call sites).
+
+Queues are split by what a worker must have installed to run their tasks: a self-served variant's generation
+(`generate`) needs the model server, one sampled from an external endpoint (`generate-remote`) does not.
+"""
 
 from __future__ import annotations
 
 QUANTIZE = "quantize"
 GENERATE = "generate"
+GENERATE_REMOTE = "generate-remote"
 EXECUTE = "execute"
 REPORT = "report"
-QUEUES: tuple[str, ...] = (QUANTIZE, GENERATE, EXECUTE, REPORT)
+QUEUES: tuple[str, ...] = (QUANTIZE, GENERATE, GENERATE_REMOTE, EXECUTE, REPORT)
 
 #: Celery task name per queue; each service registers the task of its queue under this name.
 TASK_NAMES: dict[str, str] = {queue: f"codequant.{queue}" for queue in QUEUES}
+
+#: Distributions a worker needs installed to run each queue's tasks.
+REQUIRES: dict[str, tuple[str, ...]] = {
+    QUANTIZE: ("codequant-quantizer",),
+    GENERATE: ("codequant-generator", "codequant-serving"),
+    GENERATE_REMOTE: ("codequant-generator",),
+    EXECUTE: ("codequant-executor",),
+    REPORT: ("codequant-reporter",),
+}

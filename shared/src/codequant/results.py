@@ -1,7 +1,7 @@
-"""Per-sample results of a study, read from the store by deterministic completion keys.
+"""Per-sample results of a study, keyed deterministically: completion keys, completion rows, stored outcomes.
 
-Used by the orchestrator (exports, summaries, progress) and the reporter, so both count exactly
-the completions the study's sampling settings ask for.
+Used by the generator (which stores completions), the orchestrator (exports, summaries, progress) and the
+reporter, so all of them count exactly the completions the study's sampling settings ask for.
 """
 
 from __future__ import annotations
@@ -14,19 +14,43 @@ from sqlalchemy import select
 from codequant.keys import completion_key
 from codequant.store import Completion, Execution, Store
 from codequant.study import Study
+from codequant.study.spec import SamplingParams
 
 _CHUNK = 500
+
+
+def sample_keys(
+    variant_key: str, benchmark: str, problems: Iterable[str], sampling: SamplingParams
+) -> dict[tuple[str, int], str]:
+    """The completion key of every (problem, sample) of one variant on one benchmark."""
+    key = sampling.as_key()
+    return {
+        (problem, sample): completion_key(variant_key, benchmark, problem, sample, key)
+        for problem in problems
+        for sample in range(sampling.n)
+    }
 
 
 def completion_keys(
     study: Study, variant_key: str, benchmark: str, problems: Iterable[str]
 ) -> dict[tuple[str, int], str]:
     """The completion key of every (problem, sample) the study needs for one variant and benchmark."""
-    sampling = study.sampling.as_key(study.max_new_tokens(benchmark))
+    return sample_keys(variant_key, benchmark, problems, study.sampling_params(benchmark))
+
+
+def completion_row(variant_key: str, benchmark: str, key: str, record: dict[str, Any]) -> dict[str, Any]:
+    """The store row of one sampled completion, from a generator record."""
     return {
-        (problem, sample): completion_key(variant_key, benchmark, problem, sample, sampling)
-        for problem in problems
-        for sample in range(study.sampling.n)
+        "key": key,
+        "variant_key": variant_key,
+        "benchmark": benchmark,
+        "problem": record["name"],
+        "sample": record["sample"],
+        "completion": record["completion"],
+        "finish_reason": record.get("finish_reason"),
+        "prompt_tokens": record.get("prompt_tokens"),
+        "completion_tokens": record.get("completion_tokens"),
+        "latency_s": record.get("latency_s"),
     }
 
 

@@ -1,4 +1,5 @@
-"""``execute_records``: the one code path behind the CLI, the Celery task and the orchestrator."""
+"""``execute_records``: the one code path behind the CLI, the Celery task and the orchestrator; ``execute_batch``
+is the execute stage's function on typed payloads (both run modes call it)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from codequant.environment import describe
 from codequant.errors import InputError
 from codequant.keys import execution_key
 from codequant.limits import Limits
+from codequant.payloads import ExecuteRequest, ExecuteResult, ExecutionOutcome
 from codequant_executor.pool import LANGUAGES, ExecutorPool, insecure_from_env
 
 _POOL: ExecutorPool | None = None
@@ -113,6 +116,24 @@ def execute_records(
     if store is not None and todo:
         _remember(store, {key: (unique[key][1], results[key]) for key in todo})
     return [{**record, **results[key], "execution_key": key} for record, key in zip(records, keys, strict=True)]
+
+
+def execute_batch(
+    request: ExecuteRequest,
+    *,
+    workers: int | None = None,
+    store: Any = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> ExecuteResult:
+    """The execute stage: run a chunk of completions against their tests (with a store, stored results are reused
+    and new ones kept); outcomes carry each completion's key and its execution key."""
+    records = [item.model_dump() for item in request.items]
+    results = execute_records(
+        records, Limits.from_dict(request.limits), workers=workers, store=store, progress=progress
+    )
+    fields = ExecutionOutcome.model_fields
+    outcomes = [ExecutionOutcome(**{k: v for k, v in r.items() if k in fields}) for r in results]
+    return ExecuteResult(outcomes=outcomes, environment=describe(("codequant-executor",), commands=("java",)))
 
 
 def _stored(store: Any, keys: list[str]) -> dict[str, dict[str, Any]]:

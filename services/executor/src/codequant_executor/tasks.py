@@ -6,13 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from codequant.celery_app import app
-from codequant.limits import Limits
+from codequant.payloads import ExecuteRequest
 from codequant.queues import TASK_NAMES
 from codequant_executor import worker  # noqa: F401  (the worker refuses to start without network isolation)
-from codequant_executor.api import execute_records
+from codequant_executor.api import execute_batch
 
 
 @app.task(name=TASK_NAMES["execute"], acks_late=True, reject_on_worker_lost=True)
-def execute_task(records: list[dict[str, Any]], limits: dict[str, Any]) -> list[dict[str, Any]]:
-    """Execute a chunk of records; returns them with status, passed, exit_code, stdout, stderr, duration_s."""
-    return execute_records(records, Limits.from_dict(limits))
+def execute_task(payload: dict[str, Any]) -> dict[str, Any]:
+    """An ExecuteRequest in, an ExecuteResult out (status, passed, exit_code, stdout, stderr, duration_s)."""
+    return execute_batch(ExecuteRequest.model_validate(payload)).model_dump(mode="json")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from importlib import metadata
 from pathlib import Path
 from typing import Annotated
 
@@ -13,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from codequant.errors import InputError
-from codequant.queues import QUEUES
+from codequant.queues import QUEUES, REQUIRES
 
 console = Console(highlight=False, soft_wrap=True)
 
@@ -27,9 +28,9 @@ def run(
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
 ) -> None:
     """Run a study: quantize, serve and sample, execute, compare and report. Stored work is skipped."""
-    from codequant_orchestrator.book import set_study_status, stage_progress
+    from codequant_orchestrator.bookkeeping import set_study_status, stage_progress
     from codequant_orchestrator.progress import StageProgress
-    from codequant_orchestrator.session import open_study
+    from codequant_orchestrator.studies import open_study
     from codequant_orchestrator.summary import print_summary
 
     opened = open_study(study, store_url=store)
@@ -63,8 +64,8 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """Show a study's progress per stage."""
-    from codequant_orchestrator.book import stage_progress
-    from codequant_orchestrator.session import find_study
+    from codequant_orchestrator.bookkeeping import stage_progress
+    from codequant_orchestrator.studies import find_study
 
     opened = find_study(target, store_url=store)
     progress = stage_progress(opened.store, opened.plan)
@@ -87,6 +88,9 @@ def worker(
     """Start a Celery worker consuming one queue."""
     if queue not in QUEUES:
         raise InputError(f"unknown queue {queue!r}; known: {', '.join(QUEUES)}")
+    missing = [name for name in REQUIRES[queue] if not _installed(name)]
+    if missing:
+        raise InputError(f"this machine cannot run {queue!r} tasks: {', '.join(missing)} not installed")
     from codequant.celery_app import app
 
     if broker:  # the tasks are registered on this app, so point it at the broker rather than make another
@@ -108,6 +112,14 @@ def worker(
             "--without-mingle",
         ]
     )
+
+
+def _installed(distribution: str) -> bool:
+    try:
+        metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return False
+    return True
 
 
 def api(

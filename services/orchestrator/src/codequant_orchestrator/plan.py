@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from codequant.benchmarks import BenchmarkSet, load_benchmark
+from codequant.benchmarks import BenchmarkSet
 from codequant.study import ModelSpec, Study
-from codequant.study.methods import QUANTIZED_METHODS, VariantSpec
+from codequant.study.methods import VariantModel
 
 STAGES: tuple[str, ...] = ("quantize", "generate", "execute", "report")
 
@@ -17,7 +17,7 @@ class VariantPlan:
     """One model variant of the study and where its artifacts go."""
 
     model: ModelSpec
-    variant: VariantSpec
+    variant: VariantModel
     key: str
     artifact_dir: Path
 
@@ -27,7 +27,7 @@ class VariantPlan:
 
     @property
     def needs_quantization(self) -> bool:
-        return self.variant.method in QUANTIZED_METHODS and self.variant.endpoint is None
+        return self.variant.quantized and self.variant.endpoint is None
 
 
 @dataclass(frozen=True)
@@ -47,9 +47,6 @@ class Plan:
             parts.append(benchmark)
         return ":".join(parts)
 
-    def sampling_key(self, benchmark: str) -> dict:
-        return self.study.sampling.as_key(self.study.max_new_tokens(benchmark))
-
 
 def plan_study(study: Study, *, data_dir: Path | None = None) -> Plan:
     """Resolve variant keys and load every benchmark (bad benchmark data fails here, before any work)."""
@@ -63,14 +60,5 @@ def plan_study(study: Study, *, data_dir: Path | None = None) -> Plan:
         for model in study.models
         for variant in model.variants
     ]
-    benchmarks = {
-        spec.name: load_benchmark(
-            spec.name,
-            data_dir=data_dir,
-            exclude_humaneval_overlap=spec.exclude_humaneval_overlap,
-            problems=spec.problems,
-            limit=spec.limit,
-        )
-        for spec in study.benchmarks
-    }
+    benchmarks = {spec.name: spec.load(data_dir) for spec in study.benchmarks}
     return Plan(study=study, variants=variants, benchmarks=benchmarks)

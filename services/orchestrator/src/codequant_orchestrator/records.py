@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
-from codequant.benchmarks import Problem
 from codequant.results import completion_keys, sample_results
-from codequant.store import Completion, Execution, Store
+from codequant.store import Completion, Store
 from codequant_orchestrator.plan import Plan, VariantPlan
 
 
@@ -17,22 +16,6 @@ def wanted_completion_keys(plan: Plan, variant: VariantPlan, benchmark: str) -> 
     """The completion key of every (problem, sample) the study needs for one variant and benchmark."""
     problems = (p.name for p in plan.benchmarks[benchmark].problems)
     return completion_keys(plan.study, variant.key, benchmark, problems)
-
-
-def completion_row(variant: VariantPlan, key: str, record: dict[str, Any]) -> dict[str, Any]:
-    """A Completion row from a generator record."""
-    return {
-        "key": key,
-        "variant_key": variant.key,
-        "benchmark": record["benchmark"],
-        "problem": record["name"],
-        "sample": record["sample"],
-        "completion": record["completion"],
-        "finish_reason": record.get("finish_reason"),
-        "prompt_tokens": record.get("prompt_tokens"),
-        "completion_tokens": record.get("completion_tokens"),
-        "latency_s": record.get("latency_s"),
-    }
 
 
 def unexecuted(store: Store, keys: Iterable[str]) -> list[Completion]:
@@ -49,43 +32,6 @@ def unexecuted(store: Store, keys: Iterable[str]) -> list[Completion]:
                 )
             )
     return sorted(found, key=lambda c: (c.problem, c.sample))
-
-
-def execution_request(completion: Completion, problem: Problem) -> dict[str, Any]:
-    """The executor's input record for a stored completion."""
-    return {
-        "name": problem.name,
-        "language": problem.language,
-        "prompt": problem.prompt,
-        "completion": completion.completion,
-        "tests": problem.tests,
-        "completion_key": completion.key,
-    }
-
-
-def store_results(store: Store, results: list[dict[str, Any]]) -> None:
-    """Insert executions (idempotent by key) and link each completion to its execution."""
-    store.insert_ignore(
-        Execution,
-        [
-            {
-                "key": r["execution_key"],
-                "language": r["language"],
-                "status": r["status"],
-                "passed": bool(r["passed"]),
-                "exit_code": r.get("exit_code"),
-                "stdout": r.get("stdout", ""),
-                "stderr": r.get("stderr", ""),
-                "duration_s": r.get("duration_s", 0.0),
-            }
-            for r in {r["execution_key"]: r for r in results}.values()
-        ],
-    )
-    with store.session() as session:
-        for r in results:
-            session.execute(
-                update(Completion).where(Completion.key == r["completion_key"]).values(execution_key=r["execution_key"])
-            )
 
 
 def result_records(store: Store, plan: Plan, variant: VariantPlan, benchmark: str) -> list[dict[str, Any]]:

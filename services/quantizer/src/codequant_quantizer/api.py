@@ -1,4 +1,5 @@
-"""``quantize`` and ``footprint``: one entry point per job, dispatching on the study's method string."""
+"""``quantize`` and ``footprint``: one entry point per job, dispatching on the study's method string through the
+method registries (``codequant.study.methods`` for what a method is, ``codequant_quantizer.methods`` for how)."""
 
 from __future__ import annotations
 
@@ -10,27 +11,29 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from codequant.errors import InputError
 from codequant.keys import stable_hash
-from codequant.study.methods import QUANTIZED_METHODS, VariantSpec
+from codequant.study.methods import VariantModel, parse_variant, quantized_methods
 from codequant_quantizer import footprint as _footprint
+from codequant_quantizer.methods import QuantizeJob, quantizer_for
 from codequant_quantizer.record import RECORD, read_record
 
 #: Folder inside the output marking an unfinished run (AQLM keeps its per-block checkpoints there).
 PARTIAL = ".partial"
 
 
-def normalise_variant(variant: dict[str, Any]) -> dict[str, Any]:
+def variant_model(variant: dict[str, Any] | VariantModel) -> VariantModel:
     """Validate a variant's method config with the study schema (presets expanded, defaults filled)."""
+    if isinstance(variant, VariantModel):
+        return variant
     try:
-        spec = TypeAdapter(VariantSpec).validate_python({"name": "cli", **variant})
+        return parse_variant({"name": "cli", **variant})
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"][1:]) or "variant"
+        field = ".".join(str(p) for p in first["loc"]) or "variant"
         raise InputError(f"{field}: {first['msg'].removeprefix('Value error, ')}") from None
-    return spec.method_config()
 
 
 def model_identity(model: str) -> dict[str, Any]:
@@ -45,7 +48,7 @@ def model_identity(model: str) -> dict[str, Any]:
 
 def quantize(
     model: str,
-    variant: dict[str, Any],
+    variant: dict[str, Any] | VariantModel,
     out_dir: Path,
     *,
     dtype: str = "auto",
@@ -54,15 +57,22 @@ def quantize(
     progress: bool = True,
 ) -> Path:
     """Quantize ``model`` as ``variant`` says into ``out_dir`` (resumable; a finished folder returns at once)."""
-    config = normalise_variant(variant)
+    spec = variant_model(variant)
+    config = spec.method_config()
     method = config["method"]
-    if method not in QUANTIZED_METHODS:
-        raise InputError(f"method {method!r} is not a quantization (available: {', '.join(sorted(QUANTIZED_METHODS))})")
+    if not spec.quantized:
+        raise InputError(
+            f"method {method!r} is not a quantization (available: {', '.join(sorted(quantized_methods()))})"
+        )
+    try:
+        quantizer = quantizer_for(method)
+    except KeyError as exc:
+        raise InputError(str(exc.args[0])) from None
     out_dir = Path(out_dir)
     fingerprint = stable_hash({"model": model_identity(model), "variant": config, "dtype": dtype})[:24]
-    # Same seed, same codes: scatter-adds in backward passes (codebook gradients) must not race. The library
-    # methods only warn where a CUDA kernel has no deterministic version.
-    torch.use_deterministic_algorithms(True, warn_only=method != "aqlm")
+    # Same seed, same codes: scatter-adds in backward passes (AQLM's codebook gradients) must not race. The
+    # library methods only warn where a CUDA kernel has no deterministic version.
+    torch.use_deterministic_algorithms(True, warn_only=not quantizer.strict_determinism)
     with _locked(out_dir):
         done = read_record(out_dir)
         if done is not None and done.get("fingerprint") == fingerprint:
@@ -70,23 +80,8 @@ def quantize(
         partial = out_dir / PARTIAL
         _prepare(out_dir, done is not None or partial.is_dir())
         partial.mkdir(exist_ok=True)  # marks the folder as ours until quantization.json is written
-        common = {"dtype": dtype, "device": device, "fingerprint": fingerprint}
-        if method == "aqlm":
-            from codequant_quantizer.aqlm.pipeline import quantize_aqlm
-
-            quantize_aqlm(model, config, out_dir, calibration_dir=calibration_dir, progress=progress, **common)
-        elif method in ("gptq", "awq") or (method == "rtn" and config["backend"] == "llm-compressor"):
-            from codequant_quantizer.compressor import quantize_compressor
-
-            quantize_compressor(model, config, out_dir, calibration_dir=calibration_dir, **common)
-        elif method in ("bnb-int8", "bnb-nf4"):
-            from codequant_quantizer.bnb import quantize_bnb
-
-            quantize_bnb(model, config, out_dir, **common)
-        else:
-            from codequant_quantizer.rtn import quantize_rtn
-
-            quantize_rtn(model, config, out_dir, progress=progress, **common)
+        job = QuantizeJob(model, spec, out_dir, dtype, device, calibration_dir, progress, fingerprint)
+        quantizer.quantize(job)
         shutil.rmtree(partial, ignore_errors=True)
     return out_dir
 
@@ -122,12 +117,14 @@ def footprint(
     model_dir: Path | None = None,
     *,
     config: Path | dict[str, Any] | None = None,
-    method: str = "fp16",
-    **method_params: Any,
+    variant: dict[str, Any] | VariantModel | None = None,
+    dtype: str = "float16",
 ) -> dict[str, Any]:
-    """Measured footprint of a saved folder, or predicted from a config for ``method`` (fp16, aqlm, rtn...)."""
+    """Measured footprint of a saved folder, or predicted from a model config for ``variant`` (default: the
+    unquantized model) with unquantized tensors stored in ``dtype``."""
     if model_dir is not None:
         return _footprint.from_folder(Path(model_dir))
     if config is None:
         raise InputError("footprint needs a model folder or a config")
-    return _footprint.from_config(config, method, **method_params)
+    spec = variant_model(variant or {"method": "baseline"})
+    return spec.predict_footprint(_footprint.shapes_from_config(config, dtype))

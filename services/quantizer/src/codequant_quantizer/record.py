@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,40 @@ def write_record(
     tmp.write_text(json.dumps(record, indent=2, default=str))
     tmp.replace(out_dir / RECORD)
     return record
+
+
+def save_and_record(
+    out_dir: Path,
+    loaded: Any,
+    tokenizer: Any,
+    *,
+    model: str,
+    config: dict[str, Any],
+    fingerprint: str,
+    device: str,
+    save_dtype: Any,
+    started: float,
+    save: Callable[[Path], None] | None = None,
+    **details: Any,
+) -> dict[str, Any]:
+    """The last step of every method: the weights (``save(out_dir)``, by default the model's ``save_pretrained``
+    in ``save_dtype``), the tokenizer, then quantization.json, whose presence marks the folder finished."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if save is None:
+        loaded.to(save_dtype).save_pretrained(out_dir, safe_serialization=True)
+    else:
+        save(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    return write_record(
+        out_dir,
+        model=model,
+        config=config,
+        fingerprint=fingerprint,
+        device=device,
+        save_dtype=save_dtype,
+        started=started,
+        **details,
+    )
 
 
 def read_record(out_dir: Path) -> dict[str, Any] | None:

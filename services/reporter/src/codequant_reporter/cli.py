@@ -113,10 +113,10 @@ def report(
     ] = "md,html,csv,tex,json",
     store: Annotated[str | None, typer.Option(help="results store URL (for a study id)")] = None,
 ) -> None:
-    """Render a study's tables (Table 3/5/6 layouts), plots and methods section."""
-    from codequant_reporter.report import build_report
+    """Render a study's tables (the reference study's Table 3/5/6 layouts), plots and methods section."""
+    from codequant_reporter.report import write_report
 
-    written = build_report(source, out, [f.strip() for f in formats.split(",") if f.strip()], store_url=store)
+    written = write_report(source, out, [f.strip() for f in formats.split(",") if f.strip()], store_url=store)
     folder = next(iter(written.values())).parent
     console.print(f"report written to {folder}/ ({len(written)} files)")
 

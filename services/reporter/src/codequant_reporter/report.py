@@ -1,4 +1,5 @@
-"""``build_report``: a study's tables, plots and methods in every requested format."""
+"""``write_report``: a study's tables, plots and methods in every requested format; ``build_report``: the report
+stage on typed payloads (the Celery task and the embedded runner call it)."""
 
 from __future__ import annotations
 
@@ -6,15 +7,24 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from codequant import settings
+from codequant.environment import describe
 from codequant.errors import InputError
 from codequant.jsonl import atomic_writer
+from codequant.payloads import ReportRequest, ReportResult
 from codequant.store import Store
 from codequant.study import parse_study
 from codequant_reporter import render
-from codequant_reporter.methods import methods
+from codequant_reporter.methods_section import PACKAGES, methods_section
 from codequant_reporter.plots import PLOTS
 from codequant_reporter.study_data import load_study_data
-from codequant_reporter.tables import analyse, details, memory, table3, table5, table6
+from codequant_reporter.tables import (
+    analyse,
+    calibration_table,
+    comparisons_table,
+    memory_table,
+    model_size_table,
+    pass1_tables,
+)
 
 FORMATS = ("md", "html", "csv", "tex", "json")
 
@@ -35,7 +45,13 @@ def resolve(source: str | Path, store_url: str | None) -> tuple[Store, str, Path
     return Store(url), str(source), Path("runs") / str(source) / "report"
 
 
-def build_report(
+def build_report(request: ReportRequest) -> ReportResult:
+    """The report stage: the study's report from the store into the request's folder."""
+    written = write_report(request.study_id, Path(request.out_dir), request.formats, store_url=request.store_url)
+    return ReportResult(files={k: str(v) for k, v in written.items()}, environment=describe(PACKAGES))
+
+
+def write_report(
     source: str | Path,
     out_dir: Path | None = None,
     formats: Sequence[str] = FORMATS,
@@ -50,18 +66,18 @@ def build_report(
     out = Path(out_dir) if out_dir else default_out
     data = load_study_data(store, study_id)
     analysis = analyse(data)
-    tables = [*table3(analysis)]
-    calibration = table5(analysis)
+    tables = [*pass1_tables(analysis)]
+    calibration = calibration_table(analysis)
     if calibration is not None:
         tables.append(calibration)
-    tables += [table6(analysis), memory(data), details(analysis)]
+    tables += [model_size_table(analysis), memory_table(data), comparisons_table(analysis)]
     out.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
     plots = []
     for name, draw in PLOTS.items():
         plots.append(draw(analysis, out / name))
         written[name] = out / name
-    sections = methods(data)
+    sections = methods_section(data)
     title = f"codequant report — {data.study.name}"
     if "md" in formats:
         written["md"] = _write(out / "report.md", render.markdown(title, tables, plots, sections))

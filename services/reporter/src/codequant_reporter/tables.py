@@ -1,4 +1,4 @@
-"""The study's comparisons and tables in the reference study's layouts (Tables 3, 5 and 6), plus details.
+"""The study's comparisons and tables in the reference study's layouts (its Tables 3, 5 and 6), plus details.
 
 The layouts are specific to this study design, so they are assembled here by hand; the statistics come
 from ``compare``.
@@ -141,8 +141,9 @@ def pass1(data: StudyData, variant: VariantData, benchmark: str) -> float | None
 
 
 # -- tables ------------------------------------------------------------------------------------------------------
-def table3(analysis: Analysis) -> list[Table]:
-    """Per suite: Model | Params | Precision | Size | per language: pass@1 (mark), OR."""
+def pass1_tables(analysis: Analysis) -> list[Table]:
+    """pass@1 of every variant, one table per suite (the reference study's Table 3 layout): Model | Params |
+    Precision | Size | per language: pass@1 (mark), OR."""
     data = analysis.data
     tables = []
     for suite, names in suites(data.benchmarks).items():
@@ -192,8 +193,9 @@ def table3(analysis: Analysis) -> list[Table]:
     return tables
 
 
-def table5(analysis: Analysis) -> Table | None:
-    """Each calibration set vs the random one for the same model and quantization setting."""
+def calibration_table(analysis: Analysis) -> Table | None:
+    """Each calibration set vs the random one for the same model and quantization setting (the reference
+    study's Table 5 layout); None without calibration pairs."""
     data = analysis.data
     if not analysis.calibration:
         return None
@@ -256,8 +258,9 @@ def table5(analysis: Analysis) -> Table | None:
     )
 
 
-def table6(analysis: Analysis) -> Table:
-    """Model size vs the decrease of pass@1 under each quantized variant (Dec %)."""
+def model_size_table(analysis: Analysis) -> Table:
+    """Model size vs the decrease of pass@1 under each quantized variant, Dec % (the reference study's Table 6
+    layout)."""
     data = analysis.data
     names = list(data.benchmarks)
     columns = ["Model", "Params", "Precision"]
@@ -291,7 +294,7 @@ def table6(analysis: Analysis) -> Table:
     )
 
 
-def details(analysis: Analysis) -> Table:
+def comparisons_table(analysis: Analysis) -> Table:
     """Every comparison with all its statistics, including the problem-level analyses."""
     columns = [
         "Model",
@@ -349,7 +352,8 @@ def details(analysis: Analysis) -> Table:
     )
 
 
-def memory(data: StudyData) -> Table:
+def memory_table(data: StudyData) -> Table:
+    """Size, reduction and bits per weight of every variant."""
     columns = ["Model", "Variant", "Precision", "Size", "Reduction %", "Nominal bits/weight", "Stored bits/weight"]
     rows, records = [], []
     for model in data.models:

@@ -1,8 +1,7 @@
-"""Subcommands the serving service adds to `codequant`: serve, tiny-model."""
+"""The subcommand the serving service adds to `codequant`: serve."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -42,22 +41,6 @@ def serve(
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
-def tiny_model(
-    out: Annotated[Path, typer.Option("--out", help="folder to write the model into")],
-    seed: Annotated[int, typer.Option(help="training seed")] = 0,
-    profile: Annotated[str, typer.Option(help="full (demo) | test (smaller, for CI)")] = "full",
-) -> None:
-    """Build the tiny offline code model (a pipeline fixture trained on some benchmark solutions; cached)."""
-    from codequant.errors import InputError
-    from codequant_serving.tiny import RECIPES, build_tiny_model
-
-    if profile not in RECIPES:
-        raise InputError(f"--profile must be one of {', '.join(RECIPES)}, got {profile!r}")
-    path = build_tiny_model(out, seed, profile=profile)  # type: ignore[arg-type]
-    console.print(f"tiny model in {path}", markup=False)
-
-
 def register(app: typer.Typer) -> None:
     """Add this service's subcommands to the `codequant` command."""
     app.command()(serve)
-    app.command("tiny-model")(tiny_model)

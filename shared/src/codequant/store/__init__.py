@@ -1,6 +1,27 @@
 """The results store: SQLAlchemy 2, SQLite by default, PostgreSQL by URL."""
 
 from codequant.store.db import Store
-from codequant.store.models import Base, Comparison, Completion, Execution, Job, Study, StudyVariant, Variant
+from codequant.store.models import (
+    Base,
+    Comparison,
+    Completion,
+    Execution,
+    Job,
+    JobEnvironment,
+    Study,
+    StudyVariant,
+    Variant,
+)
 
-__all__ = ["Base", "Comparison", "Completion", "Execution", "Job", "Store", "Study", "StudyVariant", "Variant"]
+__all__ = [
+    "Base",
+    "Comparison",
+    "Completion",
+    "Execution",
+    "Job",
+    "JobEnvironment",
+    "Store",
+    "Study",
+    "StudyVariant",
+    "Variant",
+]

@@ -120,3 +120,14 @@ class Job(Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     seconds: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class JobEnvironment(Base):
+    """Software versions and hardware of the worker that did a job, as its stage function reported them."""
+
+    __tablename__ = "job_environments"
+    job_key: Mapped[str] = mapped_column(ForeignKey("jobs.key", ondelete="CASCADE"), primary_key=True)
+    study_id: Mapped[str] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    stage: Mapped[str] = mapped_column(String(20))
+    environment: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

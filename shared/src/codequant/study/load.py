@@ -10,7 +10,6 @@ import yaml
 from pydantic import ValidationError
 
 from codequant.errors import InputError
-from codequant.study.methods import METHODS
 from codequant.study.spec import Study
 
 
@@ -68,16 +67,11 @@ def parse_study(text: str, source: str = "<study>") -> Study:
 
 
 def _describe(error: Any, node: yaml.Node | None, source: str) -> Problem:
-    loc = [part for part in error["loc"] if not _is_union_tag(part)]
+    loc = list(error["loc"])
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         message = "unknown key"
     return Problem(source, message, _line_of(node, loc), _format_loc(loc) or "(top level)")
-
-
-def _is_union_tag(part: Any) -> bool:
-    # pydantic inserts the discriminator value (e.g. 'aqlm') or a class name into loc for unions.
-    return isinstance(part, str) and (part in METHODS or part[:1].isupper() or "[" in part)
 
 
 def _format_loc(loc: list[Any]) -> str:

@@ -7,10 +7,10 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from codequant.benchmarks.registry import BENCHMARKS
+from codequant.benchmarks import BENCHMARKS, BenchmarkSet, load_benchmark
 from codequant.keys import variant_key
 from codequant.limits import Limits
-from codequant.study.methods import Strict, VariantSpec
+from codequant.study.methods import Strict, VariantModel, VariantSpec
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$"
 
@@ -81,7 +81,7 @@ class ModelSpec(Strict):
         return variant_key({**self.source(), "dtype": self.dtype}, config)
 
     @property
-    def baseline(self) -> VariantSpec:
+    def baseline(self) -> VariantModel:
         return next(v for v in self.variants if v.method == "baseline")
 
 
@@ -109,6 +109,30 @@ class BenchmarkSpec(Strict):
             raise ValueError("exclude_humaneval_overlap applies to mceval-python only")
         return self
 
+    def load(self, data_dir: Path | None = None) -> BenchmarkSet:
+        """The benchmark's problems as this spec selects them (the one place a spec becomes problems)."""
+        return load_benchmark(
+            self.name,
+            data_dir=data_dir,
+            exclude_humaneval_overlap=self.exclude_humaneval_overlap,
+            problems=self.problems,
+            limit=self.limit,
+        )
+
+
+class SamplingParams(Strict):
+    """The sampling of one benchmark: n samples per problem and what determines each completion."""
+
+    n: int = Field(ge=1)
+    temperature: float = Field(ge=0)
+    top_p: float = Field(gt=0, le=1)
+    max_new_tokens: int = Field(ge=1)
+    seed: int = 0
+
+    def as_key(self) -> dict[str, Any]:
+        """Sampling parameters that determine a completion (part of its key)."""
+        return self.model_dump(exclude={"n"})
+
 
 class SamplingSpec(Strict):
     """How completions are sampled (paper: n=20, temperature 0.2, top_p 0.95)."""
@@ -119,14 +143,13 @@ class SamplingSpec(Strict):
     max_new_tokens: int = Field(1024, ge=1)
     seed: int = 0
 
+    def params(self, max_new_tokens: int) -> SamplingParams:
+        """The sampling of a benchmark whose completions may take ``max_new_tokens``."""
+        return SamplingParams(**{**self.model_dump(), "max_new_tokens": max_new_tokens})
+
     def as_key(self, max_new_tokens: int) -> dict[str, Any]:
         """Sampling parameters that determine a completion (part of its key)."""
-        return {
-            "temperature": self.temperature,
-            "top_p": self.top_p,
-            "max_new_tokens": max_new_tokens,
-            "seed": self.seed,
-        }
+        return self.params(max_new_tokens).as_key()
 
 
 class ExecutionSpec(Strict):
@@ -193,6 +216,12 @@ class Study(Strict):
     def resolved_store_url(self) -> str:
         return self.store_url or f"sqlite:///{(self.out_dir / 'store.db').resolve()}"
 
+    def benchmark(self, name: str) -> BenchmarkSpec:
+        return next(b for b in self.benchmarks if b.name == name)
+
     def max_new_tokens(self, benchmark: str) -> int:
-        spec = next(b for b in self.benchmarks if b.name == benchmark)
-        return spec.max_new_tokens or self.sampling.max_new_tokens
+        return self.benchmark(benchmark).max_new_tokens or self.sampling.max_new_tokens
+
+    def sampling_params(self, benchmark: str) -> SamplingParams:
+        """How the completions of ``benchmark`` are sampled."""
+        return self.sampling.params(self.max_new_tokens(benchmark))

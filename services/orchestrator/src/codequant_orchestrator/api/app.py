@@ -16,7 +16,7 @@ from codequant.keys import stable_hash
 from codequant.store import Store, StudyVariant, Variant
 from codequant.store import Study as StudyRow
 from codequant.study import StudyError, parse_study
-from codequant_orchestrator import book
+from codequant_orchestrator import bookkeeping
 from codequant_orchestrator.api.runner import StudyQueue
 from codequant_orchestrator.plan import Plan, plan_study
 
@@ -126,7 +126,7 @@ def create_app(
 
     def stages(row: StudyRow) -> dict[str, Any]:
         try:
-            return book.stage_progress(store, plan_of(row))
+            return bookkeeping.stage_progress(store, plan_of(row))
         except Exception as exc:  # an unreadable benchmark must not break listing
             return {"error": str(exc)}
 

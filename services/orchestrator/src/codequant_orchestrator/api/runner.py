@@ -10,9 +10,9 @@ from pathlib import Path
 from codequant.errors import CodequantError
 from codequant.store import Store
 from codequant.study import parse_study
-from codequant_orchestrator import book
+from codequant_orchestrator import bookkeeping
 from codequant_orchestrator.progress import StageProgress
-from codequant_orchestrator.session import open_parsed
+from codequant_orchestrator.studies import open_parsed
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class StudyQueue:
                 self._run(study_id)
             except Exception as exc:  # a failed study must not stop the queue
                 log.exception("study %s failed", study_id)
-                book.set_study_status(self.store, study_id, "failed", f"{exc.__class__.__name__}: {exc}")
+                bookkeeping.set_study_status(self.store, study_id, "failed", f"{exc.__class__.__name__}: {exc}")
             finally:
                 self.current = None
 
@@ -55,7 +55,7 @@ class StudyQueue:
             spec_yaml = session.get(StudyRow, study_id).spec_yaml
         study = parse_study(spec_yaml, source=f"study {study_id}")
         opened = open_parsed(study, spec_yaml, store_url=self.store.url, data_dir=self.data_dir)
-        book.set_study_status(self.store, study_id, "running")
+        bookkeeping.set_study_status(self.store, study_id, "running")
         progress = StageProgress({}, enabled=False)
         try:
             if self.distributed:
@@ -69,7 +69,7 @@ class StudyQueue:
 
                 failures = EmbeddedRunner(opened.plan, opened.store, progress, device=self.device).run()
         except CodequantError as exc:
-            book.set_study_status(self.store, study_id, "failed", str(exc))
+            bookkeeping.set_study_status(self.store, study_id, "failed", str(exc))
             return
         error = "; ".join(f"{k}: {v}" for k, v in failures.items()) or None
-        book.set_study_status(self.store, study_id, "failed" if failures else "done", error)
+        bookkeeping.set_study_status(self.store, study_id, "failed" if failures else "done", error)

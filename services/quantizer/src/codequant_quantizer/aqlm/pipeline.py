@@ -19,7 +19,7 @@ from codequant_quantizer.aqlm.weight import AqlmShape
 from codequant_quantizer.calibration import build_calibration
 from codequant_quantizer.model_io import block_inputs, decoder_layers, linear_groups, load_for_quantization, run_block
 from codequant_quantizer.progress import LayerProgress
-from codequant_quantizer.record import write_record
+from codequant_quantizer.record import save_and_record
 
 BLOCK_FINETUNE_EPOCHS = 5
 BLOCK_FINETUNE_LR = 1e-4
@@ -115,9 +115,11 @@ def quantize_aqlm(
             seed=settings.seed,
         )
         del teacher
-    save_aqlm(fp_model, tokenizer, shape, out_dir, save_dtype)
-    record = write_record(
+    record = save_and_record(
         out_dir,
+        fp_model,
+        tokenizer,
+        save=lambda folder: save_aqlm(fp_model, tokenizer, shape, folder, save_dtype),
         model=model,
         config=variant,
         fingerprint=fingerprint,

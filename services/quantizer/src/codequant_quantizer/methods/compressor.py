@@ -16,8 +16,9 @@ import torch
 
 from codequant.errors import InputError, ServiceError
 from codequant_quantizer.calibration import build_calibration
+from codequant_quantizer.methods.base import QuantizeJob, Quantizer, register_quantizer
 from codequant_quantizer.model_io import load_for_quantization, weight_errors
-from codequant_quantizer.record import write_record
+from codequant_quantizer.record import save_and_record
 
 #: Layers kept in full precision, as in llm-compressor's examples and the published GPTQ/AWQ checkpoints.
 IGNORE = ["lm_head"]
@@ -146,11 +147,11 @@ def quantize_compressor(
     quantized_parameters = sum(
         m.weight.numel() for n, m in loaded.named_modules() if isinstance(m, torch.nn.Linear) and n not in IGNORE
     )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    loaded.to(save_dtype).save_pretrained(out_dir, save_compressed=True)
-    tokenizer.save_pretrained(out_dir)
-    return write_record(
+    return save_and_record(
         out_dir,
+        loaded,
+        tokenizer,
+        save=lambda folder: loaded.to(save_dtype).save_pretrained(folder, save_compressed=True),
         model=model,
         config=variant,
         fingerprint=fingerprint,
@@ -163,3 +164,21 @@ def quantize_compressor(
         layers=errors,
         quantized_parameters=quantized_parameters,
     )
+
+
+@register_quantizer
+class CompressorQuantizer(Quantizer):
+    """GPTQ and AWQ through llm-compressor's one-shot pipeline."""
+
+    methods = ("gptq", "awq")
+
+    def quantize(self, job: QuantizeJob) -> dict[str, Any]:
+        return quantize_compressor(
+            job.model,
+            job.config,
+            job.out_dir,
+            dtype=job.dtype,
+            device=job.device,
+            calibration_dir=job.calibration_dir,
+            fingerprint=job.fingerprint,
+        )

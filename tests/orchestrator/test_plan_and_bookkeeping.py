@@ -7,11 +7,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from codequant.payloads import ExecuteResult, ExecutionOutcome
 from codequant.store import Completion, Execution, Job, Store, StudyVariant, Variant
 from codequant.study import parse_study
-from codequant_orchestrator import book
+from codequant_orchestrator import bookkeeping
 from codequant_orchestrator.plan import plan_study
-from codequant_orchestrator.records import store_results, unexecuted, wanted_completion_keys
+from codequant_orchestrator.records import unexecuted, wanted_completion_keys
+from codequant_orchestrator.stages import record_executed
 
 SPEC = """\
 name: plan-test
@@ -50,13 +52,17 @@ def test_plan_resolves_variants_benchmarks_and_quantization_needs(tmp_path: Path
 def test_register_is_idempotent_and_progress_is_derived_from_the_store(store_url: str, tmp_path: Path) -> None:
     plan, spec = make_plan(tmp_path)
     store = Store(store_url)
-    book.register_study(store, plan, spec)
-    book.register_study(store, plan, spec)
+    bookkeeping.register_study(store, plan, spec)
+    bookkeeping.register_study(store, plan, spec)
     with store.session() as session:
         assert session.scalar(select(func.count()).select_from(Variant)) == 3
         assert session.scalar(select(func.count()).select_from(StudyVariant)) == 3
         # per variant: quantize + 2 x (generate, execute); plus one report job
         assert session.scalar(select(func.count()).select_from(Job)) == 3 * 5 + 1
+        # each job names its variant and benchmark (the report's time per variant reads them)
+        located = {(j.stage, j.variant_key, j.benchmark) for j in session.scalars(select(Job))}
+        assert ("report", None, None) in located and ("quantize", plan.variants[0].key, None) in located
+        assert ("generate", plan.variants[2].key, "humaneval") in located and len(located) == 3 * 5 + 1
 
     variant = plan.variants[1]
     keys = wanted_completion_keys(plan, variant, "humaneval")
@@ -74,31 +80,33 @@ def test_register_is_idempotent_and_progress_is_derived_from_the_store(store_url
     store.insert_ignore(Completion, rows[:5])
     todo = unexecuted(store, keys.values())
     assert len(todo) == 5
-    store_results(
+    record_executed(
         store,
-        [
-            {
-                "completion_key": c.key,
-                "execution_key": f"e{c.sample % 2}",
-                "language": "python",
-                "status": "Failure",
-                "passed": False,
-                "exit_code": 1,
-                "duration_s": 0.01,
-            }
-            for c in todo[:3]
-        ],
+        ExecuteResult(
+            outcomes=[
+                ExecutionOutcome(
+                    completion_key=c.key,
+                    execution_key=f"e{c.sample % 2}",
+                    language="python",
+                    status="Failure",
+                    passed=False,
+                    exit_code=1,
+                    duration_s=0.01,
+                )
+                for c in todo[:3]
+            ]
+        ),
     )
     with store.session() as session:
         assert session.scalar(select(func.count()).select_from(Execution)) == 2  # identical programs stored once
-    progress = book.stage_progress(store, plan)
+    progress = bookkeeping.stage_progress(store, plan)
     assert progress["generate"] == {"done": 5, "total": 3 * (12 + 8), "failed": 0}
     assert progress["execute"] == {"done": 3, "total": 3 * (12 + 8), "failed": 0}
 
     job = plan.job_key("quantize", variant)
-    with pytest.raises(RuntimeError), book.running_job(store, job):
+    with pytest.raises(RuntimeError), bookkeeping.running_job(store, job):
         raise RuntimeError("out of memory")
-    with book.running_job(store, job):
+    with bookkeeping.running_job(store, job):
         pass
     with store.session() as session:
         row = session.get(Job, job)

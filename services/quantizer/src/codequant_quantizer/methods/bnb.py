@@ -15,8 +15,9 @@ from typing import Any
 import torch
 
 from codequant.errors import ServiceError
+from codequant_quantizer.methods.base import QuantizeJob, Quantizer, register_quantizer
 from codequant_quantizer.model_io import load_config, weight_errors
-from codequant_quantizer.record import write_record
+from codequant_quantizer.record import save_and_record
 
 
 def bnb_config(variant: dict[str, Any], compute_dtype: torch.dtype) -> Any:
@@ -54,12 +55,12 @@ def quantize_bnb(
     )
     tokenizer = AutoTokenizer.from_pretrained(model)
     errors = weight_errors(model, loaded, dequantized_weight)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    loaded.save_pretrained(out_dir, safe_serialization=True)
-    tokenizer.save_pretrained(out_dir)
     quantized = [m for m in loaded.modules() if _is_bnb_linear(m)]
-    return write_record(
+    return save_and_record(
         out_dir,
+        loaded,
+        tokenizer,
+        save=lambda folder: loaded.save_pretrained(folder, safe_serialization=True),  # 4/8-bit tensors as they are
         model=model,
         config=variant,
         fingerprint=fingerprint,
@@ -88,3 +89,15 @@ def dequantized_weight(module: torch.nn.Module) -> torch.Tensor:
     if isinstance(module, bnb.nn.Linear8bitLt):
         return module.weight.data.float() * module.weight.SCB.float().unsqueeze(1) / 127
     return module.weight.float()
+
+
+@register_quantizer
+class BitsAndBytesQuantizer(Quantizer):
+    """bitsandbytes int8 and nf4, quantized by transformers while loading."""
+
+    methods = ("bnb-int8", "bnb-nf4")
+
+    def quantize(self, job: QuantizeJob) -> dict[str, Any]:
+        return quantize_bnb(
+            job.model, job.config, job.out_dir, dtype=job.dtype, device=job.device, fingerprint=job.fingerprint
+        )

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from codequant.environment import describe
 from codequant_reporter.study_data import StudyData
 
+#: What the report stage's numbers depend on.
+PACKAGES = ("codequant-reporter", "numpy", "scipy", "statsmodels", "matplotlib")
+_HARDWARE = ("platform", "cpu", "cpu_cores", "memory_gib", "gpu")
+_STAGES = ("quantize", "generate", "execute", "report")
 
-def methods(data: StudyData) -> list[tuple[str, list[str]]]:
+
+def methods_section(data: StudyData) -> list[tuple[str, list[str]]]:
     """Sections of (heading, lines) describing the study as run."""
     study = data.study
     s, x, t = study.sampling, study.execution, study.statistics
@@ -43,12 +49,30 @@ def methods(data: StudyData) -> list[tuple[str, list[str]]]:
                 timing.append(
                     f"{model.name}/{v.name}: " + ", ".join(f"{k} {sec:.0f} s" for k, sec in sorted(per.items()))
                 )
-    environment = [f"{key}: {value}" for key, value in data.environment.items()]
+    environments = {**data.environments, "report": [describe(PACKAGES)]}  # the report is rendered here
+    environment = [
+        line
+        for stage in sorted(environments, key=lambda s: (*_STAGES, s).index(s))
+        for index, found in enumerate(environments[stage])
+        for line in _environment_lines(stage if len(environments[stage]) == 1 else f"{stage} #{index + 1}", found)
+    ]
     return [
         ("Sampling and execution", sampling),
         ("Statistics", statistics),
         ("Benchmarks", benchmarks),
         ("Variants", variants),
         ("Time per stage", timing or ["no timings recorded"]),
-        ("Software and hardware", environment),
+        ("Software and hardware (where each stage ran)", environment or ["no environment recorded"]),
+    ]
+
+
+def _environment_lines(stage: str, environment: dict[str, str]) -> list[str]:
+    software = ", ".join(f"{k} {v}" for k, v in environment.items() if k not in _HARDWARE)
+    machine = environment.get("cpu", "?")
+    if "cpu_cores" in environment:
+        machine += f" ({environment['cpu_cores']} cores"
+        machine += f", {environment['memory_gib']} GiB)" if "memory_gib" in environment else ")"
+    return [
+        f"{stage}: {software}.",
+        f"{stage} hardware: {machine}; GPU: {environment.get('gpu', '?')}; {environment.get('platform', '?')}.",
     ]

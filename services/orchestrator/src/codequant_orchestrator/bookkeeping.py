@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 
 from codequant.keys import stable_hash
-from codequant.store import Completion, Job, Store, StudyVariant, Variant
+from codequant.store import Completion, Job, JobEnvironment, Store, StudyVariant, Variant
 from codequant.store import Study as StudyRow
 from codequant_orchestrator.plan import STAGES, Plan, VariantPlan
 from codequant_orchestrator.records import wanted_completion_keys
@@ -49,10 +49,25 @@ def register_study(store: Store, plan: Plan, spec_yaml: str) -> None:
             if v.key not in linked:
                 session.add(StudyVariant(study_id=study.name, variant_key=v.key))
                 linked.add(v.key)
-    jobs = [{"key": plan.job_key("report"), "study_id": study.name, "stage": "report"}]
+    # Every row names every column: a multi-row INSERT takes its columns from the first row.
+    jobs = [
+        {
+            "key": plan.job_key("report"),
+            "study_id": study.name,
+            "stage": "report",
+            "variant_key": None,
+            "benchmark": None,
+        }
+    ]
     for v in plan.variants:
         jobs.append(
-            {"key": plan.job_key("quantize", v), "study_id": study.name, "stage": "quantize", "variant_key": v.key}
+            {
+                "key": plan.job_key("quantize", v),
+                "study_id": study.name,
+                "stage": "quantize",
+                "variant_key": v.key,
+                "benchmark": None,
+            }
         )
         for name in plan.benchmarks:
             for stage in ("generate", "execute"):
@@ -112,6 +127,14 @@ def record_variant(store: Store, variant: VariantPlan, **values: Any) -> None:
     """Update a variant's row (status, artifact_path, footprint, error)."""
     with store.session() as session:
         session.execute(update(Variant).where(Variant.key == variant.key).values(**values))
+
+
+def record_environment(store: Store, study_id: str, job_key: str, stage: str, environment: dict[str, str]) -> None:
+    """Keep the software and hardware a worker reported for a job (the first report of a job is kept)."""
+    if environment:
+        store.insert_ignore(
+            JobEnvironment, [{"job_key": job_key, "study_id": study_id, "stage": stage, "environment": environment}]
+        )
 
 
 def stage_progress(store: Store, plan: Plan) -> dict[str, dict[str, int]]:

@@ -1,4 +1,5 @@
-"""Start ``codequant serve`` as a subprocess for the duration of a block (the embedded orchestrator and tests)."""
+"""Start `codequant serve` (installed by codequant-serving) as a subprocess for the duration of a block: how the
+generator samples a variant it serves itself. Only the command line is shared with the server, no code."""
 
 from __future__ import annotations
 

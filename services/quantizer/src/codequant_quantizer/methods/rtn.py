@@ -13,9 +13,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from codequant_quantizer.methods.base import QuantizeJob, Quantizer, register_quantizer
 from codequant_quantizer.model_io import decoder_layers, load_for_quantization
 from codequant_quantizer.progress import LayerProgress
-from codequant_quantizer.record import write_record
+from codequant_quantizer.record import save_and_record
 
 
 @torch.no_grad()
@@ -60,11 +61,10 @@ def quantize_rtn(
             error = float((module.weight - before).square().sum() / before.square().sum().clamp(min=1e-20))
             records.append({"name": name, "relative_weight_error": error})
             bar.advance(1, name)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    loaded.to(save_dtype).save_pretrained(out_dir, safe_serialization=True)
-    tokenizer.save_pretrained(out_dir)
-    return write_record(
+    return save_and_record(
         out_dir,
+        loaded,
+        tokenizer,
         model=model,
         config=variant,
         fingerprint=fingerprint,
@@ -74,3 +74,33 @@ def quantize_rtn(
         layers=records,
         storage="de-quantized weights in the model's dtype; the footprint counts packed integers",
     )
+
+
+@register_quantizer
+class RtnQuantizer(Quantizer):
+    """Round-to-nearest: here (de-quantized weights, any of 2-8 bits) or packed by llm-compressor (4 or 8 bits)."""
+
+    methods = ("rtn",)
+
+    def quantize(self, job: QuantizeJob) -> dict[str, Any]:
+        if job.config["backend"] == "llm-compressor":
+            from codequant_quantizer.methods.compressor import quantize_compressor
+
+            return quantize_compressor(
+                job.model,
+                job.config,
+                job.out_dir,
+                dtype=job.dtype,
+                device=job.device,
+                calibration_dir=job.calibration_dir,
+                fingerprint=job.fingerprint,
+            )
+        return quantize_rtn(
+            job.model,
+            job.config,
+            job.out_dir,
+            dtype=job.dtype,
+            device=job.device,
+            progress=job.progress,
+            fingerprint=job.fingerprint,
+        )

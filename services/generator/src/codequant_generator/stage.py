@@ -1,0 +1,127 @@
+"""``generate_variant``: the generate stage, called by the Celery tasks and by the embedded runner alike.
+
+Completions are stored as they arrive, keyed deterministically, so a request delivered again (worker crash,
+broker restart) only generates what is missing. Without an endpoint the variant's folder is served here, once
+for all the request's benchmarks (``codequant serve`` as a subprocess: needs codequant-serving installed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from importlib import metadata
+from typing import Any
+
+from codequant.environment import describe
+from codequant.errors import ServiceError
+from codequant.payloads import GenerateRequest, GenerateResult
+from codequant.results import completion_row, sample_keys
+from codequant.store import Completion, Store
+from codequant_generator.api import Endpoint, generate_completions
+
+_FLUSH_EVERY = 32
+PACKAGES = ("codequant-generator", "huggingface_hub", "openai", "httpx")
+#: What a self-served variant's samples also depend on.
+SERVING_PACKAGES = ("codequant-serving", "torch", "transformers", "aqlm", "compressed-tensors", "bitsandbytes")
+
+
+@contextlib.contextmanager
+def variant_endpoint(request: GenerateRequest) -> Iterator[Endpoint]:
+    """The request's external endpoint, or a server started here on its model folder for the block's duration."""
+    if request.endpoint is not None:
+        yield Endpoint(**request.endpoint.model_dump(mode="json"))
+        return
+    try:
+        metadata.version("codequant-serving")
+    except metadata.PackageNotFoundError:
+        raise ServiceError(
+            "this generate worker cannot serve models itself (codequant-serving is not installed); "
+            "give the variant an endpoint"
+        ) from None
+    if request.model is None:
+        raise ServiceError(f"variant {request.variant_key}: no endpoint and no model folder to serve")
+    from codequant_generator.launch import running_server
+
+    with running_server(request.model, dtype=request.model_dtype) as url:
+        yield Endpoint(url, "openai")
+
+
+def generate_variant(
+    request: GenerateRequest,
+    *,
+    store: Store | None = None,
+    progress: Callable[[int], None] | None = None,
+    detail: Callable[[str], None] | None = None,
+    job: Callable[[str], AbstractContextManager[Any]] | None = None,
+) -> GenerateResult:
+    """Sample every completion of the variant that the store lacks, on each benchmark of the request.
+
+    ``progress(k)``: k more completions stored (including those found stored); ``detail``: what is happening;
+    ``job(benchmark)``: a context wrapped around the generation of each benchmark with missing completions
+    (the runner's bookkeeping).
+    """
+    store = store or Store(request.store_url)
+    say = detail or (lambda _text: None)
+    advance = progress or (lambda _count: None)
+    pending: list[tuple[Any, dict[tuple[str, int], str]]] = []
+    stored_before: dict[str, int] = {}
+    for spec in request.benchmarks:
+        loaded = spec.load()
+        problems = (p.name for p in loaded.problems)
+        keys = sample_keys(request.variant_key, spec.name, problems, request.sampling[spec.name])
+        stored = store.existing_keys(Completion, keys.values())
+        stored_before[spec.name] = len(stored)
+        advance(len(stored))
+        missing = {pair: key for pair, key in keys.items() if key not in stored}
+        if missing:
+            pending.append((loaded, missing))
+    generated = {name: 0 for name in stored_before}
+    if pending:
+        say("starting its server" if request.endpoint is None else f"connecting to {request.endpoint.url}")
+        with variant_endpoint(request) as endpoint:
+            for loaded, missing in pending:
+                say(f"on {loaded.name}")
+                with job(loaded.name) if job else contextlib.nullcontext():
+                    generated[loaded.name] = _generate(request, store, loaded, missing, endpoint, advance)
+    environment = describe(PACKAGES + (SERVING_PACKAGES if request.endpoint is None else ()))
+    return GenerateResult(generated=generated, stored_before=stored_before, environment=environment)
+
+
+def _generate(
+    request: GenerateRequest,
+    store: Store,
+    loaded: Any,
+    missing: dict[tuple[str, int], str],
+    endpoint: Endpoint,
+    advance: Callable[[int], None],
+) -> int:
+    sampling = request.sampling[loaded.name]
+    buffer: list[dict[str, Any]] = []
+
+    def flush() -> None:
+        store.insert_ignore(Completion, buffer)
+        advance(len(buffer))
+        buffer.clear()
+
+    def on_record(record: dict[str, Any]) -> None:
+        buffer.append(
+            completion_row(request.variant_key, loaded.name, missing[(record["name"], record["sample"])], record)
+        )
+        if len(buffer) >= _FLUSH_EVERY:
+            flush()
+
+    wanted = {name for name, _ in missing}
+    generate_completions(
+        [p for p in loaded.problems if p.name in wanted],
+        endpoint,
+        n=sampling.n,
+        temperature=sampling.temperature,
+        top_p=sampling.top_p,
+        max_new_tokens=sampling.max_new_tokens,
+        seed=sampling.seed,
+        skip=lambda name, sample: (name, sample) not in missing,
+        on_record=on_record,
+    )
+    flush()
+    return len(missing)

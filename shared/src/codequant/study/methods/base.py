@@ -1,0 +1,112 @@
+"""What every variant model shares: its name, an optional external endpoint, and the questions each method answers.
+
+A method is one subclass of ``VariantModel`` registered with ``register_variant`` (see ``registry``): it validates
+its own fields, and knows its nominal bits per weight, its Precision label and its footprint predicted from a
+model's tensor shapes. None of this imports torch.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from codequant.footprint import TensorShapes
+
+CALIBRATION_RECIPES = ("random", "mixed", "code")
+#: Bits per weight of the unquantized dtypes a model can be loaded in.
+DTYPE_BITS = {"float32": 32, "float16": 16, "bfloat16": 16}
+
+
+class Strict(BaseModel):
+    """Base for every spec model: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CalibrationSpec(Strict):
+    """Calibration data: one of the paper's recipes or a local file/folder, and its size."""
+
+    set: str = Field(
+        "random",
+        description="random | mixed | code | a local path (JSONL or folder)",
+        json_schema_extra={"option": "calibration"},
+    )
+    nsamples: int = Field(1024, ge=1, description="number of sequences", json_schema_extra={"option": "nsamples"})
+    seqlen: int = Field(4096, ge=8, description="tokens per sequence", json_schema_extra={"option": "seqlen"})
+    seed: int = Field(0, description="seed of the calibration draw")
+
+    @field_validator("set")
+    @classmethod
+    def _known_or_existing(cls, value: str) -> str:
+        if value in CALIBRATION_RECIPES:
+            return value
+        if not Path(value).exists():
+            raise ValueError(f"must be one of {', '.join(CALIBRATION_RECIPES)} or an existing path, got {value!r}")
+        return value
+
+
+def calibration_shorthand(value: Any) -> Any:
+    """``calibration: code`` means ``calibration: {set: code}``."""
+    return {"set": value} if isinstance(value, str) else value
+
+
+class EndpointSpec(Strict):
+    """An external TGI / vLLM / OpenAI-compatible or hosted server that already serves this variant.
+
+    Secrets stay in the environment: the spec names the variables that hold them."""
+
+    url: str
+    api: Literal["tgi", "openai", "openai-chat"] = "tgi"
+    model: str | None = Field(None, description="model name for the OpenAI API")
+    api_key_env: str | None = Field(None, description="environment variable holding the API key")
+    headers_env: dict[str, str] = Field(
+        default_factory=dict, description="extra HTTP headers: header name -> environment variable holding its value"
+    )
+    max_concurrency: int | None = Field(None, ge=1, description="requests in flight to this endpoint, at most")
+
+    def key_config(self) -> dict[str, Any]:
+        """The fields that decide what the endpoint generates (credentials and limits do not)."""
+        return self.model_dump(mode="json", include={"url", "api", "model"})
+
+
+class VariantModel(Strict):
+    """One variant of a model in a study. Subclasses narrow ``method`` to their ``Literal`` method name(s)."""
+
+    #: False for a method whose weights are served as they are (the quantizer writes no folder).
+    quantized: ClassVar[bool] = True
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+    method: str
+    endpoint: EndpointSpec | None = Field(
+        None, description="sample from this already-running server instead of serving the variant ourselves"
+    )
+
+    def method_config(self) -> dict[str, Any]:
+        """The fields that determine the quantized weights (used in the variant key)."""
+        return self.model_dump(mode="json", exclude={"name", "endpoint"})
+
+    @property
+    def calibration_set(self) -> str | None:
+        """The calibration set's name or path, for methods that calibrate."""
+        calibration = getattr(self, "calibration", None)
+        return calibration.set if isinstance(calibration, CalibrationSpec) else None
+
+    @property
+    def finetuned(self) -> bool:
+        """Whether the quantized model is fine-tuned end to end afterwards."""
+        return bool(getattr(self, "finetune", None))
+
+    @abstractmethod
+    def bits_per_weight(self, dtype: str, footprint: dict[str, Any] | None = None) -> float | None:
+        """Nominal bits per weight of the quantized layers (``dtype``: the model's; ``footprint``: if measured)."""
+
+    @abstractmethod
+    def precision_label(self, dtype: str, footprint: dict[str, Any] | None = None) -> str:
+        """The Precision column of the report, e.g. ``fp16``, ``2-bit AQLM 1x15``, ``4-bit RTN g128``."""
+
+    @abstractmethod
+    def predict_footprint(self, tensors: TensorShapes) -> dict[str, Any]:
+        """The footprint of this variant of a model whose unquantized tensors are ``tensors``."""
