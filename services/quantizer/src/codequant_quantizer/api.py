@@ -9,13 +9,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import torch
 from pydantic import TypeAdapter, ValidationError
 
 from codequant.errors import InputError
 from codequant.keys import stable_hash
 from codequant.study.methods import QUANTIZED_METHODS, VariantSpec
 from codequant_quantizer import footprint as _footprint
+from codequant_quantizer.determinism import deterministic_torch
 from codequant_quantizer.record import RECORD, read_record
 
 #: Folder inside the output marking an unfinished run (AQLM keeps its per-block checkpoints there).
@@ -62,7 +62,7 @@ def quantize(
     fingerprint = stable_hash({"model": model_identity(model), "variant": config, "dtype": dtype})[:24]
     # Same seed, same codes: scatter-adds in backward passes (codebook gradients) must not race. The library
     # methods only warn where a CUDA kernel has no deterministic version.
-    torch.use_deterministic_algorithms(True, warn_only=method != "aqlm")
+    deterministic_torch(warn_only=method != "aqlm")
     with _locked(out_dir):
         done = read_record(out_dir)
         if done is not None and done.get("fingerprint") == fingerprint:

@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import torch
 
+#: Points compared with all centroids at once, at most; fewer when the distance matrix would exceed the workspace.
+CHUNK = 16384
+#: Bytes the [points, centroids] distance matrices (two float32 temporaries) may take.
+WORKSPACE_BYTES = 1 << 30
 
-def nearest(points: torch.Tensor, centroids: torch.Tensor, chunk: int = 16384) -> torch.Tensor:
+
+def nearest_chunk(k: int, workspace_bytes: int = WORKSPACE_BYTES) -> int:
+    """Points per distance computation against ``k`` centroids (65536 centroids: 2048 points, 1 GiB)."""
+    return max(1, min(CHUNK, workspace_bytes // (2 * 4 * k)))
+
+
+def nearest(points: torch.Tensor, centroids: torch.Tensor) -> torch.Tensor:
     """Index of the nearest centroid for every point (squared Euclidean distance)."""
+    chunk = nearest_chunk(centroids.shape[0])
     norms = centroids.square().sum(-1)
-    out = torch.empty(points.shape[0], dtype=torch.long)
+    out = torch.empty(points.shape[0], dtype=torch.long, device=points.device)
     for start in range(0, points.shape[0], chunk):
         block = points[start : start + chunk]
         distances = norms[None, :] - 2 * block @ centroids.T
@@ -53,7 +64,8 @@ def _plus_plus(points: torch.Tensor, k: int, generator: torch.Generator, sample:
         if total <= 0:
             index = int(torch.randint(0, n, (1,), generator=generator))
         else:
-            index = int(torch.multinomial(distances / total, 1, generator=generator))
+            # Drawn on the CPU (where the generator lives), so CPU and CUDA runs pick the same points.
+            index = int(torch.multinomial((distances / total).cpu(), 1, generator=generator))
         chosen.append(index)
         distances = torch.minimum(distances, (points - points[index]).square().sum(-1))
     return points[chosen].clone()
