@@ -52,14 +52,24 @@ def quantize(
     device: str = "cpu",
     calibration_dir: Path | None = None,
     progress: bool = True,
+    activation_dtype: str = "auto",
+    offload: str = "auto",
+    gpu_memory_gb: float | None = None,
 ) -> Path:
-    """Quantize ``model`` as ``variant`` says into ``out_dir`` (resumable; a finished folder returns at once)."""
+    """Quantize ``model`` as ``variant`` says into ``out_dir`` (resumable; a finished folder returns at once).
+
+    AQLM only: ``activation_dtype`` (auto | float32 | float16 | bfloat16) of the calibration activations kept
+    between blocks, ``offload`` (auto | none | cpu | disk) where they live, ``gpu_memory_gb`` the GPU memory the
+    plan may count on (default: the device's); see ``codequant_quantizer.plan``."""
     config = normalise_variant(variant)
     method = config["method"]
     if method not in QUANTIZED_METHODS:
         raise InputError(f"method {method!r} is not a quantization (available: {', '.join(sorted(QUANTIZED_METHODS))})")
     out_dir = Path(out_dir)
-    fingerprint = stable_hash({"model": model_identity(model), "variant": config, "dtype": dtype})[:24]
+    identity = {"model": model_identity(model), "variant": config, "dtype": dtype}
+    if activation_dtype != "auto":  # changes the numbers; where the activations live does not
+        identity["activation_dtype"] = activation_dtype
+    fingerprint = stable_hash(identity)[:24]
     # Same seed, same codes: scatter-adds in backward passes (codebook gradients) must not race. The library
     # methods only warn where a CUDA kernel has no deterministic version.
     deterministic_torch(warn_only=method != "aqlm")
@@ -74,7 +84,17 @@ def quantize(
         if method == "aqlm":
             from codequant_quantizer.aqlm.pipeline import quantize_aqlm
 
-            quantize_aqlm(model, config, out_dir, calibration_dir=calibration_dir, progress=progress, **common)
+            quantize_aqlm(
+                model,
+                config,
+                out_dir,
+                calibration_dir=calibration_dir,
+                progress=progress,
+                activation_dtype=activation_dtype,
+                offload=offload,
+                gpu_memory_gb=gpu_memory_gb,
+                **common,
+            )
         elif method in ("gptq", "awq") or (method == "rtn" and config["backend"] == "llm-compressor"):
             from codequant_quantizer.compressor import quantize_compressor
 
