@@ -20,7 +20,7 @@ from typing import Any
 
 from codequant.errors import InputError
 from codequant_quantizer.aqlm.block import BLOCK_FINETUNE_EPOCHS
-from codequant_quantizer.aqlm.kmeans import nearest_chunk
+from codequant_quantizer.aqlm.kmeans import PLUS_PLUS_MAX, nearest_chunk
 from codequant_quantizer.aqlm.search import SCORE_TEMPORARIES, output_groups_per_pass
 from codequant_quantizer.aqlm.stream import BLOCK_BATCH
 
@@ -475,7 +475,7 @@ def layer_seconds(s: Settings, x: Linear, t: Throughput, epochs: float = EPOCHS_
     kmeans = m * _roofline(
         KMEANS_ITERATIONS * 2 * points * k * dim,
         KMEANS_ITERATIONS * 4 * points * dim * 4,
-        KMEANS_ITERATIONS * 8 * math.ceil(points / nearest_chunk(k)) + 8 * k,  # + one launch group per seed point
+        KMEANS_ITERATIONS * 8 * math.ceil(points / nearest_chunk(k)) + (8 * k if k <= PLUS_PLUS_MAX else 0),
         t,
     )
     # Adam: per step the output error (W - Ŵ)XᵀX forward and backward and the normaliser WXᵀXWᵀ: 4 products.

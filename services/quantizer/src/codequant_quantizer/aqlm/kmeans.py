@@ -1,4 +1,4 @@
-"""Seeded k-means for codebook initialisation (Lloyd's algorithm, k-means++ seeding)."""
+"""Seeded k-means for codebook initialisation (Lloyd's algorithm; k-means++ seeding up to 4096 centroids)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ import torch
 
 #: Points compared with all centroids at once, at most; fewer when the distance matrix would exceed the workspace.
 CHUNK = 16384
+#: k-means++ seeding is a loop of k dependent steps (a device round trip each on a GPU): larger codebooks (1x16:
+#: 65536 codewords) start from k distinct random points instead.
+PLUS_PLUS_MAX = 4096
 #: Bytes the [points, centroids] distance matrices (two float32 temporaries) may take.
 WORKSPACE_BYTES = 1 << 30
 
@@ -35,7 +38,7 @@ def kmeans(points: torch.Tensor, k: int, *, iterations: int = 50, generator: tor
             f"k-means needs at least {k} points (2^nbits_per_codebook), got {n}: use fewer bits "
             "per codebook or larger layers"
         )
-    centroids = _plus_plus(points, k, generator)
+    centroids = _plus_plus(points, k, generator) if k <= PLUS_PLUS_MAX else _random_points(points, k, generator)
     for _ in range(iterations):
         assignment = nearest(points, centroids)
         sums = torch.zeros_like(centroids).index_add_(0, assignment, points)
@@ -69,3 +72,8 @@ def _plus_plus(points: torch.Tensor, k: int, generator: torch.Generator, sample:
         chosen.append(index)
         distances = torch.minimum(distances, (points - points[index]).square().sum(-1))
     return points[chosen].clone()
+
+
+def _random_points(points: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
+    """k distinct points, drawn on the CPU (the same on every device)."""
+    return points[torch.randperm(points.shape[0], generator=generator)[:k].to(points.device)].clone()
