@@ -78,10 +78,12 @@ def main() -> None:
         f"aqlm-{size['second']['num_codebooks']}x{size['second']['nbits_per_codebook']}": {
             **base, **size["second"], "beam_size": 2, "max_epochs": 1},
     }  # fmt: skip
+    # 16-bit activations on both devices: the GPU's model is bfloat16 (auto), the CPU's float32 (asked for).
+    activations = {"aqlm-2x8": "auto"} | {name: "bfloat16" for name in list(runs)[1:]}
     summary["quantized"] = {}
     for name, variant in runs.items():
         started = time.monotonic()
-        record = _quantize(model, work / name, variant, device)
+        record = _quantize(model, work / name, variant, device, activations[name])
         stages[f"quantize {name}" + (" + end-to-end fine-tuning" if "finetune" in variant else "")] = (
             time.monotonic() - started
         )
@@ -168,15 +170,16 @@ def _build_model(folder: Path, size: dict[str, Any], device: str) -> Path:
     return folder
 
 
-def _quantize(model: Path, out: Path, variant: dict[str, Any], device: str) -> dict[str, Any]:
-    """`codequant quantize` in its own process (so its peak GPU memory is its own), through the Python API's
-    variant for the options the CLI spells differently."""
+def _quantize(model: Path, out: Path, variant: dict[str, Any], device: str, activations: str) -> dict[str, Any]:
+    """The quantizer's API in its own process (so its peak GPU memory is its own)."""
     code = (
         "import json, sys; from codequant_quantizer.api import quantize; "
-        "quantize(sys.argv[1], json.loads(sys.argv[2]), sys.argv[3], device=sys.argv[4], progress=False)"
+        "quantize(sys.argv[1], json.loads(sys.argv[2]), sys.argv[3], device=sys.argv[4], "
+        "activation_dtype=sys.argv[5], progress=False)"
     )
     variant = {"method": "aqlm", **variant}
-    subprocess.run([sys.executable, "-c", code, str(model), json.dumps(variant), str(out), device], check=True)
+    args = [str(model), json.dumps(variant), str(out), device, activations]
+    subprocess.run([sys.executable, "-c", code, *args], check=True)
     return json.loads((out / "quantization.json").read_text())
 
 
@@ -216,6 +219,10 @@ def _agreement(model: Path, work: Path, variant: dict[str, Any], device: str) ->
     from codequant_quantizer.determinism import deterministic_torch
 
     deterministic_torch(warn_only=False)
+    if device == "cpu":  # aqlm's numba kernel races on several threads (docs/quantizer.md)
+        import numba
+
+        numba.set_num_threads(1)
     fp = AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32).eval()
     ids = torch.tensor([list(range(1, 129))] * 4) % fp.config.vocab_size
     hidden = Activations((4, 128, fp.config.hidden_size), torch.float32, place="device", device=torch.device("cpu"))
@@ -255,8 +262,10 @@ def _agreement(model: Path, work: Path, variant: dict[str, Any], device: str) ->
 def _serve_and_sample(folder: Path, device: str, max_tokens: int) -> dict[str, Any]:
     """`codequant serve` on the quantized folder; n=20 completions of each prompt through the OpenAI API."""
     port = _free_port()
+    dtype = "float32" if device == "cpu" else "auto"  # aqlm's CPU kernel wants float32
+    command = ["serve", "--model", str(folder), "--port", str(port), "--device", device, "--dtype", dtype]
     server = subprocess.Popen(
-        [*CLI, "serve", "--model", str(folder), "--port", str(port), "--device", device, "--model-id", "check"],
+        [*CLI, *command, "--model-id", "check"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

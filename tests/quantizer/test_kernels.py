@@ -70,3 +70,42 @@ def test_the_swap_shares_parameters_and_puts_the_layers_back() -> None:
         (model[0](x).square().sum() + model[2](x).square().sum()).backward()
         optimizer.step()
     assert [model[0], model[2]] == originals and not torch.equal(originals[1].scales, before)
+
+
+def test_distillation_through_the_kernels_follows_plain_autograd() -> None:
+    """The GPU path's end-to-end fine-tuning (every AqLinear swapped for a KernelAqLinear) on the CPU: the same
+    losses, step after step, as the CPU path's plain autograd."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from codequant_quantizer.aqlm.distill import distill
+    from codequant_quantizer.aqlm.modules import replace_module
+
+    config = LlamaConfig(
+        vocab_size=64, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        max_position_embeddings=64,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    teacher = LlamaForCausalLM(config).eval()
+
+    def student() -> torch.nn.Module:
+        model = LlamaForCausalLM(config).eval()
+        model.load_state_dict(teacher.state_dict())
+        generator = torch.Generator().manual_seed(1)
+        for name, module in list(model.model.layers.named_modules()):
+            if isinstance(module, torch.nn.Linear):
+                out, inp = module.weight.shape
+                codes = torch.randint(0, 16, (out, inp // 8, 1), generator=generator)
+                books = torch.randn(1, 16, 1, 8, generator=generator) * 0.05
+                replace_module(model.model.layers, name, AqLinear(codes, books, torch.ones(out, 1, 1, 1), None))
+        return model
+
+    ids = torch.randint(0, 64, (6, 16), generator=torch.Generator().manual_seed(2))
+    params = {"epochs": 2, "lr": 1e-3, "batch_size": 2, "patience": 5, "seed": 0}
+    plain = distill(student(), teacher, ids, **params)
+    swapped = student()
+    with kernel_linears(swapped, 4, torch.float32) as count:
+        through_kernels = distill(swapped, teacher, ids, **params)
+    assert count == 2 * 7
+    for key in ("train_kl", "valid_kl"):
+        torch.testing.assert_close(torch.tensor(through_kernels[key]), torch.tensor(plain[key]), rtol=1e-4, atol=1e-6)
+    assert through_kernels["valid_kl"][-1] < through_kernels["valid_kl"][0]  # it learned

@@ -93,6 +93,17 @@ def test_record_and_footprint_match_the_folder(quantized: Path, tiny_model: Path
     assert measured["nominal_bits_per_param"] == pytest.approx(measured["stored_bits_per_param"])  # int8 codes
 
 
+def test_activations_on_disk_give_the_same_bytes(quantized: Path, tiny_model: Path, tmp_path: Path) -> None:
+    on_disk = quantize(str(tiny_model), VARIANT, tmp_path / "disk", progress=False, offload="disk")
+    record = json.loads((on_disk / "quantization.json").read_text())
+    assert record["activations"] == {"dtype": "float32", "place": "disk"} and not (on_disk / ".partial").exists()
+    assert [b["block"] for b in record["blocks"]] == [0, 1, 2] and all(b["seconds"] > 0 for b in record["blocks"])
+    reference, streamed = load_file(quantized / "model.safetensors"), load_file(on_disk / "model.safetensors")
+    assert streamed.keys() == reference.keys()
+    for name in reference:
+        assert torch.equal(streamed[name], reference[name]), name
+
+
 def test_a_finished_folder_is_reused(quantized: Path, tiny_model: Path) -> None:
     start = time.monotonic()
     assert quantize(str(tiny_model), VARIANT, quantized, progress=False) == quantized
