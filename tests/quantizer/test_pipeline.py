@@ -47,6 +47,8 @@ VARIANT = {
     "calibration": {"set": "code", "nsamples": 16, "seqlen": 128},
 }
 CLI = [sys.executable, "-c", "from codequant.cli import main; main()", "quantize"]
+#: The kill -9 test's runs: the quick settings at one epoch and beam width 1 (the last of a repeated option counts).
+RESUMABLE = [*QUICK, "--max-epochs", "1", "--beam-size", "1"]
 
 
 @pytest.fixture(scope="module")
@@ -116,13 +118,15 @@ def test_a_run_killed_mid_block_resumes_after_its_last_layer_with_the_same_codes
     reference_dir = tmp_path / "uninterrupted"  # same process setup as the resumed run: bit-identical arithmetic
     assert (
         subprocess.run(
-            [*CLI, "--model", str(tiny_model), "--out", str(reference_dir), *QUICK], capture_output=True, timeout=900
+            [*CLI, "--model", str(tiny_model), "--out", str(reference_dir), *RESUMABLE],
+            capture_output=True,
+            timeout=900,
         ).returncode
         == 0
     )
     out = tmp_path / "resumed"
     run = subprocess.Popen(
-        [*CLI, "--model", str(tiny_model), "--out", str(out), *QUICK],
+        [*CLI, "--model", str(tiny_model), "--out", str(out), *RESUMABLE],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -145,7 +149,7 @@ def test_a_run_killed_mid_block_resumes_after_its_last_layer_with_the_same_codes
     block, finished = state.get("blocks_done", 0), state["layers"]
     saved = {name: torch.load(out / ".partial" / f"layer_{block}_{name}.pt")["record"] for name in finished}
     result = subprocess.run(
-        [*CLI, "--model", str(tiny_model), "--out", str(out), *QUICK], capture_output=True, text=True, timeout=900
+        [*CLI, "--model", str(tiny_model), "--out", str(out), *RESUMABLE], capture_output=True, text=True, timeout=900
     )
     assert result.returncode == 0, result.stderr
     assert not (out / ".partial").exists()

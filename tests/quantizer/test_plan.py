@@ -4,6 +4,7 @@ picks for a GPU's size, `codequant quantize --plan`, and the plan against a meas
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -119,3 +120,32 @@ def test_bad_configs_are_refused(tmp_path: Path) -> None:
     (tmp_path / "broken.json").write_text("{")
     with pytest.raises(InputError, match=r"broken\.json"):
         load_model_config(str(tmp_path / "broken.json"))
+
+
+@pytest.mark.slow
+def test_the_plan_matches_a_measured_cpu_run_within_15_percent(tiny_model: Path, tmp_path: Path) -> None:
+    """A one-block Llama, narrow (hidden 64) so that 512 x 512 calibration tokens make 67 MB activation buffers
+    at little compute: the plan's host peak against the peak resident memory the run added
+    (tests/quantizer/peak_memory.py says how it is measured)."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=1,
+        num_attention_heads=4, max_position_embeddings=1024, tie_word_embeddings=False,
+    )  # fmt: skip
+    model = tmp_path / "narrow"
+    LlamaForCausalLM(config).save_pretrained(model)
+    tokenizer.save_pretrained(model)
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"}
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.quantizer.peak_memory", str(model), str(tmp_path / "work"), "512", "512"],
+        capture_output=True, text=True, timeout=1800, env=env, cwd=Path(__file__).resolve().parents[2],
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    measured = json.loads(result.stdout.strip().splitlines()[-1])
+    assert measured["planned_parts"]["activations (2 buffers)"] == 2 * 512 * 512 * 64 * 4
+    ratio = measured["planned_bytes"] / measured["measured_bytes"]
+    assert 0.85 <= ratio <= 1.15, measured

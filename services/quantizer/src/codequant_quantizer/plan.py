@@ -49,10 +49,12 @@ class Throughput:
     bf16_flops: float
     bandwidth: float
     launch_seconds: float
+    host_link: float = 25e9  # bytes/s between host memory and the GPU (PCIe, pageable memory)
+    disk: float = 2e9  # bytes/s from an NVMe disk
 
 
 #: Peak figures from NVIDIA's data sheets (FP32 without tensor cores: TF32 is off for determinism; dense BF16),
-#: times 0.6 for matrix work and 0.7 for memory traffic.
+#: times 0.6 for matrix work and 0.7 for memory traffic; 25 GB/s to and from host memory, 2 GB/s from disk.
 DEVICES = {
     "h100": Throughput("H100 SXM 80GB", 0.6 * 67e12, 0.6 * 989e12, 0.7 * 3.35e12, 10e-6),
     "h200": Throughput("H200 141GB", 0.6 * 67e12, 0.6 * 989e12, 0.7 * 4.8e12, 10e-6),
@@ -319,7 +321,7 @@ def _layer_workspace(s: Settings, x: Linear) -> int:
     dim = s.out_group_size * s.in_group_size
     points = _codes(s, x) // m
     sample = min(points, SEED_SAMPLE) * dim * 4 if points > SEED_SAMPLE else 0
-    kmeans = w + sample + 2 * 4 * nearest_chunk(k) * k + 3 * k * dim * 4 + points * 8
+    kmeans = w + sample + 2 * 4 * min(nearest_chunk(k), points) * k + 3 * k * dim * 4 + points * 8
     index = _codes(s, x) * 8
     adam = (m + 7) * w + 2 * index
     beams = s.beam_size
@@ -422,6 +424,11 @@ def _plan(shape: ModelShape, s: Settings, place: str, throughput: Throughput | N
         Stage("layer quantization", {**resident, **_worst_layer(s, shape)}),
         Stage("block fine-tuning", {**resident, **_finetune_block(s, shape)}),
     ]
+    if s.activation_bytes == 4 and (place == "device" or not cuda):
+        # The loss scale: the mean square of float32 targets where the block computes is one reduction, which
+        # materialises the squares (``Activations.mean_square``, the arithmetic float32 runs always had).
+        squares = {"squared targets (loss scale)": s.nsamples * s.seqlen * shape.hidden * 4}
+        device_stages.append(Stage("block fine-tuning: loss scale", {**resident, **squares}))
     gradient_checkpointing = teacher_offload = False
     if s.finetune:
         distill = _distill(s, shape, False, False)
@@ -454,7 +461,7 @@ def _plan(shape: ModelShape, s: Settings, place: str, throughput: Throughput | N
         disk["activation buffer"] = buffer
     result = Plan(s, shape, place, teacher_offload, gradient_checkpointing, device_stages, host_stages, disk)
     if throughput is not None:
-        result.seconds = planned_seconds(shape, s, throughput, gradient_checkpointing)
+        result.seconds = planned_seconds(shape, s, throughput, gradient_checkpointing, place, teacher_offload)
         result.throughput = throughput.name
     return result
 
@@ -492,15 +499,26 @@ def layer_seconds(s: Settings, x: Linear, t: Throughput, epochs: float = EPOCHS_
 
 
 def planned_seconds(
-    shape: ModelShape, s: Settings, t: Throughput, gradient_checkpointing: bool = False
+    shape: ModelShape,
+    s: Settings,
+    t: Throughput,
+    gradient_checkpointing: bool = False,
+    activations: str = "device",
+    teacher_offload: bool = False,
 ) -> dict[str, float]:
-    """Planned seconds per block (quantization of its layers, and its forward and fine-tuning passes), for all
-    blocks, and for the end-to-end fine-tuning (float32 blocks; 16-bit products in the fine-tuning on a GPU)."""
+    """Planned seconds per block (quantization of its layers, and its forward and fine-tuning passes: float32 on
+    the device, activations read over the host link or from disk when offloaded), for all blocks, and for the
+    end-to-end fine-tuning (16-bit products on a GPU; an offloaded teacher crosses the host link every step)."""
     tokens = s.nsamples * s.seqlen
     flops_per_token = 2 * shape.block_params + 4 * s.seqlen * shape.hidden
     block_passes = 2 + len(shape.groups) + 3 * BLOCK_FINETUNE_EPOCHS
-    act_traffic = tokens * shape.hidden * s.activation_bytes
-    forward = _roofline(block_passes * tokens * flops_per_token, block_passes * 3 * act_traffic, 0, t)
+    buffer = tokens * shape.hidden * s.activation_bytes
+    forward = _roofline(block_passes * tokens * flops_per_token, block_passes * 3 * buffer, 0, t)
+    moved = (2 + len(shape.groups) + 2 * BLOCK_FINETUNE_EPOCHS + 2) * buffer  # reads and writes of the buffers
+    if activations == "cpu" and s.device == "cuda":
+        forward += moved / t.host_link
+    elif activations == "disk":
+        forward += moved / t.disk
     layers = sum(layer_seconds(s, x, t) for x in shape.linears)
     per_block = layers + forward
     result = {"per_block": per_block, "per_block_layers": layers, "per_block_passes": forward}
@@ -509,6 +527,8 @@ def planned_seconds(
         model_flops = 2 * shape.params
         passes = 1 + 3 + (1 if gradient_checkpointing else 0)  # teacher, student forward + backward, recompute
         epoch = _roofline(tokens * passes * model_flops, 0, 0, t, fp32=s.device == "cpu")
+        if teacher_offload:
+            epoch += (s.nsamples / s.finetune_batch) * shape.params * s.teacher_bytes / t.host_link
         result["end_to_end_finetune"] = s.finetune_epochs * epoch * 1.1  # + held-out evaluation (a tenth)
     result["total"] = result["quantization"] + result.get("end_to_end_finetune", 0.0)
     return result
