@@ -1,13 +1,14 @@
 """Measure an AQLM run's peak memory on the CPU and plan it: run as a script in a fresh process.
 
-    python -m tests.quantizer.peak_memory MODEL WORK NSAMPLES SEQLEN [MAX_EPOCHS] [BEAM]
+    python -m tests.quantizer.peak_memory MODEL WORK CALIBRATION_SET NSAMPLES SEQLEN
 
 Prints JSON: the peak resident memory the run added next to the plan's host peak. Measured with Linux's
 VmHWM: the pipeline resets it at each block's start and records each block's peak in quantization.json; the
 largest of those and of the peak after the last block, minus the resident memory just before the run, is what the
-run added. A warm-up run on a few sequences first loads every library and fills every cache, and glibc is told to
-return large blocks to the system at once (MALLOC_MMAP_THRESHOLD_, set by the caller), so the difference is the
-run's own tensors.
+run added. Before that, a warm-up run on a few sequences loads every library, and the calibration windows are
+drawn once (they are cached by content: drawing tokenizes whole documents into Python lists, whose heap stays
+with the process — memory the plan does not model); glibc is told to return large blocks to the system at once
+(MALLOC_MMAP_THRESHOLD_, set by the caller). So the difference is the pipeline's own tensors.
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ import sys
 from pathlib import Path
 
 import torch
+from transformers import AutoTokenizer
 
 from codequant_quantizer.api import normalise_variant, quantize
 from codequant_quantizer.aqlm.meter import peak_rss
+from codequant_quantizer.calibration import build_calibration
 from codequant_quantizer.model_io import load_config
 from codequant_quantizer.plan import plan_for_run
 
@@ -30,21 +33,20 @@ def _rss() -> int:
 
 
 def main() -> None:
-    model, work = sys.argv[1], Path(sys.argv[2])
-    nsamples, seqlen = int(sys.argv[3]), int(sys.argv[4])
-    max_epochs = int(sys.argv[5]) if len(sys.argv) > 5 else 1
-    beam = int(sys.argv[6]) if len(sys.argv) > 6 else 2
+    model, work, calibration = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
+    nsamples, seqlen = int(sys.argv[4]), int(sys.argv[5])
     variant = {
         "method": "aqlm",
         "num_codebooks": 1,
         "nbits_per_codebook": 8,
         "in_group_size": 8,
-        "beam_size": beam,
-        "max_epochs": max_epochs,
-        "calibration": {"set": "code", "nsamples": nsamples, "seqlen": seqlen},
+        "beam_size": 2,
+        "max_epochs": 1,
+        "calibration": {"set": calibration, "nsamples": nsamples, "seqlen": seqlen},
     }
-    warm = {**variant, "max_epochs": 1, "calibration": {**variant["calibration"], "nsamples": 8}}
+    warm = {**variant, "calibration": {**variant["calibration"], "nsamples": 8}}
     quantize(model, warm, work / "warm-up", progress=False)
+    build_calibration(AutoTokenizer.from_pretrained(model), calibration, nsamples=nsamples, seqlen=seqlen, seed=0)
     base = _rss()
     record = quantize(model, variant, work / "run", progress=False)
     result = json.loads((record / "quantization.json").read_text())
@@ -61,8 +63,6 @@ def main() -> None:
                 "planned_stage": plan.host_peak.name,
                 "planned_parts": plan.host_peak.parts,
                 "blocks": result["blocks"],
-                "epochs": [layer["epochs"] for layer in result["layers"]],
-                "layer_seconds": [layer["seconds"] for layer in result["layers"]],
                 "seconds": result["seconds"],
             }
         )

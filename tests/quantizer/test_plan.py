@@ -13,8 +13,10 @@ import pytest
 
 from codequant.errors import InputError
 from codequant_quantizer.plan import DEVICES, GB, Settings, load_model_config, model_shape, plan
+from tests.quantizer.small_model import TRAIN_MODULES
 
 FIXTURES = Path(__file__).parent / "fixtures"
+REPO = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-c", "from codequant.cli import main; main()", "quantize"]
 #: Published shapes: hidden, intermediate, blocks, attention heads, key/value heads, vocabulary.
 CODELLAMA = {
@@ -139,11 +141,13 @@ def test_the_plan_matches_a_measured_cpu_run_within_15_percent(tiny_model: Path,
     model = tmp_path / "narrow"
     LlamaForCausalLM(config).save_pretrained(model)
     tokenizer.save_pretrained(model)
+    corpus = tmp_path / "corpus.jsonl"
+    with corpus.open("w") as handle:
+        for path in TRAIN_MODULES[:40]:
+            handle.write(json.dumps({"text": path.read_text(errors="replace"), "kind": "code"}) + "\n")
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"}
-    result = subprocess.run(
-        [sys.executable, "-m", "tests.quantizer.peak_memory", str(model), str(tmp_path / "work"), "512", "512"],
-        capture_output=True, text=True, timeout=1800, env=env, cwd=Path(__file__).resolve().parents[2],
-    )  # fmt: skip
+    script = [sys.executable, "-m", "tests.quantizer.peak_memory", str(model), str(tmp_path / "work"), str(corpus)]
+    result = subprocess.run([*script, "512", "512"], capture_output=True, text=True, timeout=1800, env=env, cwd=REPO)
     assert result.returncode == 0, result.stderr[-3000:]
     measured = json.loads(result.stdout.strip().splitlines()[-1])
     assert measured["planned_parts"]["activations (2 buffers)"] == 2 * 512 * 512 * 64 * 4

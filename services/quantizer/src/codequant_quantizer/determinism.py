@@ -40,8 +40,12 @@ def deterministic_torch(*, warn_only: bool) -> None:
             DETERMINISTIC_WORKSPACES[0],
         )
     torch.use_deterministic_algorithms(True, warn_only=warn_only)
-    torch.backends.cuda.matmul.fp32_precision = "ieee"
-    torch.backends.cudnn.fp32_precision = "ieee"
+    if hasattr(torch.backends.cuda.matmul, "fp32_precision"):  # torch >= 2.9
+        torch.backends.cuda.matmul.fp32_precision = "ieee"
+        torch.backends.cudnn.fp32_precision = "ieee"
+    else:  # older torch, e.g. a GPU image's own build
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
 
 
 set_cublas_workspace()

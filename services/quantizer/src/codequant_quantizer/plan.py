@@ -34,9 +34,10 @@ ADAM_STEPS = 100
 KMEANS_ITERATIONS = 50
 #: k-means++ seeding looks at most this many points (``kmeans._plus_plus``).
 SEED_SAMPLE = 65536
-#: Code/codebook alternations a layer takes before its improvement falls under the 1 % tolerance: the mean
-#: measured on this project's small model (docs/performance.md); the time plan scales with it.
-EPOCHS_PER_LAYER = 4.0
+#: Code/codebook alternations a layer takes before its improvement falls under the 1 % tolerance: measured on
+#: the first block of this project's small code model, 5.3 (1x8) and 4.6 (2x8) on average (benchmarks/aqlm_plan.py,
+#: docs/performance.md). An assumption at 7B-34B scale; the time plan scales with it.
+EPOCHS_PER_LAYER = 5.0
 
 
 @dataclass(frozen=True)
