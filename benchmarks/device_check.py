@@ -37,14 +37,16 @@ PROMPTS = [
 SIZES = {
     "gpu": {
         "hidden": 1024, "intermediate": 2816, "layers": 8, "heads": 16, "kv_heads": 8, "vocab": 4096,
-        "train_steps": 150, "nsamples": 64, "seqlen": 512, "max_tokens": 64,
+        "files": 120, "train_steps": 150, "train_batch": (16, 256), "nsamples": 64, "seqlen": 512,
+        "max_tokens": 64, "beam": 4, "epochs": 2,
         "second": {"num_codebooks": 1, "nbits_per_codebook": 16},
     },
     "small": {
-        "hidden": 128, "intermediate": 384, "layers": 2, "heads": 4, "kv_heads": 2, "vocab": 1024,
-        "train_steps": 20, "nsamples": 16, "seqlen": 128, "max_tokens": 16,
-        # 1x16 needs 65536 weight groups per layer; a 128-wide layer has 2048: 1x10 stands in for it.
-        "second": {"num_codebooks": 1, "nbits_per_codebook": 10},
+        "hidden": 64, "intermediate": 128, "layers": 2, "heads": 4, "kv_heads": 2, "vocab": 512,
+        "files": 30, "train_steps": 10, "train_batch": (8, 128), "nsamples": 8, "seqlen": 64,
+        "max_tokens": 8, "beam": 2, "epochs": 1,
+        # 1x16 needs 65536 weight groups per layer; a 64-wide layer has 512: 1x9 stands in for it.
+        "second": {"num_codebooks": 1, "nbits_per_codebook": 9},
     },
 }  # fmt: skip
 
@@ -73,8 +75,8 @@ def main() -> None:
     base = {"in_group_size": 8, "calibration": {"set": str(corpus), "nsamples": size["nsamples"],
                                                  "seqlen": size["seqlen"]}}  # fmt: skip
     runs = {
-        "aqlm-2x8": {**base, "num_codebooks": 2, "nbits_per_codebook": 8, "beam_size": 4, "max_epochs": 2,
-                     "finetune": {"epochs": 1, "lr": 1e-5}},
+        "aqlm-2x8": {**base, "num_codebooks": 2, "nbits_per_codebook": 8, "beam_size": size["beam"],
+                     "max_epochs": size["epochs"], "finetune": {"epochs": 1, "lr": 1e-5}},
         f"aqlm-{size['second']['num_codebooks']}x{size['second']['nbits_per_codebook']}": {
             **base, **size["second"], "beam_size": 2, "max_epochs": 1},
     }  # fmt: skip
@@ -125,7 +127,7 @@ def _build_model(folder: Path, size: dict[str, Any], device: str) -> Path:
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
     torch.manual_seed(0)
-    texts = [p.read_text(encoding="utf-8", errors="replace") for p in sorted(STDLIB.glob("*.py"))[:120]]
+    texts = [p.read_text(encoding="utf-8", errors="replace") for p in sorted(STDLIB.glob("*.py"))[: size["files"]]]
     raw = Tokenizer(models.BPE())
     raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     raw.decoder = decoders.ByteLevel()
@@ -154,9 +156,10 @@ def _build_model(folder: Path, size: dict[str, Any], device: str) -> Path:
     model = LlamaForCausalLM(config).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     generator = torch.Generator().manual_seed(0)
+    rows, length = size["train_batch"]
     for step in range(size["train_steps"]):
-        starts = torch.randint(0, len(ids) - 257, (16,), generator=generator)
-        batch = torch.stack([ids[s : s + 256] for s in starts]).to(device)
+        starts = torch.randint(0, len(ids) - length - 1, (rows,), generator=generator)
+        batch = torch.stack([ids[s : s + length] for s in starts]).to(device)
         with torch.autocast(device, dtype=torch.bfloat16, enabled=device == "cuda"):
             loss = model(input_ids=batch, labels=batch).loss
         loss.backward()
