@@ -45,8 +45,8 @@ SIZES = {
         "hidden": 64, "intermediate": 128, "layers": 2, "heads": 4, "kv_heads": 2, "vocab": 512,
         "files": 30, "train_steps": 10, "train_batch": (8, 128), "nsamples": 8, "seqlen": 64,
         "max_tokens": 8, "beam": 2, "epochs": 1,
-        # 1x16 needs 65536 weight groups per layer; a 64-wide layer has 512: 1x9 stands in for it.
-        "second": {"num_codebooks": 1, "nbits_per_codebook": 9},
+        # 1x16 needs 65536 weight groups per layer; the 64-wide model's key projection has 256: 1x8 stands in.
+        "second": {"num_codebooks": 1, "nbits_per_codebook": 8},
     },
 }  # fmt: skip
 

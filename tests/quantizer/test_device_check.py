@@ -27,7 +27,7 @@ def test_the_cpu_fallback_runs_every_stage(tmp_path: Path) -> None:
     summary = json.loads(summary_file.read_text())
     assert "CPU" in summary["device"] and "tokens/s" in result.stdout and "identical codes" in result.stdout
     assert len(summary["stages_seconds"]) == 5 and all(s > 0 for s in summary["stages_seconds"].values())
-    two_by_eight, second = summary["quantized"]["aqlm-2x8"], summary["quantized"]["aqlm-1x9"]
+    two_by_eight, second = summary["quantized"]["aqlm-2x8"], summary["quantized"]["aqlm-1x8"]
     assert len(two_by_eight["seconds_per_block"]) == 2 and two_by_eight["peak_memory_gb"] > 0
     assert len(two_by_eight["finetune_valid_kl"]) == 2 and two_by_eight["finetune_seconds"] > 0
     assert two_by_eight["activations"] == {"dtype": "float32", "place": "device"}
