@@ -1,6 +1,7 @@
 # codequant quantizer: AQLM, round-to-nearest, GPTQ/AWQ (llm-compressor), bitsandbytes; GPU (CPU works too). No JDK.
 # Build from the repository root:  docker build -f docker/quantizer.Dockerfile -t codequant-quantizer .
-FROM pytorch/pytorch:2.6.0-cuda12.4-cudnn9-runtime
+# -devel: aqlm compiles its CUDA kernels (used by end-to-end fine-tuning) with nvcc the first time they run.
+FROM pytorch/pytorch:2.6.0-cuda12.4-cudnn9-devel
 
 ENV PIP_NO_CACHE_DIR=1 PYTHONUNBUFFERED=1
 WORKDIR /opt/codequant

@@ -47,6 +47,8 @@ VARIANT = {
     "calibration": {"set": "code", "nsamples": 16, "seqlen": 128},
 }
 CLI = [sys.executable, "-c", "from codequant.cli import main; main()", "quantize"]
+#: The kill -9 test's runs: the quick settings at one epoch and beam width 1 (the last of a repeated option counts).
+RESUMABLE = [*QUICK, "--max-epochs", "1", "--beam-size", "1"]
 
 
 @pytest.fixture(scope="module")
@@ -92,47 +94,77 @@ def test_record_and_footprint_match_the_folder(quantized: Path, tiny_model: Path
     assert measured["nominal_bits_per_param"] == pytest.approx(measured["stored_bits_per_param"])  # int8 codes
 
 
+def test_activations_on_disk_give_the_same_bytes(quantized: Path, tiny_model: Path, tmp_path: Path) -> None:
+    on_disk = quantize(str(tiny_model), VARIANT, tmp_path / "disk", progress=False, offload="disk")
+    record = json.loads((on_disk / "quantization.json").read_text())
+    assert record["activations"] == {"dtype": "float32", "place": "disk"} and not (on_disk / ".partial").exists()
+    assert [b["block"] for b in record["blocks"]] == [0, 1, 2] and all(b["seconds"] > 0 for b in record["blocks"])
+    reference, streamed = load_file(quantized / "model.safetensors"), load_file(on_disk / "model.safetensors")
+    assert streamed.keys() == reference.keys()
+    for name in reference:
+        assert torch.equal(streamed[name], reference[name]), name
+
+
 def test_a_finished_folder_is_reused(quantized: Path, tiny_model: Path) -> None:
     start = time.monotonic()
     assert quantize(str(tiny_model), VARIANT, quantized, progress=False) == quantized
     assert time.monotonic() - start < 5
 
 
-def test_a_killed_run_resumes_and_gives_the_same_codes(tiny_model: Path, tmp_path: Path) -> None:
+def test_a_run_killed_mid_block_resumes_after_its_last_layer_with_the_same_codes(
+    tiny_model: Path, tmp_path: Path
+) -> None:
     reference_dir = tmp_path / "uninterrupted"  # same process setup as the resumed run: bit-identical arithmetic
     assert (
         subprocess.run(
-            [*CLI, "--model", str(tiny_model), "--out", str(reference_dir), *QUICK], capture_output=True, timeout=900
+            [*CLI, "--model", str(tiny_model), "--out", str(reference_dir), *RESUMABLE],
+            capture_output=True,
+            timeout=900,
         ).returncode
         == 0
     )
     out = tmp_path / "resumed"
     run = subprocess.Popen(
-        [*CLI, "--model", str(tiny_model), "--out", str(out), *QUICK],
+        [*CLI, "--model", str(tiny_model), "--out", str(out), *RESUMABLE],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
     progress = out / ".partial" / "progress.json"
     deadline = time.monotonic() + 600
-    while not (progress.exists() and json.loads(progress.read_text())["blocks_done"] >= 1):
+    while True:  # wait until two layers of some block are finished, then kill -9 in the middle of that block
         assert run.poll() is None, "the quantization ended before it could be interrupted"
         assert time.monotonic() < deadline
-        time.sleep(0.2)
-    os.killpg(run.pid, signal.SIGKILL)
+        if progress.exists() and len(json.loads(progress.read_text())["layers"]) >= 2:
+            os.killpg(run.pid, signal.SIGSTOP)  # frozen: what the checkpoint says now is what the kill leaves
+            state = json.loads(progress.read_text())
+            if state["layers"]:
+                os.killpg(run.pid, signal.SIGKILL)
+                break
+            os.killpg(run.pid, signal.SIGCONT)  # the block finished in between: wait for the next one
+        time.sleep(0.05)
     run.wait()
     assert not (out / "quantization.json").exists()
-    done = json.loads(progress.read_text())["blocks_done"]
+    block, finished = state.get("blocks_done", 0), state["layers"]
+    saved = {name: torch.load(out / ".partial" / f"layer_{block}_{name}.pt")["record"] for name in finished}
     result = subprocess.run(
-        [*CLI, "--model", str(tiny_model), "--out", str(out), *QUICK], capture_output=True, text=True, timeout=900
+        [*CLI, "--model", str(tiny_model), "--out", str(out), *RESUMABLE], capture_output=True, text=True, timeout=900
     )
     assert result.returncode == 0, result.stderr
     assert not (out / ".partial").exists()
-    resumed = load_file(out / "model.safetensors")
+    record = json.loads((out / "quantization.json").read_text())
+    resumed = {layer["name"]: layer for layer in record["layers"] if layer.get("resumed")}
+    # The finished layers of the interrupted block were loaded, not quantized again (same record, same seconds);
+    # every other layer of that block was quantized by the resumed run.
+    assert list(resumed) == finished and all(layer["block"] == block for layer in resumed.values())
+    for name, layer in resumed.items():
+        assert {k: v for k, v in layer.items() if k not in ("resumed", "block_finetune_relative_mse")} == saved[name]
+    assert len(record["layers"]) == 3 * 7 and len(record["blocks"]) == 3
+    resumed_tensors = load_file(out / "model.safetensors")
     reference = load_file(reference_dir / "model.safetensors")
-    assert done >= 1 and resumed.keys() == reference.keys()
+    assert resumed_tensors.keys() == reference.keys()
     for name in reference:
-        assert torch.equal(resumed[name], reference[name]), name
+        assert torch.equal(resumed_tensors[name], reference[name]), name
 
 
 def test_bad_requests(tiny_model: Path, tmp_path: Path) -> None:

@@ -10,13 +10,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import torch
 from pydantic import ValidationError
 
 from codequant.errors import InputError
 from codequant.keys import stable_hash
 from codequant.study.methods import VariantModel, parse_variant, quantized_methods
 from codequant_quantizer import footprint as _footprint
+from codequant_quantizer.determinism import deterministic_torch
 from codequant_quantizer.methods import QuantizeJob, quantizer_for
 from codequant_quantizer.record import RECORD, read_record
 
@@ -55,8 +55,15 @@ def quantize(
     device: str = "cpu",
     calibration_dir: Path | None = None,
     progress: bool = True,
+    activation_dtype: str = "auto",
+    offload: str = "auto",
+    gpu_memory_gb: float | None = None,
 ) -> Path:
-    """Quantize ``model`` as ``variant`` says into ``out_dir`` (resumable; a finished folder returns at once)."""
+    """Quantize ``model`` as ``variant`` says into ``out_dir`` (resumable; a finished folder returns at once).
+
+    AQLM only: ``activation_dtype`` (auto | float32 | float16 | bfloat16) of the calibration activations kept
+    between blocks, ``offload`` (auto | none | cpu | disk) where they live, ``gpu_memory_gb`` the GPU memory the
+    plan may count on (default: the device's); see ``codequant_quantizer.plan``."""
     spec = variant_model(variant)
     config = spec.method_config()
     method = config["method"]
@@ -69,10 +76,13 @@ def quantize(
     except KeyError as exc:
         raise InputError(str(exc.args[0])) from None
     out_dir = Path(out_dir)
-    fingerprint = stable_hash({"model": model_identity(model), "variant": config, "dtype": dtype})[:24]
+    identity = {"model": model_identity(model), "variant": config, "dtype": dtype}
+    if activation_dtype != "auto":  # changes the numbers; where the activations live does not
+        identity["activation_dtype"] = activation_dtype
+    fingerprint = stable_hash(identity)[:24]
     # Same seed, same codes: scatter-adds in backward passes (AQLM's codebook gradients) must not race. The
     # library methods only warn where a CUDA kernel has no deterministic version.
-    torch.use_deterministic_algorithms(True, warn_only=not quantizer.strict_determinism)
+    deterministic_torch(warn_only=not quantizer.strict_determinism)
     with _locked(out_dir):
         done = read_record(out_dir)
         if done is not None and done.get("fingerprint") == fingerprint:
@@ -80,7 +90,19 @@ def quantize(
         partial = out_dir / PARTIAL
         _prepare(out_dir, done is not None or partial.is_dir())
         partial.mkdir(exist_ok=True)  # marks the folder as ours until quantization.json is written
-        job = QuantizeJob(model, spec, out_dir, dtype, device, calibration_dir, progress, fingerprint)
+        job = QuantizeJob(
+            model,
+            spec,
+            out_dir,
+            dtype,
+            device,
+            calibration_dir,
+            progress,
+            fingerprint,
+            activation_dtype=activation_dtype,
+            offload=offload,
+            gpu_memory_gb=gpu_memory_gb,
+        )
         quantizer.quantize(job)
         shutil.rmtree(partial, ignore_errors=True)
     return out_dir

@@ -22,14 +22,26 @@ console = Console(highlight=False, soft_wrap=True, stderr=True)
 
 
 def quantize(
-    model: Annotated[str, typer.Option(help="model folder or Hugging Face hub id")],
-    out: Annotated[Path, typer.Option("--out", help="output folder (a Hugging Face model folder)")],
+    model: Annotated[str, typer.Option(help="model folder or Hugging Face hub id (with --plan: or a config.json)")],
+    out: Annotated[Path | None, typer.Option("--out", help="output folder (a Hugging Face model folder)")] = None,
     method: Annotated[Literal[tuple(m for m in methods() if m in quantized_methods())], typer.Option()] = "aqlm",
     calibration_dir: Annotated[Path | None, typer.Option(help="local corpus for the calibration recipes")] = None,
     device: Annotated[str, typer.Option(help="cpu | cuda")] = "cpu",
     dtype: Annotated[
         str, typer.Option(help="dtype of unquantized tensors: auto | float16 | bfloat16 | float32")
     ] = "auto",
+    activation_dtype: Annotated[
+        str, typer.Option(help="AQLM: calibration activations: auto (the model's) | float32 | float16 | bfloat16")
+    ] = "auto",
+    offload: Annotated[
+        str, typer.Option(help="AQLM: activations on the GPU (none), in host memory (cpu) or on disk; auto: what fits")
+    ] = "auto",
+    gpu_memory_gb: Annotated[
+        float | None, typer.Option(help="AQLM: GPU memory to plan for (default: the GPU's, when there is one)")
+    ] = None,
+    plan: Annotated[
+        bool, typer.Option("--plan", help="AQLM: print the run's planned GPU, host and disk use and time; run nothing")
+    ] = False,
     variant_options: dict[str, Any] | None = None,
 ) -> None:
     """Quantize a model (resumable after a crash; a finished folder is reused). Each method option names the
@@ -38,7 +50,18 @@ def quantize(
     from codequant_quantizer.api import quantize as run
 
     variant = variant_from_options(method, variant_options or {})
-    folder = run(model, variant, out, dtype=dtype, device=device, calibration_dir=calibration_dir)
+    if plan:
+        from codequant_quantizer.plan import print_plan
+
+        print_plan(model, variant, device=device, dtype=dtype, activation_dtype=activation_dtype, offload=offload,
+                   gpu_memory_gb=gpu_memory_gb)  # fmt: skip
+        return
+    if out is None:
+        raise InputError("--out is required (except with --plan)")
+    folder = run(
+        model, variant, out, dtype=dtype, device=device, calibration_dir=calibration_dir,
+        activation_dtype=activation_dtype, offload=offload, gpu_memory_gb=gpu_memory_gb,
+    )  # fmt: skip
     size = measure(folder)
     console.print(
         f"{folder}: {size['gb']:.4g} GB, {size['stored_bits_per_param'] or 0:.3g} bits per quantized weight",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -72,46 +71,6 @@ def linear_groups(block: nn.Module) -> list[list[tuple[str, nn.Linear]]]:
     ):
         return [[(name, linears[name]) for name in group] for group in SEQUENTIAL_GROUPS]
     return [[(name, module)] for name, module in linears.items()]
-
-
-class _Stop(Exception):
-    pass
-
-
-@torch.no_grad()
-def block_inputs(model: nn.Module, input_ids: torch.Tensor) -> tuple[torch.Tensor, dict[str, Any]]:
-    """Hidden states entering the first block for each calibration sequence [N, L, H], and the block's keyword
-    arguments (rotary embeddings, masks) — the same for every sequence, since all have the same length."""
-    layers = decoder_layers(model)
-    captured: list[torch.Tensor] = []
-    arguments: dict[str, Any] = {}
-
-    def catch(_module: nn.Module, args: tuple, kwargs: dict[str, Any]) -> None:
-        hidden = args[0] if args else kwargs.pop("hidden_states")
-        captured.append(hidden.detach())
-        arguments.update({k: v for k, v in kwargs.items() if k != "hidden_states"})
-        raise _Stop
-
-    handle = layers[0].register_forward_pre_hook(catch, with_kwargs=True)
-    try:
-        for row in input_ids:
-            with contextlib.suppress(_Stop):
-                model(input_ids=row.unsqueeze(0).to(next(model.parameters()).device), use_cache=False)
-    finally:
-        handle.remove()
-    arguments.pop("past_key_values", None)
-    arguments.pop("past_key_value", None)
-    arguments["use_cache"] = False
-    return torch.cat(captured), arguments
-
-
-def run_block(block: nn.Module, hidden: torch.Tensor, arguments: dict[str, Any], batch: int = 8) -> torch.Tensor:
-    """The block applied to every sequence (in batches), returning [N, L, H]."""
-    outputs = []
-    for start in range(0, hidden.shape[0], batch):
-        out = block(hidden[start : start + batch], **arguments)
-        outputs.append(out[0] if isinstance(out, tuple) else out)
-    return torch.cat(outputs)
 
 
 def parameter_count(model: nn.Module) -> int:

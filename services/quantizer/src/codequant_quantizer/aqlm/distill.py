@@ -7,6 +7,8 @@ biases train.
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -22,8 +24,13 @@ def distill(
     batch_size: int,
     patience: int,
     seed: int,
+    autocast: torch.dtype | None = None,
 ) -> dict[str, list[float]]:
-    """Train ``student`` in place; returns train and held-out KL per epoch (the best epoch's weights are kept)."""
+    """Train ``student`` in place; returns train and held-out KL per epoch (the best epoch's weights are kept).
+
+    Batches of ``input_ids`` (on the CPU) move to the student's device; on a GPU, ``autocast`` (float16 or
+    bfloat16) runs both models' matrix products in that precision while the trained parameters stay float32."""
+    precision = _precision(student, autocast)
     generator = torch.Generator().manual_seed(seed)
     order = torch.randperm(input_ids.shape[0], generator=generator)
     held = max(1, input_ids.shape[0] // 10)
@@ -34,20 +41,23 @@ def distill(
     for p in params:
         p.requires_grad_(True)
     optimizer = torch.optim.Adam(params, lr=lr)
-    history: dict[str, list[float]] = {"train_kl": [], "valid_kl": [_kl(student, teacher, valid, batch_size)]}
+    history: dict[str, list[float]] = {
+        "train_kl": [],
+        "valid_kl": [_kl(student, teacher, valid, batch_size, precision)],
+    }
     best, best_state, bad = history["valid_kl"][0], _snapshot(params), 0
     for _ in range(epochs):
         train = train[torch.randperm(train.shape[0], generator=generator)]
         total = 0.0
         for start in range(0, train.shape[0], batch_size):
             rows = train[start : start + batch_size]
-            loss = _kl_loss(student, teacher, rows)
+            loss = _kl_loss(student, teacher, rows, precision)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             total += float(loss.detach()) * rows.shape[0]
         history["train_kl"].append(total / max(1, train.shape[0]))
-        current = _kl(student, teacher, valid, batch_size)
+        current = _kl(student, teacher, valid, batch_size, precision)
         history["valid_kl"].append(current)
         if current < best:
             best, best_state, bad = current, _snapshot(params), 0
@@ -71,17 +81,35 @@ def _snapshot(params: list[torch.Tensor]) -> list[torch.Tensor]:
     return [p.detach().clone() for p in params]
 
 
-def _kl_loss(student: nn.Module, teacher: nn.Module, rows: torch.Tensor) -> torch.Tensor:
-    with torch.no_grad():
+def _precision(student: nn.Module, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    device = next(student.parameters()).device
+    if dtype is None or device.type == "cpu":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def _kl_loss(
+    student: nn.Module, teacher: nn.Module, rows: torch.Tensor, precision: contextlib.AbstractContextManager
+) -> torch.Tensor:
+    rows = rows.to(next(student.parameters()).device)
+    with torch.no_grad(), precision:
         target = F.log_softmax(teacher(input_ids=rows).logits.float(), dim=-1)
-    predicted = F.log_softmax(student(input_ids=rows).logits.float(), dim=-1)
+    with precision:
+        logits = student(input_ids=rows).logits
+    predicted = F.log_softmax(logits.float(), dim=-1)
     return F.kl_div(predicted.flatten(0, 1), target.flatten(0, 1), log_target=True, reduction="batchmean")
 
 
 @torch.no_grad()
-def _kl(student: nn.Module, teacher: nn.Module, rows: torch.Tensor, batch_size: int) -> float:
+def _kl(
+    student: nn.Module,
+    teacher: nn.Module,
+    rows: torch.Tensor,
+    batch_size: int,
+    precision: contextlib.AbstractContextManager,
+) -> float:
     total = 0.0
     for start in range(0, rows.shape[0], batch_size):
         chunk = rows[start : start + batch_size]
-        total += float(_kl_loss(student, teacher, chunk)) * chunk.shape[0]
+        total += float(_kl_loss(student, teacher, chunk, precision)) * chunk.shape[0]
     return total / rows.shape[0]

@@ -1,14 +1,28 @@
-"""Seeded k-means for codebook initialisation (Lloyd's algorithm, k-means++ seeding)."""
+"""Seeded k-means for codebook initialisation (Lloyd's algorithm; k-means++ seeding up to 4096 centroids)."""
 
 from __future__ import annotations
 
 import torch
 
+#: Points compared with all centroids at once, at most; fewer when the distance matrix would exceed the workspace.
+CHUNK = 16384
+#: k-means++ seeding is a loop of k dependent steps (a device round trip each on a GPU): larger codebooks (1x16:
+#: 65536 codewords) start from k distinct random points instead.
+PLUS_PLUS_MAX = 4096
+#: Bytes the [points, centroids] distance matrices (two float32 temporaries) may take.
+WORKSPACE_BYTES = 1 << 30
 
-def nearest(points: torch.Tensor, centroids: torch.Tensor, chunk: int = 16384) -> torch.Tensor:
+
+def nearest_chunk(k: int, workspace_bytes: int = WORKSPACE_BYTES) -> int:
+    """Points per distance computation against ``k`` centroids (65536 centroids: 2048 points, 1 GiB)."""
+    return max(1, min(CHUNK, workspace_bytes // (2 * 4 * k)))
+
+
+def nearest(points: torch.Tensor, centroids: torch.Tensor) -> torch.Tensor:
     """Index of the nearest centroid for every point (squared Euclidean distance)."""
+    chunk = nearest_chunk(centroids.shape[0])
     norms = centroids.square().sum(-1)
-    out = torch.empty(points.shape[0], dtype=torch.long)
+    out = torch.empty(points.shape[0], dtype=torch.long, device=points.device)
     for start in range(0, points.shape[0], chunk):
         block = points[start : start + chunk]
         distances = norms[None, :] - 2 * block @ centroids.T
@@ -24,7 +38,7 @@ def kmeans(points: torch.Tensor, k: int, *, iterations: int = 50, generator: tor
             f"k-means needs at least {k} points (2^nbits_per_codebook), got {n}: use fewer bits "
             "per codebook or larger layers"
         )
-    centroids = _plus_plus(points, k, generator)
+    centroids = _plus_plus(points, k, generator) if k <= PLUS_PLUS_MAX else _random_points(points, k, generator)
     for _ in range(iterations):
         assignment = nearest(points, centroids)
         sums = torch.zeros_like(centroids).index_add_(0, assignment, points)
@@ -53,7 +67,13 @@ def _plus_plus(points: torch.Tensor, k: int, generator: torch.Generator, sample:
         if total <= 0:
             index = int(torch.randint(0, n, (1,), generator=generator))
         else:
-            index = int(torch.multinomial(distances / total, 1, generator=generator))
+            # Drawn on the CPU (where the generator lives), so CPU and CUDA runs pick the same points.
+            index = int(torch.multinomial((distances / total).cpu(), 1, generator=generator))
         chosen.append(index)
         distances = torch.minimum(distances, (points - points[index]).square().sum(-1))
     return points[chosen].clone()
+
+
+def _random_points(points: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
+    """k distinct points, drawn on the CPU (the same on every device)."""
+    return points[torch.randperm(points.shape[0], generator=generator)[:k].to(points.device)].clone()

@@ -22,6 +22,7 @@ class LayerSettings:
     lr: float = 1e-4
     kmeans_iterations: int = 50
     seed: int = 0
+    workspace_bytes: int = 1 << 30  # beam search scoring temporaries (see search.output_groups_per_pass)
 
 
 @dataclass
@@ -52,7 +53,7 @@ def quantize_layer(weight: torch.Tensor, xtx: torch.Tensor, settings: LayerSetti
     while epochs < settings.max_epochs:
         epochs += 1
         codebooks, scales = _adam(weight, xtx, codes, codebooks, scales, settings)
-        codes = beam_search(weight, xtx, codes, codebooks, scales, shape, settings.beam_size)
+        codes = beam_search(weight, xtx, codes, codebooks, scales, shape, settings.beam_size, settings.workspace_bytes)
         current = float(relative_error(weight, dequantize(codes, codebooks, scales), xtx))
         improvement = (previous - current) / max(previous, 1e-20)
         previous = current

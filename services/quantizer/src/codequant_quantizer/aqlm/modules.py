@@ -16,7 +16,7 @@ class AqLinear(nn.Module):
         self, codes: torch.Tensor, codebooks: torch.Tensor, scales: torch.Tensor, bias: torch.Tensor | None
     ) -> None:
         super().__init__()
-        self.register_buffer("codes", codes.long())
+        self.register_buffer("codes", codes.to(torch.int32))  # indices < 2^16: int32 halves int64's memory
         self.codebooks = nn.Parameter(codebooks.float())
         self.scales = nn.Parameter(scales.float())
         self.bias = nn.Parameter(bias.detach().float()) if bias is not None else None

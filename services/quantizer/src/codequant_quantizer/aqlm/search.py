@@ -14,6 +14,16 @@ import torch
 
 from codequant_quantizer.aqlm.weight import AqlmShape, dequantize
 
+#: Temporaries of shape [beams, codewords, output groups] alive at once while candidates are scored.
+SCORE_TEMPORARIES = 6
+
+
+def output_groups_per_pass(num_out: int, beam_size: int, codebook_size: int, workspace_bytes: int) -> int:
+    """How many output groups one pass of the search takes so that its scoring temporaries (float32
+    [beams, codewords, groups]) stay within ``workspace_bytes``; all of them when they fit."""
+    per_group = SCORE_TEMPORARIES * beam_size * codebook_size * 4
+    return max(1, min(num_out, workspace_bytes // per_group))
+
 
 @torch.no_grad()
 def beam_search(
@@ -24,8 +34,40 @@ def beam_search(
     scales: torch.Tensor,
     shape: AqlmShape,
     beam_size: int,
+    workspace_bytes: int = 1 << 30,
 ) -> torch.Tensor:
-    """Improved codes [O, I, M] (never worse than ``codes``: the old codes are always among the candidates)."""
+    """Improved codes [O, I, M] (never worse than ``codes``: the old codes are always among the candidates).
+
+    Output groups are searched in passes of at most ``output_groups_per_pass`` groups (one pass when the
+    scoring temporaries fit ``workspace_bytes``; e.g. 1x16 codebooks on a 4096-row layer need several)."""
+    step = output_groups_per_pass(codes.shape[0], beam_size, codebooks.shape[1], workspace_bytes)
+    if step >= codes.shape[0]:
+        return _search(weight, xtx, codes, codebooks, scales, shape, beam_size)
+    og = shape.out_group_size
+    parts = [
+        _search(
+            weight[o * og : (o + step) * og],
+            xtx,
+            codes[o : o + step],
+            codebooks,
+            scales[o : o + step],
+            shape,
+            beam_size,
+        )
+        for o in range(0, codes.shape[0], step)
+    ]
+    return torch.cat(parts)
+
+
+def _search(
+    weight: torch.Tensor,
+    xtx: torch.Tensor,
+    codes: torch.Tensor,
+    codebooks: torch.Tensor,
+    scales: torch.Tensor,
+    shape: AqlmShape,
+    beam_size: int,
+) -> torch.Tensor:
     num_out, num_in, m = codes.shape
     og, ig = shape.out_group_size, shape.in_group_size
     k = codebooks.shape[1]
@@ -57,7 +99,7 @@ def beam_search(
             width = min(beam_size, beams * k)
             best, picks = torch.topk(totals, width, dim=1, largest=False, sorted=True)  # [O, W]
             source, chosen = picks // k, picks % k
-            rows = torch.arange(num_out)
+            rows = torch.arange(num_out, device=codes.device)
             new_codes = beam_codes[source.T, rows[None, :]]  # [W, O, I, M]
             new_codes[:, :, i, book] = chosen.T
             change = (candidates[chosen.T] - old[source.T, rows[None, :]]) * s[None, :, None]  # [W, O, og*ig]

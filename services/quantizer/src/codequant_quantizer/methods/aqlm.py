@@ -9,7 +9,7 @@ from codequant_quantizer.methods.base import QuantizeJob, Quantizer, register_qu
 
 @register_quantizer
 class AqlmQuantizer(Quantizer):
-    """Additive quantization, block by block, resumable at block granularity."""
+    """Additive quantization, block by block, resumable layer by layer."""
 
     methods = ("aqlm",)
     strict_determinism: ClassVar[bool] = True
@@ -26,4 +26,7 @@ class AqlmQuantizer(Quantizer):
             calibration_dir=job.calibration_dir,
             progress=job.progress,
             fingerprint=job.fingerprint,
+            activation_dtype=job.activation_dtype,
+            offload=job.offload,
+            gpu_memory_gb=job.gpu_memory_gb,
         )
