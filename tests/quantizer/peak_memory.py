@@ -53,7 +53,11 @@ def main() -> None:
     peak = max([peak_rss(), *(block["peak_memory_bytes"] for block in result["blocks"])])
     config, saved = load_config(model)
     plan = plan_for_run(
-        config.to_dict(), variant_model(variant).method_config(), device="cpu", activation_dtype=torch.float32, weight_dtype=saved
+        config.to_dict(),
+        variant_model(variant).method_config(),
+        device="cpu",
+        activation_dtype=torch.float32,
+        weight_dtype=saved,
     )
     print(
         json.dumps(

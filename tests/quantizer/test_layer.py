@@ -9,7 +9,7 @@ from codequant_quantizer.aqlm.kmeans import kmeans
 from codequant_quantizer.aqlm.layer import LayerSettings, initialise, quantize_layer
 from codequant_quantizer.aqlm.search import beam_search
 from codequant_quantizer.aqlm.weight import AqlmShape, dequantize, relative_error
-from codequant_quantizer.rtn import rtn_weight
+from codequant_quantizer.methods.rtn import rtn_weight
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from codequant.errors import InputError
 from codequant.study.methods import methods, quantized_methods
 from codequant.variant_options import variant_from_options, with_variant_options
 

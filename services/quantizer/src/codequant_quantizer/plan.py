@@ -546,8 +546,9 @@ def settings_for(
     gpu_memory: int | None = None,
     host_memory: int | None = None,
 ) -> Settings:
-    """Settings of a normalised AQLM variant (``api.variant_model(...).method_config()``) run on ``device``. ``weight_bytes`` is the
-    checkpoint's bytes per value: GPU runs keep a 16-bit model 16-bit in host memory, CPU runs make it float32."""
+    """Settings of an AQLM variant's method config (presets expanded, defaults filled) run on ``device``.
+    ``weight_bytes`` is the checkpoint's bytes per value: GPU runs keep a 16-bit model 16-bit in host memory, CPU
+    runs make it float32."""
     cal = variant["calibration"]
     finetune = variant.get("finetune") or {}
     cuda = device == "cuda"
