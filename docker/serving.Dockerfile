@@ -18,6 +18,11 @@ RUN grep -v '^torch' constraints.txt > /tmp/constraints.txt \
  && python -c "import aqlm.inference_kernels.cuda_kernel" \
  && chmod -R a+rX /opt/torch-extensions \
  && useradd --system --uid 10001 --create-home codequant
+# vLLM in its own virtualenv (it pins its own torch and CUDA libraries): with a GPU, the generate worker samples
+# every variant vLLM can load with it (fp16, GPTQ/AWQ/RTN compressed-tensors, bitsandbytes; `serving.server:
+# auto`) and AQLM variants with `codequant serve`.
+RUN python -m venv /opt/vllm && /opt/vllm/bin/pip install vllm==0.33.0
+ENV CODEQUANT_VLLM=/opt/vllm/bin/vllm
 USER codequant
 ENV HF_HOME=/models/hf
 EXPOSE 8080

@@ -62,6 +62,8 @@ def acl_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
 def test_the_executor_user_runs_tasks_and_touches_nothing_else(acl_redis: int) -> None:
     from celery import Celery
 
+    from codequant.limits import Limits
+    from codequant.payloads import ExecuteRequest, ExecuteResult, ExecutionItem
     from codequant.queues import TASK_NAMES
 
     port = acl_redis
@@ -77,12 +79,20 @@ def test_the_executor_user_runs_tasks_and_touches_nothing_else(acl_redis: int) -
         admin_url = f"redis://:{PASSWORDS['CODEQUANT_REDIS_PASSWORD']}@127.0.0.1:{port}/0"
         client = Celery("codequant", broker=admin_url, backend=admin_url)
         client.conf.update(task_serializer="json", result_serializer="json", accept_content=["json"])
-        record = {"name": "a", "language": "python", "prompt": "def f():\n", "completion": "    return 1\n"}
-        record["tests"] = "assert f() == 1\n"
-        task = client.send_task(TASK_NAMES["execute"], args=[[record], {"timeout_s": 10}], queue="execute")
+        item = ExecutionItem(
+            name="a",
+            language="python",
+            prompt="def f():\n",
+            completion="    return 1\n",
+            tests="assert f() == 1\n",
+            completion_key="c1",
+        )
+        request = ExecuteRequest(items=[item], limits=Limits(timeout_s=10).as_key())
+        task = client.send_task(TASK_NAMES["execute"], args=[request.model_dump(mode="json")], queue="execute")
         admin = redis.Redis(port=port, password=PASSWORDS["CODEQUANT_REDIS_PASSWORD"])
         try:
-            assert task.get(timeout=60)[0]["status"] == "OK"
+            result = ExecuteResult.model_validate(task.get(timeout=60))
+            assert [(o.completion_key, o.status, o.passed) for o in result.outcomes] == [("c1", "OK", True)]
         except Exception:
             print("denied:", {(e["reason"], e["object"]) for e in admin.acl_log()}, file=sys.stderr)
             raise

@@ -6,7 +6,7 @@ directly, so both modes call the stage functions with the same inputs.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -50,6 +50,9 @@ class GenerateRequest(Payload):
     endpoint: EndpointSpec | None = Field(None, description="an external server; None: serve `model` here")
     model: str | None = Field(None, description="folder to serve when there is no endpoint")
     model_dtype: str = "auto"
+    server: Literal["auto", "codequant", "vllm"] = Field(
+        "codequant", description="which server samples `model` (auto: vLLM where the worker has it and a GPU)"
+    )
     store_url: str
 
 

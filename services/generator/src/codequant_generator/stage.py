@@ -19,6 +19,7 @@ from codequant.payloads import GenerateRequest, GenerateResult
 from codequant.results import completion_row, sample_keys
 from codequant.store import Completion, Store
 from codequant_generator.api import Endpoint, generate_completions
+from codequant_generator.launch import Server, resolve_server, running_server, vllm_executable
 
 _FLUSH_EVERY = 32
 PACKAGES = ("codequant-generator", "huggingface_hub", "openai", "httpx")
@@ -27,24 +28,33 @@ SERVING_PACKAGES = ("codequant-serving", "torch", "transformers", "aqlm", "compr
 
 
 @contextlib.contextmanager
-def variant_endpoint(request: GenerateRequest) -> Iterator[Endpoint]:
-    """The request's external endpoint, or a server started here on its model folder for the block's duration."""
+def variant_endpoint(request: GenerateRequest, server: Server = "codequant") -> Iterator[Endpoint]:
+    """The request's external endpoint, or ``server`` started here on its model folder for the block's duration."""
     if request.endpoint is not None:
         yield Endpoint(**request.endpoint.model_dump(mode="json"))
         return
-    try:
-        metadata.version("codequant-serving")
-    except metadata.PackageNotFoundError:
-        raise ServiceError(
-            "this generate worker cannot serve models itself (codequant-serving is not installed); "
-            "give the variant an endpoint"
-        ) from None
+    if server == "codequant":
+        try:
+            metadata.version("codequant-serving")
+        except metadata.PackageNotFoundError:
+            raise ServiceError(
+                "this generate worker cannot serve models itself (codequant-serving is not installed); "
+                "give the variant an endpoint"
+            ) from None
     if request.model is None:
         raise ServiceError(f"variant {request.variant_key}: no endpoint and no model folder to serve")
-    from codequant_generator.launch import running_server
-
-    with running_server(request.model, dtype=request.model_dtype) as url:
+    with running_server(request.model, server=server, dtype=request.model_dtype) as url:
         yield Endpoint(url, "openai")
+
+
+def model_server(request: GenerateRequest) -> tuple[Server | None, str]:
+    """Which server samples the request's variant here (None: its endpoint), and how the report names it."""
+    if request.endpoint is not None:
+        return None, f"external endpoint ({request.endpoint.api})"
+    server = resolve_server(request.server)
+    if server == "vllm":
+        return server, f"vLLM ({vllm_executable()})"
+    return server, "codequant serve (transformers)"
 
 
 def generate_variant(
@@ -77,14 +87,16 @@ def generate_variant(
         if missing:
             pending.append((loaded, missing))
     generated = {name: 0 for name in stored_before}
+    server, server_name = model_server(request)
     if pending:
-        say("starting its server" if request.endpoint is None else f"connecting to {request.endpoint.url}")
-        with variant_endpoint(request) as endpoint:
+        say(f"starting {server_name}" if server else f"connecting to {request.endpoint.url}")
+        with variant_endpoint(request, server or "codequant") as endpoint:
             for loaded, missing in pending:
                 say(f"on {loaded.name}")
                 with job(loaded.name) if job else contextlib.nullcontext():
                     generated[loaded.name] = _generate(request, store, loaded, missing, endpoint, advance)
-    environment = describe(PACKAGES + (SERVING_PACKAGES if request.endpoint is None else ()))
+    packages = PACKAGES + (SERVING_PACKAGES if server == "codequant" else ())
+    environment = {**describe(packages), "model_server": server_name}
     return GenerateResult(generated=generated, stored_before=stored_before, environment=environment)
 
 

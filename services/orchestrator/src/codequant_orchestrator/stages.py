@@ -67,6 +67,7 @@ def generate_request(plan: Plan, variant: VariantPlan, benchmarks: list[str], mo
         endpoint=variant.variant.endpoint,
         model=model_path,
         model_dtype=variant.model.dtype,
+        server=plan.study.serving.server if variant.variant.vllm_servable else "codequant",
         store_url=store_url,
     )
 

@@ -165,6 +165,16 @@ class ExecutionSpec(Strict):
         return Limits(timeout_s=self.timeout_s, memory_mb=self.memory_mb, max_output_bytes=self.max_output_bytes)
 
 
+class ServingSpec(Strict):
+    """Which server samples the variants that codequant serves itself (variants with an endpoint are unaffected)."""
+
+    server: Literal["auto", "codequant", "vllm"] = Field(
+        "auto",
+        description="auto: vLLM for the variants it can serve when the worker has vLLM and a GPU, else codequant's "
+        "own server; codequant: always codequant's server; vllm: vLLM for every variant it can serve",
+    )
+
+
 class StatisticsSpec(Strict):
     """Significance testing options."""
 
@@ -188,6 +198,7 @@ class Study(Strict):
     benchmarks: list[BenchmarkSpec] = Field(min_length=1)
     sampling: SamplingSpec = Field(default_factory=SamplingSpec)
     execution: ExecutionSpec = Field(default_factory=ExecutionSpec)
+    serving: ServingSpec = Field(default_factory=ServingSpec)
     statistics: StatisticsSpec = Field(default_factory=StatisticsSpec)
 
     @field_validator("benchmarks", mode="before")

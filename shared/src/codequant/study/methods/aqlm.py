@@ -6,7 +6,7 @@ codebooks (M * 2^B * g * 16 bits per layer) and scales (16 bits per output group
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -29,6 +29,9 @@ class FinetuneSpec(Strict):
 @register_variant
 class AqlmVariant(VariantModel):
     """AQLM: additive quantization with M learned codebooks of 2^B codewords over groups of g weights."""
+
+    #: vLLM removed AQLM in Aug 2025 (and TGI never had it): codequant's own server serves these folders.
+    vllm_servable: ClassVar[bool] = False
 
     method: Literal["aqlm"]
     preset: str | None = Field(None, description=f"one of {', '.join(AQLM_PRESETS)}")

@@ -77,6 +77,8 @@ class VariantModel(Strict):
 
     #: False for a method whose weights are served as they are (the quantizer writes no folder).
     quantized: ClassVar[bool] = True
+    #: Whether vLLM serves this method's folders (``serving.server: auto`` picks vLLM for them on GPU hosts).
+    vllm_servable: ClassVar[bool] = True
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
     method: str
