@@ -55,7 +55,7 @@ PROOF_CAP = 4096
 #: What setpriv needs to switch to the slot's uid and empty the bounding set (it then drops them all).
 SETPRIV_CAPS = ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP")
 #: What a Python fork server keeps: switching its children to the slot's uid, emptying /tmp after each.
-ZYGOTE_CAPS = ("CAP_SETUID", "CAP_SETGID", "CAP_DAC_OVERRIDE", "CAP_FOWNER")
+ZYGOTE_CAPS = ("CAP_SETUID", "CAP_SETGID", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_KILL")
 _warned: set[str] = set()
 _warn_lock = threading.Lock()
 _probe_cache: dict[str, str] = {}
@@ -413,8 +413,9 @@ class Sandbox:
         self, argv: Sequence[str], *, workdir: Path, mounts: Sequence[Mount], keep_fds: list[int]
     ) -> list[str]:
         """The bubblewrap command of a slot's Python fork server (``forkserver.py``): the run namespaces, mounts
-        and seccomp filter, ``workdir`` read-only at /work, and as root only the capabilities the server needs
-        to drop each child to the slot's uid and to empty /tmp between programs (the children keep none)."""
+                and seccomp filter, ``workdir`` read-only at /work, and as root only the capabilities the server needs
+                to drop each child to the slot's uid, to kill what a program left behind (it finds the processes in a /proc
+        under a folder only root may enter) and to empty /tmp between programs (the children keep none)."""
         environment = {
             "PATH": "/usr/bin:/bin",
             "LANG": "C.UTF-8",
@@ -426,6 +427,7 @@ class Sandbox:
         prefix = self._bwrap_prefix(
             workdir, mounts, environment, proc=False, writable=(), die_with_parent=False, caps=ZYGOTE_CAPS
         )
+        prefix += ["--perms", "0700", "--dir", "/opt/zygote", "--proc", "/opt/zygote/proc"]  # for the server only
         return self._sealed(prefix, list(argv), keep_fds)
 
     def _bwrap_prefix(

@@ -11,6 +11,8 @@ top of bubblewrap's namespaces, dropped capabilities and the slot's own uid:
 - System V and POSIX IPC, whose objects outlive the process that made them (a slot's Python fork server
   keeps one IPC namespace for all its programs): message queues, semaphore sets, shared memory and POSIX
   message queues fail with EPERM;
+- ``kill(-1, ...)`` fails with ESRCH, as for a process alone in its PID namespace (a slot's fork server shares
+  the namespace with its programs, and nothing else in it is the program's to signal);
 - reading or steering other processes of the run: ``ptrace``, ``process_vm_readv``/``writev``,
   ``pidfd_getfd``, ``kcmp``;
 - kernel attack surface no test needs: ``bpf``, ``perf_event_open``, ``userfaultfd``, ``io_uring_*``,
@@ -82,6 +84,8 @@ def build_filter() -> tuple[bytes | None, str]:
         for code, names in DENIED.items():
             for name in names:
                 rules.add_rule(seccomp.ERRNO(code), name)
+        # kill(-1, sig): as if the program were alone in its PID namespace (a fork server shares it).
+        rules.add_rule(seccomp.ERRNO(errno.ESRCH), "kill", seccomp.Arg(0, seccomp.MASKED_EQ, 0xFFFFFFFF, 0xFFFFFFFF))
         for flag in NAMESPACE_FLAGS:
             rules.add_rule(seccomp.ERRNO(errno.EPERM), "clone", seccomp.Arg(0, seccomp.MASKED_EQ, flag, flag))
         with tempfile.TemporaryFile() as handle:

@@ -1,7 +1,7 @@
 """Fork server for Python programs: one per sandbox slot, living inside that slot's bubblewrap namespaces.
 
 Usage: python -I -S zygote.py CONTROL_FD (started by the executor as root with only CAP_SETUID, CAP_SETGID,
-CAP_DAC_OVERRIDE and CAP_FOWNER, under bubblewrap's seccomp filter and no-new-privileges).
+CAP_DAC_OVERRIDE, CAP_FOWNER and CAP_KILL, under bubblewrap's seccomp filter and no-new-privileges).
 
 Imports the harness and the modules benchmark programs use once, then waits on the control socket. Each
 request is one line, ``UID CPU_S MEMORY_BYTES ADDRESS_SPACE FSIZE NOFILE NPROC TESTS_LINE PROGRAM``, carrying
@@ -9,9 +9,9 @@ four descriptors (standard input, output, error, proof pipe). For each request i
 new session, takes those descriptors as 0-3 and closes every other one, sets fresh rlimits, drops to the
 slot's uid (groups, then gid, then uid: the kernel clears its capabilities), runs the harness
 (``run_python.main``) and ends as a fresh interpreter ends (exit status from SystemExit, non-daemon threads
-joined, atexit handlers, streams flushed), without tearing down the modules. When the child has ended, a
-helper running as the slot's uid sends SIGKILL to every process of that uid (whatever the program left
-behind), the private /tmp is emptied, and the child's status (exit code, or minus the signal) goes back on
+joined, atexit handlers, streams flushed), without tearing down the modules. When the child has ended, every other
+process of the namespace but bubblewrap's init (whatever the program left behind) is killed, the private
+/tmp is emptied, and the child's status (exit code, or minus the signal) goes back on
 the control socket. Nothing else in the namespace outlives a program: System V and POSIX IPC are refused by
 the seccomp filter, /work is read-only and /dev/shm belongs to root.
 """
@@ -26,6 +26,7 @@ import shutil
 import signal
 import socket
 import sys
+import time
 
 HARNESS = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HARNESS)
@@ -39,6 +40,8 @@ for _name in PRELOAD:
     __import__(_name)
 gc.freeze()  # the children's collections then leave the server's objects (and so its pages) untouched
 FDS = 4
+#: The namespace's /proc, below a folder only root may enter (programs run without /proc).
+PROC = "/opt/zygote/proc"
 
 
 def child(fields, fds):
@@ -100,17 +103,18 @@ def drop_to(uid):
         os._exit(125)
 
 
-def kill_leftovers(uid):
-    """SIGKILL every process of ``uid`` in this PID namespace (fork refuses while a kill(-1) is under way)."""
-    pid = os.fork()
-    if pid == 0:
-        try:
-            drop_to(uid)
-            for _ in range(2):
-                os.kill(-1, signal.SIGKILL)  # all processes this uid may signal, but the caller
-        finally:
-            os._exit(0)
-    os.waitpid(pid, 0)
+def kill_leftovers():
+    """SIGKILL every process of the namespace but bubblewrap's init and this server (what the program left
+    behind), and wait until they are gone. Their PIDs come from a /proc only root can reach (``PROC``)."""
+    me = os.getpid()
+    for _ in range(5000):
+        others = [int(name) for name in os.listdir(PROC) if name.isdigit() and int(name) not in (1, me)]
+        if not others:
+            return
+        for pid in others:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.001)  # killed processes leave /proc once bubblewrap's init has reaped them
 
 
 def empty_tmp():
@@ -148,7 +152,7 @@ def serve(control):
             os.close(fd)
         _, status = os.waitpid(pid, 0)
         code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
-        kill_leftovers(int(fields[0]))
+        kill_leftovers()
         empty_tmp()
         control.sendall(f"exit {code}\n".encode())
 
