@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -105,6 +109,43 @@ def test_children_hold_no_capabilities_and_keep_the_filter(one_slot: ExecutorPoo
     verdict = one_slot.run_one(program, "python", FAST)
     assert verdict.status == "OK", verdict.stderr
     assert "allowed" not in verdict.stdout and "[]" in verdict.stdout
+
+
+def _status(pid: int) -> dict[str, str]:
+    with open(f"/proc/{pid}/status") as handle:
+        return dict(line.rstrip("\n").split(":\t", 1) for line in handle if ":\t" in line)
+
+
+def _server_processes() -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        with contextlib.suppress(OSError):
+            if entry.isdigit() and b"zygote.py" in Path(f"/proc/{entry}/cmdline").read_bytes():
+                found.append(int(entry))
+    return found
+
+
+@needs_servers
+def test_server_and_children_capabilities_seen_from_the_host(one_slot: ExecutorPool) -> None:
+    """The server keeps five capabilities and no bounding set; a running program holds none at all."""
+    uid = 62000 + one_slot.run_slots[0]
+    with ThreadPoolExecutor(1) as background:
+        running = background.submit(one_slot.run_one, "import time\ntime.sleep(2)\n", "python", FAST)
+        deadline = time.monotonic() + 10
+        servers: list[dict[str, str]] = []
+        children: list[dict[str, str]] = []
+        while not children and time.monotonic() < deadline:
+            statuses = [_status(pid) for pid in _server_processes()]
+            servers = [s for s in statuses if s["Uid"].split()[0] == "0" and s["PPid"] != "0"]
+            children = [s for s in statuses if s["Uid"].split()[0] == str(uid)]
+            time.sleep(0.05)
+        assert running.result().status == "OK"
+    assert children, "no running program found"
+    for status in children:
+        assert all(int(status[name], 16) == 0 for name in ("CapPrm", "CapEff", "CapBnd", "CapAmb")), status
+        assert status["NoNewPrivs"] == "1" and status["Seccomp"] == "2"
+    ours = [s for s in servers if int(s["CapBnd"], 16) == 0]
+    assert ours and all(int(s["CapEff"], 16) == 0xEA and s["Seccomp"] == "2" for s in ours)
 
 
 def test_system_v_and_posix_ipc_are_refused(tmp_path: Path) -> None:

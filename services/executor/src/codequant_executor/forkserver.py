@@ -51,7 +51,7 @@ class ForkServers:
     @staticmethod
     def usable(sandbox: Sandbox) -> bool:
         """Root (to drop each child to the slot's uid), bubblewrap, and memory bounded by rlimits alone."""
-        return sandbox.bwrap is not None and sandbox.root and sandbox.cgroups is None
+        return sandbox.bwrap is not None and sandbox.root and sandbox.setpriv is not None and sandbox.cgroups is None
 
     def run(self, program: str, limits: Limits, slot: int, tests_line: int, stdin: bytes, nproc: int) -> Outcome:
         """Run ``program`` in ``slot``'s server; the child gets ``stdin`` and the proof pipe as descriptor 3."""

@@ -56,6 +56,15 @@ PROOF_CAP = 4096
 SETPRIV_CAPS = ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP")
 #: What a Python fork server keeps: switching its children to the slot's uid, emptying /tmp after each.
 ZYGOTE_CAPS = ("CAP_SETUID", "CAP_SETGID", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_KILL")
+ZYGOTE_BWRAP_CAPS = (*ZYGOTE_CAPS, "CAP_SETPCAP")  # setpriv needs CAP_SETPCAP to empty the bounding set
+#: setpriv before the fork server: it keeps ZYGOTE_CAPS (inheritable, hence permitted after executing as root),
+#: nothing ambient, and an empty bounding set that its children inherit.
+ZYGOTE_SETPRIV = (
+    "--inh-caps=-all," + ",".join("+" + cap.removeprefix("CAP_").lower() for cap in ZYGOTE_CAPS),
+    "--ambient-caps=-all",
+    "--bounding-set=-all",
+    "--no-new-privs",
+)
 _warned: set[str] = set()
 _warn_lock = threading.Lock()
 _probe_cache: dict[str, str] = {}
@@ -412,10 +421,9 @@ class Sandbox:
     def zygote_command(
         self, argv: Sequence[str], *, workdir: Path, mounts: Sequence[Mount], keep_fds: list[int]
     ) -> list[str]:
-        """The bubblewrap command of a slot's Python fork server (``forkserver.py``): the run namespaces, mounts
-                and seccomp filter, ``workdir`` read-only at /work, and as root only the capabilities the server needs
-                to drop each child to the slot's uid, to kill what a program left behind (it finds the processes in a /proc
-        under a folder only root may enter) and to empty /tmp between programs (the children keep none)."""
+        """The command of a slot's Python fork server (``forkserver.py``): the run namespaces, mounts and seccomp
+        filter, ``workdir`` read-only at /work, a /proc below a folder only root may enter, and setpriv keeping
+        only ZYGOTE_CAPS, with an empty bounding set (the server's children drop them all with their uid)."""
         environment = {
             "PATH": "/usr/bin:/bin",
             "LANG": "C.UTF-8",
@@ -424,11 +432,12 @@ class Sandbox:
             "PYTHONDONTWRITEBYTECODE": "1",
             "PYTHONHASHSEED": "0",
         }
+        assert self.setpriv
         prefix = self._bwrap_prefix(
-            workdir, mounts, environment, proc=False, writable=(), die_with_parent=False, caps=ZYGOTE_CAPS
+            workdir, mounts, environment, proc=False, writable=(), die_with_parent=False, caps=ZYGOTE_BWRAP_CAPS
         )
         prefix += ["--perms", "0700", "--dir", "/opt/zygote", "--proc", "/opt/zygote/proc"]  # for the server only
-        return self._sealed(prefix, list(argv), keep_fds)
+        return self._sealed(prefix, [self.setpriv, *ZYGOTE_SETPRIV, "--", *argv], keep_fds)
 
     def _bwrap_prefix(
         self,
