@@ -1,13 +1,14 @@
 """Python fork servers ("zygotes"): one pre-started, pre-imported sandboxed interpreter per slot.
 
 A fresh sandboxed interpreter costs each program bubblewrap, interpreter start-up and its imports (~40 ms on
-two cores); forking a warm interpreter costs ~2 ms. Each slot's server (``harness/zygote.py``) lives in its own
-bubblewrap namespaces (PID, network, IPC, UTS, mount: /usr read-only, a private size-limited /tmp, the slot's
-folder read-only at /work) under the seccomp filter, and forks one child per program; the child drops to the
-slot's uid with fresh rlimits and runs the same harness as a fresh interpreter would. What a program leaves
-behind (processes, files in /tmp) is removed before the server answers, and the executor then sweeps the
-slot's uid as after any run. Used as root with bubblewrap and no per-run memory cgroup (a child cannot be
-moved into a cgroup from inside the namespace); elsewhere each program gets a fresh sandboxed interpreter.
+two cores); forking a warm interpreter costs ~2 ms. Each slot's server (``harness/zygote.py``) lives in its
+own bubblewrap namespaces (PID, network, IPC, UTS, mount: /usr read-only, a private size-limited /tmp, the
+slot's folder read-only at /work) under the seccomp filter, and forks one child per program; the child drops
+to the slot's uid with fresh rlimits and runs the same harness as a fresh interpreter would. What a program
+leaves behind (processes, files in /tmp) is removed before the server answers; the executor sweeps the
+slot's uid itself when a run was cut short (timeout, output flood) or the server could not remove
+everything. Used as root with bubblewrap and no per-run memory cgroup (a child cannot be moved into a cgroup
+from inside the namespace); elsewhere each program gets a fresh sandboxed interpreter.
 """
 
 from __future__ import annotations
@@ -135,8 +136,10 @@ class ForkServers:
         finally:
             selector.close()
         duration = time.monotonic() - start
-        uid = self.sandbox.uid(slot)
-        sweep_uid(uid, thorough=False)  # the child and everything it started: the server then answers
+        if code is None or not answer.endswith(b" clean\n"):
+            # Cut short (the child and everything it started, by uid: the server then answers) or not all
+            # leftovers gone: the executor's own sweep, as after a fresh interpreter's run.
+            sweep_uid(self.sandbox.uid(slot), thorough=False)
         if code is None:
             code = self._answer(slot, server, answer)
         return Outcome(

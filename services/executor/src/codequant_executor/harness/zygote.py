@@ -4,16 +4,16 @@ Usage: python -I -S zygote.py CONTROL_FD (started by the executor as root with o
 CAP_DAC_OVERRIDE, CAP_FOWNER and CAP_KILL, under bubblewrap's seccomp filter and no-new-privileges).
 
 Imports the harness and the modules benchmark programs use once, then waits on the control socket. Each
-request is one line, ``UID CPU_S MEMORY_BYTES ADDRESS_SPACE FSIZE NOFILE NPROC TESTS_LINE PROGRAM``, carrying
-four descriptors (standard input, output, error, proof pipe). For each request it forks a child that starts a
-new session, takes those descriptors as 0-3 and closes every other one, sets fresh rlimits, drops to the
-slot's uid (groups, then gid, then uid: the kernel clears its capabilities), runs the harness
+request is one line, ``UID CPU_S MEMORY_BYTES ADDRESS_SPACE FSIZE NOFILE NPROC TESTS_LINE PROGRAM``,
+carrying four descriptors (standard input, output, error, proof pipe). For each request it forks a child
+that starts a new session, takes those descriptors as 0-3 and closes every other one, sets fresh rlimits,
+drops to the slot's uid (groups, then gid, then uid: the kernel clears its capabilities), runs the harness
 (``run_python.main``) and ends as a fresh interpreter ends (exit status from SystemExit, non-daemon threads
-joined, atexit handlers, streams flushed), without tearing down the modules. When the child has ended, every other
-process of the namespace but bubblewrap's init (whatever the program left behind) is killed, the private
-/tmp is emptied, and the child's status (exit code, or minus the signal) goes back on
-the control socket. Nothing else in the namespace outlives a program: System V and POSIX IPC are refused by
-the seccomp filter, /work is read-only and /dev/shm belongs to root.
+joined, atexit handlers, streams flushed), without tearing down the modules. When the child has ended, every
+other process of the namespace but bubblewrap's init (whatever the program left behind) is killed, the
+private /tmp is emptied, and the child's status (exit code, or minus the signal, and whether every leftover
+is gone) goes back on the control socket. Nothing else in the namespace outlives a program: System V and
+POSIX IPC are refused by the seccomp filter, /work is read-only and /dev/shm belongs to root.
 """
 
 import atexit
@@ -105,16 +105,18 @@ def drop_to(uid):
 
 def kill_leftovers():
     """SIGKILL every process of the namespace but bubblewrap's init and this server (what the program left
-    behind), and wait until they are gone. Their PIDs come from a /proc only root can reach (``PROC``)."""
+    behind) and wait until they are gone; False if some were still there after ~5 s. Their PIDs come from a
+    /proc only root can reach (``PROC``)."""
     me = os.getpid()
     for _ in range(5000):
         others = [int(name) for name in os.listdir(PROC) if name.isdigit() and int(name) not in (1, me)]
         if not others:
-            return
+            return True
         for pid in others:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         time.sleep(0.001)  # killed processes leave /proc once bubblewrap's init has reaped them
+    return False
 
 
 def empty_tmp():
@@ -152,9 +154,9 @@ def serve(control):
             os.close(fd)
         _, status = os.waitpid(pid, 0)
         code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
-        kill_leftovers()
+        gone = kill_leftovers()
         empty_tmp()
-        control.sendall(f"exit {code}\n".encode())
+        control.sendall(f"exit {code} {'clean' if gone else 'leftovers'}\n".encode())
 
 
 serve(socket.socket(fileno=int(sys.argv[1])))
