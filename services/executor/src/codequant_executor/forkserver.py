@@ -17,6 +17,7 @@ import contextlib
 import math
 import os
 import selectors
+import shutil
 import socket
 import subprocess
 import time
@@ -24,9 +25,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from codequant.limits import Limits
-from codequant_executor.sandbox import PROOF_CAP, SCRATCH_MB, Mount, Outcome, Sandbox, SandboxFailure, sweep_uid
+from codequant_executor.sandbox import (
+    PROOF_CAP,
+    PROOF_FD,
+    SCRATCH_MB,
+    Mount,
+    Outcome,
+    Sandbox,
+    SandboxFailure,
+    sweep_uid,
+)
 
 PROGRAM = "program.py"
+#: Where a Python server sees /proc: below a folder only root may enter (its programs run without /proc).
+HIDDEN_PROC = "/opt/zygote/proc"
 #: How long a server may take to answer once its child was killed (it kills leftovers and empties /tmp).
 ANSWER_S = 10.0
 
@@ -39,14 +51,28 @@ class _Server:
 
 
 class ForkServers:
-    """One fork server per slot, started on first use; ``run`` is thread-safe given distinct slots."""
+    """One fork server per slot, started on first use; ``python`` and ``execute`` are thread-safe given distinct
+    slots. ``mounts`` must show ``interpreter`` and ``zygote`` (paths inside); ``proc`` mounts /proc where the
+    programs see it (the JVM needs it; Python programs run without)."""
 
-    def __init__(self, sandbox: Sandbox, interpreter: str, mounts: list[Mount], zygote: str, folder: Path) -> None:
+    def __init__(
+        self,
+        sandbox: Sandbox,
+        interpreter: str,
+        zygote: str,
+        mounts: list[Mount],
+        folder: Path,
+        *,
+        name: str,
+        proc: bool,
+    ) -> None:
         self.sandbox = sandbox
         self.interpreter = interpreter
-        self.mounts = mounts
         self.zygote = zygote
+        self.mounts = mounts
         self.folder = folder
+        self.name = name
+        self.proc = proc
         self._servers: dict[int, _Server] = {}
 
     @staticmethod
@@ -54,14 +80,35 @@ class ForkServers:
         """Root (to drop each child to the slot's uid), bubblewrap, and memory bounded by rlimits alone."""
         return sandbox.bwrap is not None and sandbox.root and sandbox.setpriv is not None and sandbox.cgroups is None
 
-    def run(self, program: str, limits: Limits, slot: int, tests_line: int, stdin: bytes, nproc: int) -> Outcome:
-        """Run ``program`` in ``slot``'s server; the child gets ``stdin`` and the proof pipe as descriptor 3."""
+    def python(self, program: str, limits: Limits, slot: int, tests_line: int, stdin: bytes, nproc: int) -> Outcome:
+        """Run ``program`` (at /work/program.py) through the Python harness in a child of ``slot``'s server."""
         server = self._server(slot)
-        uid = self.sandbox.uid(slot)
         (server.folder / PROGRAM).write_text(program, encoding="utf-8")
-        size = limits.memory_mb * 1024 * 1024
+        fields = self._limits(slot, limits, nproc, address_space=True)
+        return self._run(slot, server, limits, [*fields, "python", f"/work/{PROGRAM}", str(tests_line)], stdin)
+
+    def execute(self, argv: list[str], limits: Limits, slot: int, stdin: bytes, nproc: int, classes: Path) -> Outcome:
+        """Execute ``argv`` (the JVM) in a child of ``slot``'s server with a copy of ``classes`` at
+        /work/classes; the proof pipe is descriptor 3 (``PROOF_FD`` in ``argv``), owned by the slot's uid so
+        that the JVM can reopen it as /proc/self/fd/3."""
+        server = self._server(slot)
+        target = server.folder / "classes"
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(classes, target)
+        fields = self._limits(slot, limits, nproc, address_space=False)
+        argv = ["3" if a == PROOF_FD else a for a in argv]
+        return self._run(slot, server, limits, [*fields, "exec", *argv], stdin, proof_owner=self.sandbox.uid(slot))
+
+    def _limits(self, slot: int, limits: Limits, nproc: int, *, address_space: bool) -> list[str]:
+        """UID CPU_S MEMORY_BYTES ADDRESS_SPACE FSIZE NOFILE NPROC, as the server reads them."""
         cpu = math.ceil(limits.timeout_s) + 1
-        request = f"{uid} {cpu} {size} 1 {SCRATCH_MB * 1024 * 1024} 512 {nproc} {tests_line} /work/{PROGRAM}"
+        size = limits.memory_mb * 1024 * 1024
+        return [str(v) for v in (self.sandbox.uid(slot), cpu, size, int(address_space), SCRATCH_MB << 20, 512, nproc)]
+
+    def _run(
+        self, slot: int, server: _Server, limits: Limits, fields: list[str], stdin: bytes, proof_owner: int = -1
+    ) -> Outcome:
+        """Send one request with fresh pipes (the child's standard input carries ``stdin``) and collect it."""
         ends: list[int] = []
         ours: list[int] = []
         try:
@@ -71,9 +118,11 @@ class ForkServers:
                 ends.append(write)
             # The child reads standard input and writes the other three: swap the first pair's ends.
             ours[0], ends[0] = ends[0], ours[0]
+            if proof_owner >= 0:
+                os.fchown(ends[3], proof_owner, proof_owner)
             start = time.monotonic()
             try:
-                socket.send_fds(server.control, [request.encode()], ends)
+                socket.send_fds(server.control, ["\0".join(fields).encode()], ends)
             except OSError as exc:
                 self._stop(slot)
                 raise SandboxFailure(f"the fork server of slot {slot} is gone: {exc}") from exc
@@ -174,14 +223,17 @@ class ForkServers:
             return server
         if server is not None:
             self._stop(slot)
-        folder = self.folder / f"python-{slot}"
+        folder = self.folder / f"{self.name}-{slot}"
         folder.mkdir(mode=0o755, exist_ok=True)
         folder.chmod(0o755)
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         keep_fds = [theirs.fileno()]
-        argv = [self.interpreter, "-I", "-S", self.zygote, str(theirs.fileno())]
+        proc = "/proc" if self.proc else HIDDEN_PROC
+        argv = [self.interpreter, "-I", "-S", self.zygote, str(theirs.fileno()), proc]
         try:
-            command = self.sandbox.zygote_command(argv, workdir=folder, mounts=self.mounts, keep_fds=keep_fds)
+            command = self.sandbox.zygote_command(
+                argv, workdir=folder, mounts=self.mounts, keep_fds=keep_fds, proc=proc
+            )
             process = subprocess.Popen(
                 command,
                 stdin=subprocess.DEVNULL,

@@ -73,7 +73,7 @@ class ExecutorPool:
             if self._java is None:
                 from codequant_executor.java_runner import JavaRunner
 
-                self._java = JavaRunner(self.sandbox, self._compile_slots)
+                self._java = JavaRunner(self.sandbox, self._compile_slots, self._claim.directory)
             return self._java
 
     def run_one(self, program: str, language: str, limits: Limits, tests_line: int = 0) -> Verdict:

@@ -20,6 +20,19 @@ NPROC = 64
 _NO_MEMORY = re.compile(r"^(?:OSError|MemoryError): \[Errno 12\]", re.MULTILINE)
 
 
+HARNESS = Path(__file__).resolve().parent / "harness"
+
+
+def interpreter() -> tuple[Path, Path]:
+    """The installation folder of this interpreter and its real binary relative to it (not a venv or pyenv
+    shim: a shim costs ~100 ms per run and may not be visible in the sandbox)."""
+    prefix = Path(sys.base_prefix).resolve()
+    binary = Path(os.path.realpath(sys.executable))
+    if not binary.is_relative_to(prefix):
+        prefix = binary.parent.parent
+    return prefix, binary.relative_to(prefix)
+
+
 class PythonRunner:
     """Runs ``program`` through ``harness/run_python.py``, which proves on a separate descriptor, with a per-run
     secret, that the tests completed; an early ``sys.exit(0)`` or ``os._exit(0)`` does not pass."""
@@ -28,25 +41,22 @@ class PythonRunner:
         """``folder`` (private to the executor) holds the slots' fork-server folders; without it, or where fork
         servers cannot be used (``ForkServers.usable``), each program starts a fresh sandboxed interpreter."""
         self.sandbox = sandbox
-        # The real binary, not a venv or pyenv shim (a shim costs ~100 ms per run and may not be visible).
-        prefix = Path(sys.base_prefix).resolve()
-        binary = Path(os.path.realpath(sys.executable))
-        if not binary.is_relative_to(prefix):
-            prefix = binary.parent.parent
-        harness = Path(__file__).resolve().parent / "harness"
-        self.mounts = sandbox.mounts([prefix, harness])
-        self.interpreter = f"{self.mounts[0].inside}/{binary.relative_to(prefix)}"
+        prefix, binary = interpreter()
+        self.mounts = sandbox.mounts([prefix, HARNESS])
+        self.interpreter = f"{self.mounts[0].inside}/{binary}"
         self.harness = f"{self.mounts[1].inside}/run_python.py"
         self.servers = None
         if folder is not None and ForkServers.usable(sandbox):
             zygote = f"{self.mounts[1].inside}/zygote.py"
-            self.servers = ForkServers(sandbox, self.interpreter, self.mounts, zygote, folder)
+            self.servers = ForkServers(
+                sandbox, self.interpreter, zygote, self.mounts, folder, name="python", proc=False
+            )
 
     def run(self, program: str, limits: Limits, slot: int, tests_line: int = 0) -> Verdict:
         """Run ``program``; ``tests_line`` is the 1-based first line of its tests (0: a bare program)."""
         secret = secrets.token_hex(16).encode() + b"\n"
         if self.servers is not None:
-            outcome = self.servers.run(program, limits, slot, tests_line, secret, NPROC)
+            outcome = self.servers.python(program, limits, slot, tests_line, secret, NPROC)
         else:
             outcome = self._fresh(program, limits, slot, tests_line, secret)
         completed, note = proven(outcome, secret)

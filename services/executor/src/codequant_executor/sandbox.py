@@ -419,10 +419,11 @@ class Sandbox:
         return [*prefix, "--", *command]
 
     def zygote_command(
-        self, argv: Sequence[str], *, workdir: Path, mounts: Sequence[Mount], keep_fds: list[int]
+        self, argv: Sequence[str], *, workdir: Path, mounts: Sequence[Mount], keep_fds: list[int], proc: str
     ) -> list[str]:
         """The command of a slot's Python fork server (``forkserver.py``): the run namespaces, mounts and seccomp
-        filter, ``workdir`` read-only at /work, a /proc below a folder only root may enter, and setpriv keeping
+        filter, ``workdir`` read-only at /work, /proc at ``proc`` (not /proc: below a folder only root may enter),
+        and setpriv keeping
         only ZYGOTE_CAPS, with an empty bounding set (the server's children drop them all with their uid)."""
         environment = {
             "PATH": "/usr/bin:/bin",
@@ -436,7 +437,9 @@ class Sandbox:
         prefix = self._bwrap_prefix(
             workdir, mounts, environment, proc=False, writable=(), die_with_parent=False, caps=ZYGOTE_BWRAP_CAPS
         )
-        prefix += ["--perms", "0700", "--dir", "/opt/zygote", "--proc", "/opt/zygote/proc"]  # for the server only
+        if proc != "/proc":  # below a folder for the server only
+            prefix += ["--perms", "0700", "--dir", str(Path(proc).parent)]
+        prefix += ["--proc", proc]
         return self._sealed(prefix, [self.setpriv, *ZYGOTE_SETPRIV, "--", *argv], keep_fds)
 
     def _bwrap_prefix(

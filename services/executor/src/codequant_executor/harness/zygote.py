@@ -1,13 +1,15 @@
-"""Fork server for Python programs: one per sandbox slot, living inside that slot's bubblewrap namespaces.
+"""Fork server: one per sandbox slot and language, living inside that slot's bubblewrap namespaces.
 
-Usage: python -I -S zygote.py CONTROL_FD (started by the executor as root with only CAP_SETUID, CAP_SETGID,
-CAP_DAC_OVERRIDE, CAP_FOWNER and CAP_KILL, under bubblewrap's seccomp filter and no-new-privileges).
+Usage: python -I -S zygote.py CONTROL_FD PROC (started by the executor as root with only CAP_SETUID,
+CAP_SETGID, CAP_DAC_OVERRIDE, CAP_FOWNER and CAP_KILL, an empty bounding set, under bubblewrap's seccomp filter
+and no-new-privileges; PROC is where the namespace's /proc is mounted).
 
-Imports the harness and the modules benchmark programs use once, then waits on the control socket. Each
-request is one line, ``UID CPU_S MEMORY_BYTES ADDRESS_SPACE FSIZE NOFILE NPROC TESTS_LINE PROGRAM``,
-carrying four descriptors (standard input, output, error, proof pipe). For each request it forks a child
-that starts a new session, takes those descriptors as 0-3 and closes every other one, sets fresh rlimits,
-drops to the slot's uid (groups, then gid, then uid: the kernel clears its capabilities), runs the harness
+Imports the Python harness and the modules benchmark programs use once, then waits on the control socket.
+Each request (fields separated by NUL) is ``UID CPU_S MEMORY_BYTES ADDRESS_SPACE FSIZE NOFILE NPROC python
+PROGRAM TESTS_LINE`` or ``UID ... NPROC exec ARGV...`` and carries four descriptors (standard input, output,
+error, proof pipe). For each request it forks a child that starts a new session, takes those descriptors as
+0-3 and closes every other one, sets fresh rlimits, drops to the slot's uid (groups, then gid, then uid: the
+kernel clears its capabilities), and either executes ARGV (the JVM) or runs the Python harness
 (``run_python.main``) and ends as a fresh interpreter ends (exit status from SystemExit, non-daemon threads
 joined, atexit handlers, streams flushed), without tearing down the modules. When the child has ended, every
 other process of the namespace but bubblewrap's init (whatever the program left behind) is killed, the
@@ -40,13 +42,14 @@ for _name in PRELOAD:
     __import__(_name)
 gc.freeze()  # the children's collections then leave the server's objects (and so its pages) untouched
 FDS = 4
-#: The namespace's /proc, below a folder only root may enter (programs run without /proc).
-PROC = "/opt/zygote/proc"
+#: The namespace's /proc (for Python, below a folder only root may enter: programs run without /proc).
+PROC = sys.argv[2]
 
 
 def child(fields, fds):
-    """Become the program: never returns (SystemExit from the harness ends the interpreter)."""
-    uid, cpu, memory, address_space, fsize, nofile, nproc, tests_line = (int(f) for f in fields[:8])
+    """Become the program; never returns."""
+    uid, cpu, memory, address_space, fsize, nofile, nproc = (int(f) for f in fields[:7])
+    mode, rest = fields[7], fields[8:]
     os.setsid()
     fds = [fcntl.fcntl(fd, fcntl.F_DUPFD, 16) for fd in fds]  # above 0-3, whatever numbers they arrived as
     for target, fd in enumerate(fds):
@@ -60,8 +63,14 @@ def child(fields, fds):
         resource.setrlimit(which, (value, value))
     drop_to(uid)
     os.chdir("/tmp")
+    if mode == "exec":
+        try:
+            os.execv(rest[0], rest)
+        finally:
+            os.write(2, f"codequant fork server: cannot execute {rest[0]}\n".encode())
+            os._exit(127)
     try:
-        run_python.main(fields[8], tests_line, 3)
+        run_python.main(rest[0], int(rest[1]), 3)
         code = 0
     except SystemExit as exc:
         code = exit_status(exc.code)
@@ -134,8 +143,8 @@ def serve(control):
         message, fds, _, _ = socket.recv_fds(control, 65536, FDS)
         if not message:
             return  # the executor closed the socket: it is done with this slot
-        fields = message.decode().split(" ", 8)
-        if len(fds) != FDS or len(fields) != 9:
+        fields = message.decode().split("\0")
+        if len(fds) != FDS or len(fields) < 9 or fields[7] not in ("python", "exec"):
             for fd in fds:
                 os.close(fd)
             control.sendall(b"error bad request\n")
