@@ -155,3 +155,25 @@ def test_system_v_and_posix_ipc_are_refused(tmp_path: Path) -> None:
     for argv in (["/usr/bin/ipcmk", "-Q"], ["/usr/bin/ipcmk", "-S", "1"], ["/usr/bin/ipcmk", "-M", "4096"]):
         outcome = sandbox.run(argv, workdir=tmp_path, mounts=[], limits=FAST, slot=902, nproc=64, memory="data")
         assert outcome.exit_code != 0, (argv, outcome.stdout)
+
+
+@needs_servers
+def test_java_runs_through_the_fork_server_with_the_same_harness(one_slot: ExecutorPool) -> None:
+    """Assertions, the security manager and the proof work as in a fresh sandbox; nothing crosses runs."""
+    assert one_slot.java().servers is not None
+    main = "class P {{ public static void main(String[] a) throws Exception {{ {} }} }}"
+    jobs = {
+        "fails": main.format("assert 1 == 2;"),
+        "no_files": main.format('new java.io.FileOutputStream("/tmp/left").write(1);'),
+        "no_exit": main.format("System.exit(0);"),
+        "passes": main.format('System.out.println("ok");'),
+    }
+    verdicts = {name: one_slot.run_one(program, "java", FAST) for name, program in jobs.items()}
+    assert {name: str(v.status) for name, v in verdicts.items()} == {
+        "fails": "Failure",
+        "no_files": "Exception",
+        "no_exit": "Exception",
+        "passes": "OK",
+    }
+    assert verdicts["passes"].stdout == "ok\n"
+    assert "AccessControlException" in verdicts["no_files"].stderr
