@@ -186,9 +186,9 @@ class ForkServers:
             selector.close()
         duration = time.monotonic() - start
         if code is None or not answer.endswith(b" clean\n"):
-            # Cut short (the child and everything it started, by uid: the server then answers) or not all
-            # leftovers gone: the executor's own sweep, as after a fresh interpreter's run.
-            sweep_uid(self.sandbox.uid(slot), thorough=False)
+            # Cut short (the child and everything it started, by uid, non-dumpable ones too: the server then
+            # answers) or not all leftovers gone: the executor's own sweep.
+            sweep_uid(self.sandbox.uid(slot), thorough=True)
         if code is None:
             code = self._answer(slot, server, answer)
         return Outcome(
