@@ -2,7 +2,11 @@
 the way codequant starts a run (same flags, class-data sharing archive and paths, the slot's fork server or
 a fresh sandbox), and codequant's whole compile + run; one small program, one run at a time, wall time.
 
-    .venv/bin/python benchmarks/java_run_cost.py [--runs 15]
+    .venv/bin/python benchmarks/java_run_cost.py [--runs 15] [--timeline]
+
+``--timeline`` also prints, for one harness run, when (JVM uptime) a few landmark classes load: the harness's
+main class, the program's class, the security manager's first lambda, the set-up's last class, and the
+proof's output stream.
 """
 
 from __future__ import annotations
@@ -21,10 +25,19 @@ PROGRAM = (
     " List<Integer> l = new ArrayList<>(); for (int i = 0; i < 100; i++) l.add(i); assert l.size() == 100; } }\n"
 )
 
+LANDMARKS = (
+    "] CqHarness source",
+    "] P source",
+    "SecurityManager$$Lambda$3/",
+    "java.util.Formatter source",
+    "java.io.FileOutputStream$1 ",
+)
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--timeline", action="store_true", help="landmarks of one harness run")
     args = parser.parse_args()
     pool = ExecutorPool(workers=1)
     runner = pool.java()
@@ -60,6 +73,13 @@ def main() -> None:
             "codequant compile + run": lambda: runner.run(PROGRAM, limits, slot),
         }
         print(f"fork server: {runner.servers is not None}")
+        if args.timeline and runner.servers is not None:
+            logged = [*java[:-1], "-Xlog:class+load=info:stdout:uptime", "-cp", *harness[len(java) :]]
+            big = Limits(10.0, 1024, max_output_bytes=10_000_000)
+            outcome = runner.servers.execute(logged, big, slot, b"0" * 32 + b"\n", NPROC, work / "classes")
+            for line in outcome.stdout.splitlines():
+                if any(mark in line for mark in LANDMARKS):
+                    print("  ", line[:110])
         for name, run in variants.items():
             assert run() is not None  # warm the page cache
             start = time.perf_counter()
