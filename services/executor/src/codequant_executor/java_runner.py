@@ -12,9 +12,11 @@ from importlib import resources
 from pathlib import Path
 
 from codequant.limits import Limits
+from codequant_executor.forkserver import ForkServers
 from codequant_executor.java_compiler import HARNESS_JAR, CompilerPool, CompileTimeout, java_home, support_classes
 from codequant_executor.outcome import Verdict, generic_status, proven
-from codequant_executor.sandbox import PROOF_FD, Sandbox
+from codequant_executor.python_runner import HARNESS, interpreter
+from codequant_executor.sandbox import PROOF_FD, Mount, Sandbox
 from codequant_executor.status import Status
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,8 @@ JVM_FLAGS = [
     "-XX:MaxMetaspaceSize=128m",
     "-XX:MaxDirectMemorySize=64m",
 ]
+#: Processes (threads) of one run: the JVM starts a dozen of its own.
+NPROC = 128
 #: The JVM's own memory beside the heap (metaspace, code cache, stacks): the heap gets the rest of the limit.
 JVM_OVERHEAD_MB = 256
 
@@ -70,7 +74,10 @@ def tests_offset(program: str, tests_line: int) -> int:
 class JavaRunner:
     """Compiles through the compile-server pool, then runs ``CqHarness`` with the program's main class."""
 
-    def __init__(self, sandbox: Sandbox, compile_slots: list[int]) -> None:
+    def __init__(self, sandbox: Sandbox, compile_slots: list[int], folder: Path | None = None) -> None:
+        """``folder`` (private to the executor) holds the slots' fork-server folders: with it, where fork
+        servers can be used (``ForkServers.usable``), each run is a JVM executed by the slot's fork server
+        instead of a fresh bubblewrap sandbox."""
         self.sandbox = sandbox
         self.home = java_home()
         self.jar = javatuples_jar()
@@ -86,6 +93,19 @@ class JavaRunner:
         archive = self.mounts[1].host / CDS_ARCHIVE
         if archive.exists() or self._dump_archive(archive, compile_slots[0]):
             self.sharing = [f"-XX:SharedArchiveFile={self.mounts[1].inside}/{CDS_ARCHIVE}", "-Xshare:auto"]
+        self.servers = None
+        if folder is not None and ForkServers.usable(sandbox):
+            prefix, binary = interpreter()  # the fork server's own interpreter, beside the JDK
+            mounts = [*self.mounts, Mount(prefix, "/opt/cq/python"), Mount(HARNESS, "/opt/cq/python-harness")]
+            self.servers = ForkServers(
+                sandbox,
+                f"/opt/cq/python/{binary}",
+                "/opt/cq/python-harness/zygote.py",
+                mounts,
+                folder,
+                name="java",
+                proc=True,
+            )
 
     def _dump_archive(self, archive: Path, slot: int) -> bool:
         """Run ``CqTraining`` once under the harness, in the sandbox, and keep the class-data sharing archive
@@ -110,7 +130,7 @@ class JavaRunner:
                 mounts=self.mounts,
                 limits=Limits(120.0, 1024),
                 slot=slot,
-                nproc=128,
+                nproc=NPROC,
                 memory="data",
                 stdin=b"0" * 32 + b"\n",
                 proof=True,
@@ -167,17 +187,20 @@ class JavaRunner:
                 main,
                 PROOF_FD,
             ]
-            outcome = self.sandbox.run(
-                argv,
-                workdir=workdir,
-                mounts=self.mounts,
-                limits=limits,
-                slot=slot,
-                nproc=128,
-                memory="data",
-                stdin=secret,
-                proof=True,
-            )
+            if self.servers is not None:
+                outcome = self.servers.execute(argv, limits, slot, secret, NPROC, workdir / "classes")
+            else:
+                outcome = self.sandbox.run(
+                    argv,
+                    workdir=workdir,
+                    mounts=self.mounts,
+                    limits=limits,
+                    slot=slot,
+                    nproc=NPROC,
+                    memory="data",
+                    stdin=secret,
+                    proof=True,
+                )
         finally:
             self.sandbox.cleanup(workdir)
         stderr = _SM_WARNING.sub("", outcome.stderr, count=1)
@@ -192,6 +215,8 @@ class JavaRunner:
         return next((name for name, start in mains if start >= offset), None)
 
     def close(self) -> None:
+        if self.servers is not None:
+            self.servers.close()
         self.compiler.close()
         shutil.rmtree(self.spool, ignore_errors=True)
 

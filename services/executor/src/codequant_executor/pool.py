@@ -49,10 +49,10 @@ class ExecutorPool:
                 f"allow bubblewrap's user namespaces (docs/executor.md), or pass --insecure / set {INSECURE_ENV}=1"
             )
         self.workers = max(1, workers or os.cpu_count() or 1)
-        self.python = PythonRunner(self.sandbox)
+        self._claim = SlotClaim(2 * self.workers)
+        self.python = PythonRunner(self.sandbox, self._claim.directory)
         self._java: Any = None
         self._java_lock = threading.Lock()
-        self._claim = SlotClaim(2 * self.workers)
         self._slots: queue.SimpleQueue[int] = queue.SimpleQueue()
         for slot in self._claim.slots[: self.workers]:
             self._slots.put(slot)
@@ -73,7 +73,7 @@ class ExecutorPool:
             if self._java is None:
                 from codequant_executor.java_runner import JavaRunner
 
-                self._java = JavaRunner(self.sandbox, self._compile_slots)
+                self._java = JavaRunner(self.sandbox, self._compile_slots, self._claim.directory)
             return self._java
 
     def run_one(self, program: str, language: str, limits: Limits, tests_line: int = 0) -> Verdict:
@@ -112,6 +112,7 @@ class ExecutorPool:
         return [r for r in results if r is not None]
 
     def close(self) -> None:
+        self.python.close()
         if self._java is not None:
             self._java.close()
         self._claim.release()

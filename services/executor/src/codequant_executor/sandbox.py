@@ -52,6 +52,19 @@ SCRATCH_MB = 64
 #: Replaced in a command line by the number of the descriptor the harness writes its proof to.
 PROOF_FD = "{proof_fd}"
 PROOF_CAP = 4096
+#: What setpriv needs to switch to the slot's uid and empty the bounding set (it then drops them all).
+SETPRIV_CAPS = ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP")
+#: What a Python fork server keeps: switching its children to the slot's uid, emptying /tmp after each.
+ZYGOTE_CAPS = ("CAP_SETUID", "CAP_SETGID", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_KILL")
+ZYGOTE_BWRAP_CAPS = (*ZYGOTE_CAPS, "CAP_SETPCAP")  # setpriv needs CAP_SETPCAP to empty the bounding set
+#: setpriv before the fork server: it keeps ZYGOTE_CAPS (inheritable, hence permitted after executing as root),
+#: nothing ambient, and an empty bounding set that its children inherit.
+ZYGOTE_SETPRIV = (
+    "--inh-caps=-all," + ",".join("+" + cap.removeprefix("CAP_").lower() for cap in ZYGOTE_CAPS),
+    "--ambient-caps=-all",
+    "--bounding-set=-all",
+    "--no-new-privs",
+)
 _warned: set[str] = set()
 _warn_lock = threading.Lock()
 _probe_cache: dict[str, str] = {}
@@ -283,7 +296,7 @@ class Sandbox:
             finally:
                 kill_group(process)
                 if self.drops_uid(mounts):
-                    _sweep_uid(self.uid(slot), thorough=self.bwrap is None)
+                    sweep_uid(self.uid(slot), thorough=self.bwrap is None)
             memory_exceeded = group is not None and group.oom_killed()
         finally:
             for fd in keep_fds:
@@ -393,13 +406,41 @@ class Sandbox:
         if not self.bwrap:
             return command, environment, str(workdir) if workdir is not None else None
         prefix = self._bwrap_prefix(workdir, mounts, environment, proc=proc, writable=writable)
+        return self._sealed(prefix, command, keep_fds), {}, None
+
+    def _sealed(self, prefix: list[str], command: list[str], keep_fds: list[int]) -> list[str]:
+        """``prefix -- command`` with the seccomp filter handed to bubblewrap on a pipe kept in ``keep_fds``."""
         if self.seccomp:
             read_end, write_end = os.pipe()
             os.write(write_end, self.seccomp)  # a few hundred bytes: fits the pipe
             os.close(write_end)
             keep_fds.append(read_end)
             prefix += ["--seccomp", str(read_end)]
-        return [*prefix, "--", *command], {}, None
+        return [*prefix, "--", *command]
+
+    def zygote_command(
+        self, argv: Sequence[str], *, workdir: Path, mounts: Sequence[Mount], keep_fds: list[int], proc: str
+    ) -> list[str]:
+        """The command of a slot's Python fork server (``forkserver.py``): the run namespaces, mounts and seccomp
+        filter, ``workdir`` read-only at /work, /proc at ``proc`` (not /proc: below a folder only root may enter),
+        and setpriv keeping
+        only ZYGOTE_CAPS, with an empty bounding set (the server's children drop them all with their uid)."""
+        environment = {
+            "PATH": "/usr/bin:/bin",
+            "LANG": "C.UTF-8",
+            "HOME": "/tmp",
+            "TMPDIR": "/tmp",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONHASHSEED": "0",
+        }
+        assert self.setpriv
+        prefix = self._bwrap_prefix(
+            workdir, mounts, environment, proc=False, writable=(), die_with_parent=False, caps=ZYGOTE_BWRAP_CAPS
+        )
+        if proc != "/proc":  # below a folder for the server only
+            prefix += ["--perms", "0700", "--dir", str(Path(proc).parent)]
+        prefix += ["--proc", proc]
+        return self._sealed(prefix, [self.setpriv, *ZYGOTE_SETPRIV, "--", *argv], keep_fds)
 
     def _bwrap_prefix(
         self,
@@ -409,6 +450,8 @@ class Sandbox:
         *,
         proc: bool,
         writable: Sequence[Path],
+        die_with_parent: bool | None = None,
+        caps: Sequence[str] | None = None,
     ) -> list[str]:
         assert self.bwrap
         prefix = [
@@ -444,7 +487,7 @@ class Sandbox:
             "--dir",
             "/opt/cq",
         ]
-        if workdir is not None:
+        if die_with_parent if die_with_parent is not None else workdir is not None:
             # A run dies with the thread that started it. A long-lived helper must not (the kernel signals the
             # death of the parent *thread*, and the pool's threads come and go): it exits when its stdin closes.
             prefix.append("--die-with-parent")
@@ -465,8 +508,10 @@ class Sandbox:
         # As root, setpriv needs CAP_SETUID/SETGID to switch to the slot's uid and CAP_SETPCAP to empty the
         # bounding set; it then drops every capability. Otherwise nothing is kept.
         prefix += ["--cap-drop", "ALL"]
-        if self.root and self.setpriv:
-            prefix += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP"]
+        if caps is None:
+            caps = SETPRIV_CAPS if self.root and self.setpriv else ()
+        for cap in caps:
+            prefix += ["--cap-add", cap]
         prefix += ["--chdir", "/tmp", "--clearenv"]
         for key, value in env.items():
             prefix += ["--setenv", key, value]
@@ -553,7 +598,7 @@ def _world_readable(path: Path) -> bool:
         return False
 
 
-def _sweep_uid(uid: int, *, thorough: bool) -> None:
+def sweep_uid(uid: int, *, thorough: bool) -> None:
     """Kill every process still running as a slot's uid (daemons that left the process group).
 
     /proc/<pid> belongs to the process's effective uid, so one stat per process finds them, unless a

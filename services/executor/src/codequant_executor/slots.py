@@ -63,6 +63,7 @@ class SlotClaim:
     def __init__(self, count: int, directory: Path | None = None) -> None:
         directory = directory or default_slot_dir()
         folder = _private_dir(directory)
+        self.directory = directory
         self.slots: list[int] = []
         self._fds: list[int] = []
         try:

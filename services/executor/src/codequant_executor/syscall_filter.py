@@ -8,6 +8,11 @@ top of bubblewrap's namespaces, dropped capabilities and the slot's own uid:
   a program cannot ``unshare -Urm`` into a user namespace where it would hold capabilities again;
 - memory that rlimits do not count: ``memfd_create`` and System V ``shmget`` fail with ENOMEM (reported as
   MemoryLimit);
+- System V and POSIX IPC, whose objects outlive the process that made them (a slot's Python fork server
+  keeps one IPC namespace for all its programs): message queues, semaphore sets, shared memory and POSIX
+  message queues fail with EPERM;
+- ``kill(-1, ...)`` fails with ESRCH, as for a process alone in its PID namespace (a slot's fork server shares
+  the namespace with its programs, and nothing else in it is the program's to signal);
 - reading or steering other processes of the run: ``ptrace``, ``process_vm_readv``/``writev``,
   ``pidfd_getfd``, ``kcmp``;
 - kernel attack surface no test needs: ``bpf``, ``perf_event_open``, ``userfaultfd``, ``io_uring_*``,
@@ -26,6 +31,26 @@ log = logging.getLogger(__name__)
 
 #: CLONE_NEWNS, CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET.
 NAMESPACE_FLAGS = (0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0x20000000, 0x40000000)
+#: System V and POSIX IPC but ``shmget`` (denied with ENOMEM below).
+IPC = (
+    "msgget",
+    "msgsnd",
+    "msgrcv",
+    "msgctl",
+    "semget",
+    "semop",
+    "semtimedop",
+    "semctl",
+    "shmat",
+    "shmdt",
+    "shmctl",
+    "mq_open",
+    "mq_unlink",
+    "mq_timedsend",
+    "mq_timedreceive",
+    "mq_notify",
+    "mq_getsetattr",
+)
 DENIED = {
     errno.EPERM: (
         "unshare",
@@ -41,6 +66,7 @@ DENIED = {
         "keyctl",
         "add_key",
         "request_key",
+        *IPC,
     ),
     errno.ENOMEM: ("memfd_create", "shmget"),
     errno.ENOSYS: ("clone3", "io_uring_setup", "io_uring_enter", "io_uring_register"),
@@ -58,6 +84,8 @@ def build_filter() -> tuple[bytes | None, str]:
         for code, names in DENIED.items():
             for name in names:
                 rules.add_rule(seccomp.ERRNO(code), name)
+        # kill(-1, sig): as if the program were alone in its PID namespace (a fork server shares it).
+        rules.add_rule(seccomp.ERRNO(errno.ESRCH), "kill", seccomp.Arg(0, seccomp.MASKED_EQ, 0xFFFFFFFF, 0xFFFFFFFF))
         for flag in NAMESPACE_FLAGS:
             rules.add_rule(seccomp.ERRNO(errno.EPERM), "clone", seccomp.Arg(0, seccomp.MASKED_EQ, flag, flag))
         with tempfile.TemporaryFile() as handle:

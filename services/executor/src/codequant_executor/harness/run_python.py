@@ -1,6 +1,7 @@
 """Runs one untrusted Python program inside the sandbox and proves to the executor that its tests completed.
 
-Usage: python -I -S run_python.py PROGRAM TESTS_LINE PROOF_FD, with a per-run secret line on standard input.
+Usage: python -I -S run_python.py PROGRAM TESTS_LINE PROOF_FD, with a per-run secret line on standard input;
+or ``main(PROGRAM, TESTS_LINE, PROOF_FD)`` in a child of the fork server (``zygote.py``).
 
 The proof is the secret, written to PROOF_FD (a pipe to the executor, not stdout) by an audit hook that the
 program can neither remove nor reach, and only when one of these happened:
@@ -190,8 +191,8 @@ def runner(head_code, tail_code, namespace, outcome, done):
         done.release()
 
 
-def main():
-    path, tests_line, proof_fd = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+def main(path, tests_line, proof_fd):
+    """Run PROGRAM with its tests; ends by raising SystemExit with the program's exit status."""
     secret = read_secret()
     with open(path, encoding="utf-8") as handle:
         source = handle.read()
@@ -224,4 +225,5 @@ def main():
     sys.exit(1)
 
 
-main()
+if __name__ == "__main__":
+    main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))
