@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tomllib
@@ -51,3 +52,19 @@ def test_cli_and_executor_import_without_torch() -> None:
 def test_top_level_folders_exist() -> None:
     for name in ("services", "shared", "docker", "tests", "examples", "benchmarks", "docs", "Makefile", "README.md"):
         assert (REPO / name).exists(), name
+
+
+@pytest.mark.parametrize(("given", "expected"), [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_the_command_makes_idle_openmp_threads_sleep_unless_told_otherwise(given: str | None, expected: str) -> None:
+    # OpenMP reads the policy once, when torch loads it: the command must set it before anything imports torch.
+    code = (
+        "import os, sys; from codequant.cli import main; sys.argv = ['codequant', '--help']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(os.environ.get('OMP_WAIT_POLICY'), 'torch' in sys.modules)"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"} | (
+        {"OMP_WAIT_POLICY": given} if given else {}
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == f"{expected} False"

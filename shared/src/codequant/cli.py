@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from importlib.metadata import entry_points
 
@@ -28,6 +29,11 @@ def _load_plugins() -> None:
 
 def main() -> None:
     """Entry point: run the CLI, turning CodequantError into one line on stderr and its exit code."""
+    # Read once, when torch loads its OpenMP runtime (nothing has yet): idle OpenMP threads sleep instead of
+    # spinning for milliseconds between operations, which on a busy machine took the CPU from the threads with
+    # work (tiny-model training twice as fast at load 16 on 2 cores; docs/performance.md). Results are unchanged:
+    # the work is split the same way. Server subprocesses inherit it; a value already set wins.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     _load_plugins()
     try:
         # Without standalone mode click returns typer.Exit's code instead of exiting with it.
