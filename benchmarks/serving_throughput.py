@@ -85,7 +85,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         os.environ["OMP_NUM_THREADS"] = str(args.threads)  # inherited by the server and transformers' process
-    # The codequant command makes idle OpenMP threads sleep; every side gets the same policy.
+    # The codequant command makes idle OpenMP threads sleep on a busy machine: give every side that policy.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     settings = {
         "model": args.model,

@@ -1,11 +1,13 @@
-"""Tiny-model training with the heap released after every step (before) and kept (after), side by side.
+"""Tiny-model training under OpenMP wait policies, side by side: time, CPU, page faults, wake-ups, weights.
 
-    .venv/bin/python benchmarks/tiny_model_training.py [--steps 450] [--rounds 1]
+    .venv/bin/python benchmarks/tiny_model_training.py [--steps 450] [--rounds 1] [--sides before,after]
 
 Each side trains the demo's recipe (`full` profile, seed 0, the same 2 torch threads as `make demo`) for
-``--steps`` steps (450: the whole build) in its own process; the sides alternate ``--rounds`` times. Reported
-per run: wall seconds, CPU seconds (user and system), minor page faults, and the sha256 of the trained weights,
-which must be the same on both sides. The load average is printed too: on a shared machine compare the pairs.
+``--steps`` steps (450: the whole build) in its own process; the sides alternate ``--rounds`` times.
+before: OpenMP's default policy; after: `OMP_WAIT_POLICY=PASSIVE`, what the `codequant` command sets on a
+busy machine. Reported per run: wall and CPU seconds, minor page faults, voluntary context switches, and
+the sha256 of the trained weights, which must be the same on every side. The load average is printed too:
+on a shared machine compare the pairs.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ def child(side: str, steps: int) -> dict[str, object]:
         "user_s": round(after.ru_utime - before.ru_utime, 1),
         "sys_s": round(after.ru_stime - before.ru_stime, 1),
         "minor_faults": after.ru_minflt - before.ru_minflt,
+        "voluntary_switches": after.ru_nvcsw - before.ru_nvcsw,  # a sleeping thread woken counts one
         "weights_sha256": digest.hexdigest(),
     }
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from codequant.cli import openmp_wait_policy
+
 REPO = Path(__file__).resolve().parents[2]
 SERVICES = ["orchestrator", "quantizer", "serving", "generator", "executor", "reporter"]
 TORCH_FREE = ["executor", "generator", "reporter", "orchestrator"]
@@ -54,12 +56,19 @@ def test_top_level_folders_exist() -> None:
         assert (REPO / name).exists(), name
 
 
+def test_openmp_threads_sleep_only_on_a_busy_machine() -> None:
+    assert openmp_wait_policy(load=13.0, cores=2) == "PASSIVE"
+    assert openmp_wait_policy(load=1.5, cores=2) is None
+    assert openmp_wait_policy(load=13.0, cores=16) is None
+
+
 @pytest.mark.parametrize(("given", "expected"), [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
-def test_the_command_makes_idle_openmp_threads_sleep_unless_told_otherwise(given: str | None, expected: str) -> None:
+def test_the_command_sets_the_policy_before_torch_loads_unless_told_otherwise(given: str | None, expected: str) -> None:
     # OpenMP reads the policy once, when torch loads it: the command must set it before anything imports torch.
     code = (
-        "import os, sys; from codequant.cli import main; sys.argv = ['codequant', '--help']\n"
-        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "import os, sys; import codequant.cli as cli; sys.argv = ['codequant', '--help']\n"
+        "cli.openmp_wait_policy = lambda load, cores: 'PASSIVE'  # as on a busy machine\n"
+        "try:\n    cli.main()\nexcept SystemExit:\n    pass\n"
         "print(os.environ.get('OMP_WAIT_POLICY'), 'torch' in sys.modules)"
     )
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"} | (
