@@ -31,7 +31,7 @@ def openmp_wait_policy(load: float, cores: int) -> str | None:
     """PASSIVE on a machine with more runnable tasks than cores, else None (OpenMP's default).
 
     By default torch's idle OpenMP threads spin a while between operations; on a busy machine the spinning
-    thread takes the CPU from the one with work (tiny-model training 2.1-2.3x slower at load 11-15 on 2
+    thread takes the CPU from the one with work (tiny-model training 1.4-2.3x slower at load 11-15 on 2
     cores; docs/performance.md). Sleeping threads must be woken for each parallel region (~1 200 per training
     step), which an idle machine need not pay. The work is split the same way: results are unchanged."""
     return "PASSIVE" if load > cores else None
