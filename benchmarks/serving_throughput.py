@@ -85,6 +85,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         os.environ["OMP_NUM_THREADS"] = str(args.threads)  # inherited by the server and transformers' process
+    # The codequant command makes idle OpenMP threads sleep on a busy machine: give every side that policy.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     settings = {
         "model": args.model,
         "prompts": args.prompts,

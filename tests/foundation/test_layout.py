@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tomllib
 from pathlib import Path
 
 import pytest
+
+from codequant.cli import openmp_wait_policy
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICES = ["orchestrator", "quantizer", "serving", "generator", "executor", "reporter"]
@@ -51,3 +54,26 @@ def test_cli_and_executor_import_without_torch() -> None:
 def test_top_level_folders_exist() -> None:
     for name in ("services", "shared", "docker", "tests", "examples", "benchmarks", "docs", "Makefile", "README.md"):
         assert (REPO / name).exists(), name
+
+
+def test_openmp_threads_sleep_only_on_a_busy_machine() -> None:
+    assert openmp_wait_policy(load=13.0, cores=2) == "PASSIVE"
+    assert openmp_wait_policy(load=1.5, cores=2) is None
+    assert openmp_wait_policy(load=13.0, cores=16) is None
+
+
+@pytest.mark.parametrize(("given", "expected"), [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_the_command_sets_the_policy_before_torch_loads_unless_told_otherwise(given: str | None, expected: str) -> None:
+    # OpenMP reads the policy once, when torch loads it: the command must set it before anything imports torch.
+    code = (
+        "import os, sys; import codequant.cli as cli; sys.argv = ['codequant', '--help']\n"
+        "cli.openmp_wait_policy = lambda load, cores: 'PASSIVE'  # as on a busy machine\n"
+        "try:\n    cli.main()\nexcept SystemExit:\n    pass\n"
+        "print(os.environ.get('OMP_WAIT_POLICY'), 'torch' in sys.modules)"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"} | (
+        {"OMP_WAIT_POLICY": given} if given else {}
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == f"{expected} False"

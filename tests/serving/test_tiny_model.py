@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import torch
 
 from codequant.benchmarks import load_benchmark
+from codequant.model_source import builtin_cache_folder
+from codequant.settings import cache_dir
 from codequant_executor.api import execute_records
 from codequant_generator.api import cut_at_stop
 from codequant_serving.engine import Engine, Request
 from codequant_serving.loading import fix_aqlm_config, load_model
-from codequant_tiny.build import build_tiny_model, trained_problems
+from codequant_tiny.build import MARKER, build_fingerprint, build_tiny_model, copy_tiny_model, trained_problems
 
 
 def greedy_pass_count(model, tokenizer, problems) -> int:
@@ -67,6 +73,39 @@ def test_rebuilding_with_the_same_seed_is_a_cache_hit(tiny_model: Path) -> None:
     start = time.monotonic()
     assert build_tiny_model(tiny_model, seed=0, profile="test", progress=False) == tiny_model
     assert time.monotonic() - start < 10
+
+
+def tiny_model_cli(out: Path, cache: Path) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-c", "from codequant.cli import main; main()", "tiny-model", "--profile", "test"]
+    env = {**os.environ, "CODEQUANT_CACHE_DIR": str(cache)}
+    return subprocess.run([*command, "--out", str(out)], env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_the_cli_copies_the_build_a_study_cached_and_fills_an_empty_cache(tmp_path: Path) -> None:
+    # A finished build (test profile, seed 0) where a study's `builtin: tiny-code` caches it; its weights are a
+    # sentinel that training could never write, so the CLI must copy the build, not train again.
+    cached = builtin_cache_folder("tiny-code", "test", 0).relative_to(cache_dir())
+    study_cache = tmp_path / "study-cache"
+    build = study_cache / cached
+    build.mkdir(parents=True)
+    (build / MARKER).write_text(json.dumps({"fingerprint": build_fingerprint("test", 0)}))
+    (build / "model.safetensors").write_bytes(b"sentinel weights")
+    first = tiny_model_cli(tmp_path / "out", study_cache)
+    assert first.returncode == 0, first.stderr
+    assert (tmp_path / "out" / "model.safetensors").read_bytes() == b"sentinel weights"
+    assert not (tmp_path / "out.partial").exists()
+    # A finished build in --out fills an empty cache the same way, so the next study does not train either.
+    second = tiny_model_cli(tmp_path / "out", tmp_path / "empty-cache")
+    assert second.returncode == 0, second.stderr
+    assert (tmp_path / "empty-cache" / cached / "model.safetensors").read_bytes() == b"sentinel weights"
+
+
+def test_a_build_of_other_settings_is_not_copied(tmp_path: Path) -> None:
+    build = tmp_path / "other"
+    build.mkdir()
+    (build / MARKER).write_text(json.dumps({"fingerprint": build_fingerprint("test", 1)}))
+    assert not copy_tiny_model(build, tmp_path / "out", seed=0, profile="test")
+    assert not (tmp_path / "out").exists()
 
 
 def test_aqlm_legacy_config_lists_module_names_too() -> None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from importlib.metadata import entry_points
 
@@ -26,8 +27,21 @@ def _load_plugins() -> None:
         ep.load()(app)
 
 
+def openmp_wait_policy(load: float, cores: int) -> str | None:
+    """PASSIVE on a machine with more runnable tasks than cores, else None (OpenMP's default).
+
+    By default torch's idle OpenMP threads spin a while between operations; on a busy machine the spinning
+    thread takes the CPU from the one with work (tiny-model training 1.4-2.3x slower at load 11-15 on 2
+    cores; docs/performance.md). Sleeping threads must be woken for each parallel region (~1 200 per training
+    step), which an idle machine need not pay. The work is split the same way: results are unchanged."""
+    return "PASSIVE" if load > cores else None
+
+
 def main() -> None:
     """Entry point: run the CLI, turning CodequantError into one line on stderr and its exit code."""
+    policy = openmp_wait_policy(os.getloadavg()[0], len(os.sched_getaffinity(0)))
+    if policy and "OMP_WAIT_POLICY" not in os.environ:  # before torch loads OpenMP (nothing has yet)
+        os.environ["OMP_WAIT_POLICY"] = policy  # server subprocesses inherit it
     _load_plugins()
     try:
         # Without standalone mode click returns typer.Exit's code instead of exiting with it.

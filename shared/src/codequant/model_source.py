@@ -27,7 +27,7 @@ def resolve_model(source: dict[str, Any], *, progress: bool | Callable[[int, int
     if "builtin" in source:
         builtin = source["builtin"]
         build = builtin_builder(builtin["kind"])
-        folder = settings.cache_dir() / "models" / f"{builtin['kind']}-{builtin['profile']}-seed{builtin['seed']}"
+        folder = builtin_cache_folder(builtin["kind"], builtin["profile"], builtin["seed"])
         return str(build(folder, seed=builtin["seed"], profile=builtin["profile"], progress=progress))
     if "path" in source:
         path = Path(source["path"])
@@ -44,6 +44,11 @@ def resolve_model(source: dict[str, Any], *, progress: bool | Callable[[int, int
         except Exception as exc:  # network, auth, missing repo: one line for the user
             raise ServiceError(f"cannot fetch model {source['hub_id']} from the Hugging Face hub: {exc}") from None
     raise InputError(f"model source must name a path, hub_id or builtin model, got {sorted(source)}")
+
+
+def builtin_cache_folder(kind: str, profile: str, seed: int) -> Path:
+    """Where a builtin model is built and cached (studies and `codequant tiny-model` share it)."""
+    return settings.cache_dir() / "models" / f"{kind}-{profile}-seed{seed}"
 
 
 def builtin_builder(kind: str) -> Callable[..., Path]:

@@ -14,6 +14,7 @@ import json
 import math
 import os
 import random
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ StepCallback = Callable[[int, int], None]
 RECIPE_VERSION = 1
 EOS = "<|endoftext|>"
 PAD = "<|pad|>"
+MARKER = "codequant_tiny.json"
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,8 @@ def _solution_text(problem: Problem) -> str:
     return problem.canonical_solution.rstrip() + "\n"
 
 
-def _fingerprint(profile: Profile, seed: int) -> str:
+def build_fingerprint(profile: Profile, seed: int) -> str:
+    """What a build depends on: recipe version and settings, training texts, seed."""
     texts = [(p.name, p.prompt, _solution_text(p)) for p in _training_problems(profile)]
     return stable_hash(
         {
@@ -103,9 +106,8 @@ def build_tiny_model(
 
     ``progress``: True for a progress bar, or a callback given (steps done, total steps) while training."""
     out_dir = Path(out_dir)
-    marker = out_dir / "codequant_tiny.json"
-    fingerprint = _fingerprint(profile, seed)
-    if marker.is_file() and json.loads(marker.read_text()).get("fingerprint") == fingerprint:
+    fingerprint = build_fingerprint(profile, seed)
+    if is_built(out_dir, fingerprint):
         return out_dir
     import torch
 
@@ -114,15 +116,10 @@ def build_tiny_model(
     tokenizer = _train_tokenizer(problems, recipe.vocab)
     examples = [_encode(tokenizer, p, recipe.max_tokens) for p in problems]
     model = _train(examples, tokenizer, recipe, seed, progress)
-    staging = out_dir.with_name(out_dir.name + ".partial")
-    if staging.exists():
-        import shutil
-
-        shutil.rmtree(staging)
-    staging.mkdir(parents=True)
+    staging = _staging(out_dir)
     model.save_pretrained(staging, safe_serialization=True)
     tokenizer.save_pretrained(staging)
-    (staging / "codequant_tiny.json").write_text(
+    (staging / MARKER).write_text(
         json.dumps(
             {
                 "fingerprint": fingerprint,
@@ -137,12 +134,43 @@ def build_tiny_model(
             indent=2,
         )
     )
-    if out_dir.exists():
-        import shutil
+    _publish(staging, out_dir)
+    return out_dir
 
+
+def copy_tiny_model(source: Path, out_dir: Path, seed: int = 0, *, profile: Profile = "full") -> bool:
+    """Copy a finished build of the same recipe, data and seed from ``source`` into ``out_dir``.
+
+    False (nothing written) when ``source`` holds no such build; ``out_dir`` is replaced only when complete."""
+    source, out_dir = Path(source), Path(out_dir)
+    fingerprint = build_fingerprint(profile, seed)
+    if not is_built(source, fingerprint):
+        return False
+    if source.resolve() != out_dir.resolve() and not is_built(out_dir, fingerprint):
+        staging = _staging(out_dir)
+        shutil.copytree(source, staging, dirs_exist_ok=True)
+        _publish(staging, out_dir)
+    return True
+
+
+def is_built(folder: Path, fingerprint: str) -> bool:
+    """Whether ``folder`` holds a finished build with this fingerprint."""
+    marker = Path(folder) / MARKER
+    return marker.is_file() and json.loads(marker.read_text()).get("fingerprint") == fingerprint
+
+
+def _staging(out_dir: Path) -> Path:
+    staging = out_dir.with_name(out_dir.name + ".partial")
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    return staging
+
+
+def _publish(staging: Path, out_dir: Path) -> None:
+    if out_dir.exists():
         shutil.rmtree(out_dir)
     staging.rename(out_dir)
-    return out_dir
 
 
 def _train_tokenizer(problems: list[Problem], vocab: int):

@@ -16,14 +16,21 @@ def tiny_model(
     seed: Annotated[int, typer.Option(help="training seed")] = 0,
     profile: Annotated[str, typer.Option(help="full (demo) | test (smaller, for CI)")] = "full",
 ) -> None:
-    """Build the tiny offline code model (a pipeline fixture trained on some benchmark solutions; cached)."""
+    """Build the tiny offline code model (a pipeline fixture trained on some benchmark solutions; cached).
+
+    The build is made in (or copied from) the cache that studies use for `builtin: tiny-code`, so a model a
+    study built is copied, not trained again, and a model built here serves later studies."""
     from codequant.errors import InputError
-    from codequant_tiny.build import RECIPES, build_tiny_model
+    from codequant.model_source import builtin_cache_folder
+    from codequant_tiny.build import RECIPES, build_tiny_model, copy_tiny_model
 
     if profile not in RECIPES:
         raise InputError(f"--profile must be one of {', '.join(RECIPES)}, got {profile!r}")
-    path = build_tiny_model(out, seed, profile=profile)  # type: ignore[arg-type]
-    console.print(f"tiny model in {path}", markup=False)
+    cache = builtin_cache_folder("tiny-code", profile, seed)
+    if not copy_tiny_model(out, cache, seed, profile=profile):  # type: ignore[arg-type]  # else --out held it
+        build_tiny_model(cache, seed, profile=profile)  # type: ignore[arg-type]  # a cache hit, or trained
+        copy_tiny_model(cache, out, seed, profile=profile)  # type: ignore[arg-type]
+    console.print(f"tiny model in {out} (also cached in {cache})", markup=False)
 
 
 def register(app: typer.Typer) -> None:
