@@ -3,7 +3,7 @@
 FROM python:3.11-slim-bookworm
 
 RUN apt-get update \
- && apt-get install -y --no-install-recommends default-jdk-headless libjavatuples-java bubblewrap util-linux libseccomp2 \
+ && apt-get install -y --no-install-recommends default-jdk-headless libjavatuples-java g++ nodejs bubblewrap util-linux libseccomp2 \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /opt/codequant

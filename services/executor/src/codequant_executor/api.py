@@ -133,7 +133,9 @@ def execute_batch(
     )
     fields = ExecutionOutcome.model_fields
     outcomes = [ExecutionOutcome(**{k: v for k, v in r.items() if k in fields}) for r in results]
-    return ExecuteResult(outcomes=outcomes, environment=describe(("codequant-executor",), commands=("java",)))
+    return ExecuteResult(
+        outcomes=outcomes, environment=describe(("codequant-executor",), commands=("java", "g++", "node"))
+    )
 
 
 def _stored(store: Any, keys: list[str]) -> dict[str, dict[str, Any]]:

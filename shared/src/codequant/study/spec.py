@@ -86,9 +86,11 @@ class ModelSpec(Strict):
 
 
 class BenchmarkSpec(Strict):
-    """A benchmark and which of its problems to use."""
+    """A benchmark and which of its problems to use: a built-in one by ``name``, or a user's JSONL file of
+    MultiPL-E records by ``path`` (named after the file unless ``name`` is given)."""
 
-    name: str
+    name: str = Field(pattern=NAME_PATTERN)
+    path: str | None = Field(None, description="a JSONL file of MultiPL-E records (a user-supplied benchmark)")
     problems: list[str] | None = Field(None, description="explicit problem names (default: all)")
     limit: int | None = Field(None, ge=1, description="keep only the first N problems")
     exclude_humaneval_overlap: bool = Field(
@@ -96,15 +98,22 @@ class BenchmarkSpec(Strict):
     )
     max_new_tokens: int | None = Field(None, ge=1, description="overrides sampling.max_new_tokens")
 
-    @field_validator("name")
+    @model_validator(mode="before")
     @classmethod
-    def _known(cls, value: str) -> str:
-        if value not in BENCHMARKS:
-            raise ValueError(f"unknown benchmark {value!r}; known: {', '.join(BENCHMARKS)}")
+    def _name_from_path(cls, value: Any) -> Any:
+        if isinstance(value, dict) and "name" not in value and isinstance(value.get("path"), str):
+            return {**value, "name": Path(value["path"]).stem}
         return value
 
     @model_validator(mode="after")
-    def _overlap_only_mceval(self) -> BenchmarkSpec:
+    def _known_or_file(self) -> BenchmarkSpec:
+        if self.path is None and self.name not in BENCHMARKS:
+            raise ValueError(f"unknown benchmark {self.name!r}; known: {', '.join(BENCHMARKS)} (or give a path)")
+        if self.path is not None:
+            if self.name in BENCHMARKS:
+                raise ValueError(f"{self.name!r} is a built-in benchmark; give the file's benchmark another name")
+            if not Path(self.path).is_file():
+                raise ValueError(f"benchmark file {self.path!r} does not exist")
         if self.exclude_humaneval_overlap and self.name != "mceval-python":
             raise ValueError("exclude_humaneval_overlap applies to mceval-python only")
         return self
@@ -113,6 +122,7 @@ class BenchmarkSpec(Strict):
         """The benchmark's problems as this spec selects them (the one place a spec becomes problems)."""
         return load_benchmark(
             self.name,
+            path=self.path,
             data_dir=data_dir,
             exclude_humaneval_overlap=self.exclude_humaneval_overlap,
             problems=self.problems,
