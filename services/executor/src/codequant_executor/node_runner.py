@@ -77,7 +77,10 @@ class NodeRunner:
         completed, note = proven(outcome, secret)
         if not tests_line and outcome.exit_code == 0:
             completed, note = True, ""  # a bare program passes on exit 0 (the harness adds no end call)
-        status = generic_status(outcome, completed) or _classify(outcome.stderr)
+        status = generic_status(outcome, completed)
+        if status is Status.KILLED and any(text in outcome.stderr for text in _HEAP):
+            status = Status.MEMORY_LIMIT  # V8 aborts when its heap limit is reached
+        status = status or _classify(outcome.stderr)
         return Verdict(status, outcome.exit_code, outcome.stdout, outcome.stderr + note, outcome.duration_s)
 
 
