@@ -146,8 +146,9 @@ def test_execute_accepts_cpp_and_javascript_records(tmp_path: Path) -> None:
 
     problem = load_benchmark("multiple-humaneval-js", data_dir=DATA).by_name()["HumanEval_23_strlen"]
     record = {**problem.to_record(), "completion": JS["HumanEval_23_strlen"]}
-    [result] = execute_records([json.loads(json.dumps(record))], FAST)
-    assert result["status"] == "OK" and result["passed"]
+    multiple = {**record, "language": "js"}  # MultiPL-E's name for it
+    ours, theirs = execute_records([json.loads(json.dumps(record)), multiple], FAST)
+    assert ours["status"] == theirs["status"] == "OK" and ours["execution_key"] == theirs["execution_key"]
 
 
 @pytest.mark.parametrize("benchmark", ["humaneval-plus", "mbpp-plus", "mbpp"])
