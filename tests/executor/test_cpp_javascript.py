@@ -168,3 +168,36 @@ def test_evalplus_tests_catch_what_the_base_tests_miss(pool: ExecutorPool) -> No
     )
     result = run(pool, {"base": job(base, almost), "plus": job(plus, almost)})
     assert result["base"][0] == "OK" and result["plus"][0] == "Failure"
+
+
+def test_the_evalplus_release_file_runs_with_the_reference_as_oracle(pool: ExecutorPool) -> None:
+    """HumanEval+ as EvalPlus releases it: expected outputs come from the reference; find_zero takes any root."""
+    problems = load_benchmark("humaneval-plus", data_dir=DATA / "evalplus-release").by_name()
+    close, truncate, zero = (
+        problems[f"HumanEvalPlus_{n}"] for n in ("0_has_close_elements", "2_truncate_number", "32_find_zero")
+    )
+    almost = (
+        "    for i, a in enumerate(numbers):\n        for j, b in enumerate(numbers):\n"
+        "            if i != j and abs(a - b) <= threshold:\n                return True\n    return False\n"
+    )
+    # Newton's method from another start: a different root of the same polynomials, within atol.
+    newton = (
+        "    x = 1.5\n    for _ in range(200):\n"
+        "        d = sum(i * c * x ** (i - 1) for i, c in enumerate(xs) if i)\n"
+        "        x = x - poly(xs, x) / d if d else x + 0.1\n    return x\n"
+    )
+    jobs = {p.name: job(p, p.canonical_solution or "") for p in (close, truncate, zero)}
+    jobs |= {
+        "almost": job(close, almost),
+        "rounded": job(truncate, "    return round(number % 1.0, 2)\n"),
+        "newton": job(zero, newton),
+        "not_a_zero": job(zero, "    return 0.5\n"),
+    }
+    result = {n: s for n, (s, _) in run(pool, jobs).items()}
+    assert result == {
+        **dict.fromkeys((close.name, truncate.name, zero.name), "OK"),
+        "almost": "Failure",
+        "rounded": "Failure",
+        "newton": "OK",
+        "not_a_zero": "Failure",
+    }

@@ -64,12 +64,19 @@ def test_the_numpy_stand_in_compares_like_numpy() -> None:
         np.testing.assert_allclose(0.5, 0.6, atol=1e-6)
 
 
-def test_the_evalplus_release_format_is_refused_with_its_line(tmp_path: Path) -> None:
-    row = json.loads((DATA / "humaneval-plus.jsonl").read_text().splitlines()[0])
-    row.update(test="def check(candidate):\n    assert candidate([], 0.5) is False\n", base_input=[], plus_input=[])
-    (tmp_path / "humaneval-plus.jsonl").write_text(json.dumps(row) + "\n")
-    with pytest.raises(InputError, match=r"humaneval-plus\.jsonl:1: field 'test' is HumanEval's base test"):
-        load_benchmark("humaneval-plus", data_dir=tmp_path)
+def test_the_evalplus_release_format_builds_its_tests_and_bad_rows_name_their_line(tmp_path: Path) -> None:
+    release = DATA / "evalplus-release" / "humaneval-plus.jsonl"
+    problems = load_benchmark("humaneval-plus", data_dir=release.parent).problems
+    assert [p.source_id for p in problems] == ["HumanEval/0", "HumanEval/2", "HumanEval/32"]
+    assert all(p.tests.endswith(f"\n\ncheck({p.entry_point})\n") and "_cq_reference" in p.tests for p in problems)
+    row = json.loads(release.read_text().splitlines()[0])
+    for field, value, message in (
+        ("plus_input", "nope", "fields 'base_input' and 'plus_input' must be lists of argument lists"),
+        ("atol", "0", "field 'atol' must be a number"),
+    ):
+        (tmp_path / "humaneval-plus.jsonl").write_text(json.dumps(row) + "\n" + json.dumps({**row, field: value}))
+        with pytest.raises(InputError, match=rf"humaneval-plus\.jsonl:2: {message}"):
+            load_benchmark("humaneval-plus", data_dir=tmp_path)
 
 
 def _user_file(tmp_path: Path, *rows: dict) -> Path:

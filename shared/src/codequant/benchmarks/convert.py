@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from codequant.benchmarks.evalplus_release import is_release_row, release_tests
 from codequant.benchmarks.numpy_standin import without_numpy
 from codequant.benchmarks.problem import MBPP_STOP_TOKENS, PYTHON_STOP_TOKENS, Problem
 from codequant.benchmarks.registry import BenchmarkInfo
@@ -69,17 +70,18 @@ def from_multiple(row: dict[str, Any], info: BenchmarkInfo, where: str) -> Probl
 
 
 def from_humaneval_plus(row: dict[str, Any], info: BenchmarkInfo, where: str) -> Problem:
-    """HumanEval+ (EvalPlus, as on the hub: ``test`` holds every base and extra input with its expected output).
+    """HumanEval+ (EvalPlus), in either of its two forms, composed like HumanEval.
 
-    Composed like HumanEval; the tests' numpy import becomes a pure-Python stand-in (``numpy_standin``).
+    The hub export (``evalplus/humanevalplus``): ``test`` holds every base and extra input with its expected
+    output; its numpy import becomes a pure-Python stand-in (``numpy_standin``). EvalPlus's release file
+    (``base_input``, ``plus_input``, ``atol``; its ``test`` is HumanEval's base test): tests are built from the
+    inputs and the reference solution (``evalplus_release``).
     """
     _require(row, ("task_id", "prompt", "test", "entry_point", "canonical_solution"), where)
-    if "plus_input" in row and "inputs = " not in row["test"]:
-        raise InputError(
-            f"{where}: field 'test' is HumanEval's base test (EvalPlus release format, expected outputs not "
-            "included); use the hub export evalplus/humanevalplus, whose 'test' holds the extra tests"
-        )
-    test, _ = without_numpy(row["test"])
+    if is_release_row(row):
+        test = release_tests(row, where)
+    else:
+        test, _ = without_numpy(row["test"])
     number = row["task_id"].split("/")[-1]
     return Problem(
         name=f"HumanEvalPlus_{number}_{row['entry_point']}",
