@@ -146,7 +146,7 @@ def test_validate_reports_a_bad_user_benchmark_in_one_line_and_exits_2(tmp_path:
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].endswith(f"{path}:2: field 'tests' must be a string, got NoneType")
     missing = parse_study_error(tmp_path, "path: nowhere.jsonl")
-    assert missing == "<study>:7: benchmarks[0]: benchmark file 'nowhere.jsonl' does not exist"
+    assert missing == "<study>:7: benchmarks[0].path: benchmark file 'nowhere.jsonl' does not exist"
     assert "built-in benchmark" in parse_study_error(tmp_path, f"{{name: mbpp, path: {path}}}")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from codequant.benchmarks import BENCHMARKS, BenchmarkSet, load_benchmark
 from codequant.keys import variant_key
@@ -89,8 +89,8 @@ class BenchmarkSpec(Strict):
     """A benchmark and which of its problems to use: a built-in one by ``name``, or a user's JSONL file of
     MultiPL-E records by ``path`` (named after the file unless ``name`` is given)."""
 
-    name: str = Field(pattern=NAME_PATTERN)
     path: str | None = Field(None, description="a JSONL file of MultiPL-E records (a user-supplied benchmark)")
+    name: str = Field(pattern=NAME_PATTERN)
     problems: list[str] | None = Field(None, description="explicit problem names (default: all)")
     limit: int | None = Field(None, ge=1, description="keep only the first N problems")
     exclude_humaneval_overlap: bool = Field(
@@ -105,15 +105,24 @@ class BenchmarkSpec(Strict):
             return {**value, "name": Path(value["path"]).stem}
         return value
 
+    @field_validator("path")
+    @classmethod
+    def _file_exists(cls, value: str | None) -> str | None:
+        if value is not None and not Path(value).is_file():
+            raise ValueError(f"benchmark file {value!r} does not exist")
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _known_or_file(cls, value: str, info: ValidationInfo) -> str:
+        if info.data.get("path") is None and "path" in info.data and value not in BENCHMARKS:
+            raise ValueError(f"unknown benchmark {value!r}; known: {', '.join(BENCHMARKS)} (or give a path)")
+        if info.data.get("path") is not None and value in BENCHMARKS:
+            raise ValueError(f"{value!r} is a built-in benchmark; give the file's benchmark another name")
+        return value
+
     @model_validator(mode="after")
-    def _known_or_file(self) -> BenchmarkSpec:
-        if self.path is None and self.name not in BENCHMARKS:
-            raise ValueError(f"unknown benchmark {self.name!r}; known: {', '.join(BENCHMARKS)} (or give a path)")
-        if self.path is not None:
-            if self.name in BENCHMARKS:
-                raise ValueError(f"{self.name!r} is a built-in benchmark; give the file's benchmark another name")
-            if not Path(self.path).is_file():
-                raise ValueError(f"benchmark file {self.path!r} does not exist")
+    def _overlap_only_mceval(self) -> BenchmarkSpec:
         if self.exclude_humaneval_overlap and self.name != "mceval-python":
             raise ValueError("exclude_humaneval_overlap applies to mceval-python only")
         return self
