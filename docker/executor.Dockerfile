@@ -1,4 +1,4 @@
-# codequant executor: sandboxed Python and Java test execution. No torch, no model code.
+# codequant executor: sandboxed Python, Java, C++ and JavaScript test execution. No torch, no model code.
 # Build from the repository root:  docker build -f docker/executor.Dockerfile -t codequant-executor .
 FROM python:3.11-slim-bookworm
 
