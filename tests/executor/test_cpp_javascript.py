@@ -118,7 +118,9 @@ CPP_HOSTILE = {
 JS_HOSTILE = {
     "endless": ("for (;;) {}\n", "Timeout", ""),
     "heap": ("const a = [];\nfor (;;) a.push(new Array(1e6).fill(1.5));\n", "MemoryLimit", ""),
+    "buffers": ("const a = [];\nfor (;;) a.push(Buffer.alloc(64 * 1024 * 1024, 1));\n", "MemoryLimit", ""),
     "host_file": ("require('node:fs').readFileSync('/etc/passwd');\n", "Exception", "ENOENT"),
+    "no_proc": ("require('node:fs').readFileSync('/proc/self/status');\n", "Exception", "ENOENT"),
     "no_network": (
         "const s = require('node:net').connect(6379, '127.0.0.1');\n"
         "s.on('connect', () => { console.log('connected'); process.exitCode = 1; });\n"

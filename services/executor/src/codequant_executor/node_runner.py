@@ -18,7 +18,7 @@ NODE_OVERHEAD_MB = 128
 _UNCAUGHT = re.compile(r"^(\w*Error)\b(?: \[(\w+)\])?", re.MULTILINE)
 #: What the harness prints first when the program does not parse.
 NOT_COMPILED = "codequant: the program does not compile\n"
-_HEAP = ("JavaScript heap out of memory", "Reached heap limit")
+_HEAP = ("JavaScript heap out of memory", "Reached heap limit", "Array buffer allocation failed")
 
 
 def node() -> str:
@@ -55,7 +55,6 @@ class NodeRunner:
             argv = [
                 self.node,
                 f"--max-old-space-size={heap}",
-                "--stack-size=4000",
                 self.harness,
                 f"{self.sandbox.inside_workdir(workdir)}/program.js",
                 str(tests_line),
@@ -71,6 +70,7 @@ class NodeRunner:
                 memory="data",
                 stdin=secret,
                 proof=True,
+                proc=False,
             )
         finally:
             self.sandbox.cleanup(workdir)
