@@ -1,6 +1,6 @@
 """C++ and JavaScript executor throughput: MultiPL-E-form programs through the sandboxed runners, one run.
 
-C++ is measured with and without the precompiled <bits/stdc++.h> (``cpp_runner.precompiled_stdcxx``); every
+C++ is measured with and without the precompiled <bits/stdc++.h> (``cpp_runner.support_folder``); every
 program is distinct (a comment varies), the reference completion must pass and a wrong one must fail.
 
     .venv/bin/python benchmarks/native_languages.py [--workers 2] [--programs 20]

@@ -37,9 +37,14 @@ def gxx() -> str:
     return os.path.realpath(found)
 
 
-def precompiled_stdcxx(compiler: str) -> Path | None:
-    """A folder holding ``bits/stdc++.h.gch``, <bits/stdc++.h> precompiled with ``CXX_FLAGS`` (built once per
-    compiler and flags, from the system's own header, outside the sandbox); None when it cannot be built.
+HARNESS = Path(__file__).resolve().parent / "harness" / "run_cpp.cpp"
+HARNESS_OBJECT = "run_cpp.o"
+
+
+def support_folder(compiler: str) -> Path | None:
+    """A folder with the harness compiled (``run_cpp.o``) and <bits/stdc++.h> precompiled
+    (``bits/stdc++.h.gch``, beside a copy of the header), both with ``CXX_FLAGS``; built once per compiler,
+    flags and harness source, outside the sandbox (neither is untrusted); None when they cannot be built.
 
     MultiPL-E's C++ prompts include <bits/stdc++.h>; parsing it is most of a compilation (measured: 1.8 s of
     CPU without, 0.35 s with the precompiled header, on a loaded 2-core machine).
@@ -54,35 +59,36 @@ def precompiled_stdcxx(compiler: str) -> Path | None:
             timeout=120,
         ).stdout
     except (OSError, subprocess.SubprocessError) as exc:
-        log.warning("no precompiled <bits/stdc++.h>: %s", exc)
+        log.warning("no precompiled C++ support: %s", exc)
         return None
     header = next(iter(re.findall(r"(/\S*/bits/stdc\+\+\.h)\b", deps)), None)
     if header is None:
         return None
-    layout = "bits/stdc++.h and its .gch"  # what the folder holds
-    digest = hashlib.sha256("\0".join([version, header, layout, *CXX_FLAGS]).encode()).hexdigest()[:16]
+    layout = f"{HARNESS_OBJECT}, bits/stdc++.h and its .gch"  # what the folder holds
+    key = [version, header, layout, HARNESS.read_text(), *CXX_FLAGS]
+    digest = hashlib.sha256("\0".join(key).encode()).hexdigest()[:16]
     folder = settings.cache_dir() / "cpp" / digest
-    if (folder / "bits" / "stdc++.h").exists():
+    if (folder / HARNESS_OBJECT).exists():
         return folder
     staging = folder.with_name(f"{digest}.tmp{os.getpid()}")
     (staging / "bits").mkdir(parents=True, exist_ok=True)
-    built = subprocess.run(
+    for command in (
         [compiler, *CXX_FLAGS, "-x", "c++-header", header, "-o", str(staging / "bits" / "stdc++.h.gch")],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if built.returncode != 0:
-        log.warning("no precompiled <bits/stdc++.h>: %s", built.stderr[-500:])
-        shutil.rmtree(staging, ignore_errors=True)
-        return None
+        [compiler, *CXX_FLAGS, "-c", str(HARNESS), "-o", str(staging / HARNESS_OBJECT)],
+    ):
+        built = subprocess.run(command, capture_output=True, text=True, timeout=600)
+        if built.returncode != 0:
+            log.warning("no precompiled C++ support: %s", built.stderr[-500:])
+            shutil.rmtree(staging, ignore_errors=True)
+            return None
     # The header itself beside it: the program's own #include finds this copy (its headers are then no-ops
     # behind their guards); g++ does not look further once it has found the folder of a used .gch.
     shutil.copyfile(header, staging / "bits" / "stdc++.h")
     for path in (staging, staging / "bits"):
         path.chmod(0o755)
-    for path in (staging / "bits").iterdir():
-        path.chmod(0o644)
+    for path in [*staging.iterdir(), *(staging / "bits").iterdir()]:
+        if path.is_file():
+            path.chmod(0o644)
     try:
         staging.rename(folder)
     except OSError:  # another process got there first
@@ -91,7 +97,8 @@ def precompiled_stdcxx(compiler: str) -> Path | None:
 
 
 class CppRunner:
-    """Compiles ``program`` (with ``harness/run_cpp.cpp`` when it has tests) inside the sandbox, then runs it.
+    """Compiles ``program`` (with ``harness/run_cpp.cpp``, precompiled when possible, if it has tests) inside the
+    sandbox, then runs it.
 
     With tests, the harness is linked in and the program's calls to ``exit`` are redirected to it, so it proves
     that ``main`` returned: a completion that calls ``exit(0)`` before the tests ran does not pass. A bare
@@ -101,11 +108,10 @@ class CppRunner:
     def __init__(self, sandbox: Sandbox) -> None:
         self.sandbox = sandbox
         self.compiler = gxx()
-        harness = Path(__file__).resolve().parent / "harness"
-        pch = precompiled_stdcxx(self.compiler)
-        self.mounts = sandbox.mounts([harness] + ([pch] if pch else []))
-        self.harness = f"{self.mounts[0].inside}/run_cpp.cpp"
-        self.pch = self.mounts[1].inside if pch else None
+        support = support_folder(self.compiler)
+        self.mounts = sandbox.mounts([support or HARNESS.parent])
+        self.harness = f"{self.mounts[0].inside}/{HARNESS_OBJECT if support else HARNESS.name}"
+        self.pch = self.mounts[0].inside if support else None
 
     def run(self, program: str, limits: Limits, slot: int, tests_line: int = 0) -> Verdict:
         workdir = self.sandbox.workdir()
