@@ -49,17 +49,18 @@ def list_benchmarks(
 ) -> None:
     """Show every benchmark with its problem count, exclusions and repairs (or why its data is unavailable)."""
     unavailable: list[str] = []
-    table = Table("benchmark", "suite", "language", "problems", "excluded", "repaired", "license")
+    table = Table()
+    for column in ("benchmark", "language", "problems", "excluded", "repaired", "license"):
+        table.add_column(column, no_wrap=column != "license")
     for name, info in BENCHMARKS.items():
         try:
             loaded = load_benchmark(name, data_dir=data_dir, source=source)
         except (InputError, ServiceError) as exc:
-            table.add_row(name, info.suite, info.language, "-", "-", "-", info.license)
+            table.add_row(name, info.language, "-", "-", "-", info.license)
             unavailable.append(f"{name}: not available ({exc})")
             continue
         table.add_row(
             name,
-            info.suite,
             info.language,
             str(len(loaded.problems)),
             str(len(loaded.excluded)),
