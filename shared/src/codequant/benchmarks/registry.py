@@ -9,7 +9,8 @@ MULTIPLE_HUB = ("nuprl/MultiPL-E", "d23b094346c5dbda1080a74bb2a24c18adbf7409")
 #: McEval on the hub, pinned to the revision whose generation files match GitHub MCEVAL/McEval data/.
 MCEVAL_HUB = ("Multilingual-Multimodal-NLP/McEval", "a285c42ee9e0076f2d2a3636b9ad58cff1da26a4")
 #: Hub datasets of the EvalPlus and MBPP loaders (dataset id, config, split). Unpinned: no revision could be
-#: checked from the machines this was written on (no hub access); the provenance names what was loaded.
+#: checked from the machines this was written on (no hub access); the loader reads the current revision,
+#: loads exactly that one and names it in the provenance.
 OTHER_HUB = {
     "humaneval-plus": ("evalplus/humanevalplus", None, "test"),
     "mbpp-plus": ("evalplus/mbppplus", None, "test"),

@@ -49,11 +49,12 @@ def _from_hub(info: BenchmarkInfo) -> tuple[list[dict[str, Any]], str]:
             return rows, f"hf:{repo}/{info.upstream_name}@{revision}"
         if info.name in OTHER_HUB:
             from datasets import load_dataset
+            from huggingface_hub import HfApi
 
             repo, config, split = OTHER_HUB[info.name]
-            dataset = load_dataset(repo, config, split=split)
-            revision = getattr(dataset.info, "version", None) or "unpinned"
-            return [dict(r) for r in dataset], f"hf:{repo}{'/' + config if config else ''}:{split}@{revision}"
+            revision = HfApi().dataset_info(repo).sha  # unpinned: load, and record, the current revision
+            rows = [dict(r) for r in load_dataset(repo, config, split=split, revision=revision)]
+            return rows, f"hf:{repo}{'/' + config if config else ''}:{split}@{revision}"
         from huggingface_hub import hf_hub_download
 
         repo, revision = MCEVAL_HUB
