@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from codequant.benchmarks import Problem, load_benchmark
+from codequant.limits import Limits
 from codequant_executor.outcome import EARLY_EXIT
 from codequant_executor.pool import ExecutorPool
 from tests.executor.conftest import FAST
@@ -36,8 +37,8 @@ def job(problem: Problem, completion: str) -> tuple[str, str, int]:
     return problem.program(completion), problem.language, (problem.prompt + completion + "\n").count("\n") + 1
 
 
-def run(pool: ExecutorPool, jobs: dict[str, tuple]) -> dict[str, tuple[str, str]]:
-    verdicts = pool.run_many(list(jobs.values()), FAST)
+def run(pool: ExecutorPool, jobs: dict[str, tuple], limits: Limits = FAST) -> dict[str, tuple[str, str]]:
+    verdicts = pool.run_many(list(jobs.values()), limits)
     return {name: (str(v.status), v.stdout + v.stderr) for name, v in zip(jobs, verdicts, strict=True)}
 
 
@@ -138,7 +139,9 @@ JS_HOSTILE = {
 
 @pytest.mark.parametrize(("language", "programs"), [("cpp", CPP_HOSTILE), ("javascript", JS_HOSTILE)])
 def test_hostile_programs_are_contained(pool: ExecutorPool, language: str, programs: dict) -> None:
-    result = run(pool, {name: (program, language, 0) for name, (program, _, _) in programs.items()})
+    # A small heap fills fast; the time limit leaves room for a loaded machine.
+    limits = Limits(timeout_s=10.0, memory_mb=256)
+    result = run(pool, {name: (program, language, 0) for name, (program, _, _) in programs.items()}, limits)
     for name, (_, status, text) in programs.items():
         assert result[name][0] == status and text in result[name][1], (name, result[name])
 

@@ -86,12 +86,12 @@ class NodeRunner:
 
 def _classify(stderr: str) -> Status:
     """Status of a Node.js program that exited non-zero, from the error it reported."""
+    if stderr.startswith(NOT_COMPILED):
+        return Status.SYNTAX_ERROR
     if any(text in stderr for text in _HEAP):
         return Status.MEMORY_LIMIT
     names = _UNCAUGHT.findall(stderr)
     name, code = names[0] if names else ("", "")
     if name == "AssertionError" or code == "ERR_ASSERTION":
         return Status.FAILURE
-    if stderr.startswith(NOT_COMPILED):
-        return Status.SYNTAX_ERROR
     return Status.EXCEPTION
