@@ -1,9 +1,9 @@
-# codequant executor: sandboxed Python and Java test execution. No torch, no model code.
+# codequant executor: sandboxed Python, Java, C++ and JavaScript test execution. No torch, no model code.
 # Build from the repository root:  docker build -f docker/executor.Dockerfile -t codequant-executor .
 FROM python:3.11-slim-bookworm
 
 RUN apt-get update \
- && apt-get install -y --no-install-recommends default-jdk-headless libjavatuples-java bubblewrap util-linux libseccomp2 \
+ && apt-get install -y --no-install-recommends default-jdk-headless libjavatuples-java g++ nodejs bubblewrap util-linux libseccomp2 \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /opt/codequant

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 
-from codequant.benchmarks import load_benchmark
 from codequant.keys import stable_hash
 from codequant.results import completion_keys
 from codequant.store import Completion, Execution, Job, JobEnvironment, Store, StudyVariant, Variant
@@ -96,22 +95,20 @@ def footprint(params: int, variant: dict) -> dict:
 
 
 def write_study(
-    store: Store, *, seed: int = 0, skip_execution_of: str | None = None, fail_variant: str | None = None
+    store: Store,
+    *,
+    seed: int = 0,
+    skip_execution_of: str | None = None,
+    fail_variant: str | None = None,
+    spec: str = SPEC,
 ) -> str:
-    """Write the synthetic study; returns its id. Outcomes are correlated with the baseline's per problem."""
-    study = parse_study(SPEC)
+    """Write the synthetic study (``spec``: another study text with the same models); returns its id. Outcomes
+    are correlated with the baseline's per problem."""
+    study = parse_study(spec)
     rng = random.Random(seed)
     with store.session() as session:
-        session.add(StudyRow(id=study.name, spec_yaml=SPEC, spec_hash=stable_hash(SPEC), status="done"))
-    problems = {
-        b.name: [
-            p.name
-            for p in load_benchmark(
-                b.name, limit=b.limit, exclude_humaneval_overlap=b.exclude_humaneval_overlap
-            ).problems
-        ]
-        for b in study.benchmarks
-    }
+        session.add(StudyRow(id=study.name, spec_yaml=spec, spec_hash=stable_hash(spec), status="done"))
+    problems = {b.name: [p.name for p in b.load().problems] for b in study.benchmarks}
     for model in study.models:
         difficulty = {(b, p): rng.random() for b, names in problems.items() for p in names}
         for variant in model.variants:

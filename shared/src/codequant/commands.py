@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from codequant.benchmarks import BENCHMARKS, load_benchmark
+from codequant.errors import InputError, ServiceError
 from codequant.jsonl import write_jsonl
 from codequant.study import Problem, StudyError, load_study
 
@@ -25,6 +26,9 @@ def validate(studies: Annotated[list[Path], typer.Argument(help="study YAML file
         except StudyError as exc:
             problems.extend(exc.details)
             continue
+        for spec in study.benchmarks:
+            if spec.path is not None:
+                spec.load()  # a user's benchmark file: InputError naming file:line: field, exit 2
         variants = sum(len(m.variants) for m in study.models)
         console.print(
             f"{path}: ok ({len(study.models)} model(s), {variants} variant(s), "
@@ -43,10 +47,18 @@ def list_benchmarks(
     data_dir: Annotated[Path | None, typer.Option(help="local JSONL folder")] = None,
     source: Annotated[str, typer.Option(help="auto | local | hub")] = "auto",
 ) -> None:
-    """Show every benchmark with its problem count, exclusions and repairs."""
-    table = Table("benchmark", "language", "problems", "excluded", "repaired", "license")
+    """Show every benchmark with its problem count, exclusions and repairs (or why its data is unavailable)."""
+    unavailable: list[str] = []
+    table = Table()
+    for column in ("benchmark", "language", "problems", "excluded", "repaired", "license"):
+        table.add_column(column, no_wrap=column != "license")
     for name, info in BENCHMARKS.items():
-        loaded = load_benchmark(name, data_dir=data_dir, source=source)
+        try:
+            loaded = load_benchmark(name, data_dir=data_dir, source=source)
+        except (InputError, ServiceError) as exc:
+            table.add_row(name, info.language, "-", "-", "-", info.license)
+            unavailable.append(f"{name}: not available ({exc})")
+            continue
         table.add_row(
             name,
             info.language,
@@ -56,6 +68,8 @@ def list_benchmarks(
             info.license,
         )
     console.print(table)
+    for line in unavailable:
+        console.print(line, markup=False)
 
 
 @benchmarks_app.command("export")

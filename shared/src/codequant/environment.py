@@ -21,7 +21,8 @@ _ALWAYS = ("codequant-shared",)
 @functools.cache
 def describe(packages: tuple[str, ...] = (), commands: tuple[str, ...] = ()) -> dict[str, str]:
     """Python, platform, CPU, memory, GPUs, and the versions of ``packages`` (those installed) and ``commands``
-    (programs asked for ``-version``, e.g. ``java``). Read without importing the packages; cached per process."""
+    (programs asked for ``--version``, ``java`` for ``-version``). Read without importing the packages; cached
+    per process."""
     info = {"python": platform.python_version(), "platform": platform.platform()}
     for package in (*_ALWAYS, *packages):
         try:
@@ -42,7 +43,8 @@ def _command_version(command: str) -> str:
     if shutil.which(command) is None:
         return "not installed"
     try:
-        done = subprocess.run([command, "-version"], capture_output=True, text=True, timeout=30)
+        flag = "-version" if command == "java" else "--version"  # the JDK's tools predate GNU-style options
+        done = subprocess.run([command, flag], capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     lines = (done.stdout + done.stderr).strip().splitlines()

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from codequant.benchmarks.convert import LANGUAGES as LANGUAGE_NAMES
 from codequant.environment import describe
 from codequant.errors import InputError
 from codequant.keys import execution_key
@@ -35,8 +36,11 @@ def shared_pool(workers: int | None = None, *, insecure: bool | None = None) -> 
 
 
 def program_of(record: dict[str, Any], where: str = "record") -> tuple[str, str, int]:
-    """(program, language, first line of the tests or 0) of an input record; InputError naming the field otherwise."""
+    """(program, language, first line of the tests or 0) of an input record; InputError naming the field otherwise.
+
+    MultiPL-E's language names (``py``, ``js``) are accepted for ours."""
     language = record.get("language")
+    language = LANGUAGE_NAMES.get(language, language) if isinstance(language, str) else language
     if language not in LANGUAGES:
         raise InputError(f"{where}: field 'language' must be one of {', '.join(LANGUAGES)}, got {language!r}")
     if "program" in record:
@@ -133,7 +137,9 @@ def execute_batch(
     )
     fields = ExecutionOutcome.model_fields
     outcomes = [ExecutionOutcome(**{k: v for k, v in r.items() if k in fields}) for r in results]
-    return ExecuteResult(outcomes=outcomes, environment=describe(("codequant-executor",), commands=("java",)))
+    return ExecuteResult(
+        outcomes=outcomes, environment=describe(("codequant-executor",), commands=("java", "g++", "node"))
+    )
 
 
 def _stored(store: Any, keys: list[str]) -> dict[str, dict[str, Any]]:

@@ -19,7 +19,7 @@ from codequant_executor.slots import SlotClaim
 from codequant_executor.status import Status
 
 log = logging.getLogger(__name__)
-LANGUAGES = ("python", "java")
+LANGUAGES = ("python", "java", "cpp", "javascript")
 INSECURE_ENV = "CODEQUANT_EXECUTOR_INSECURE"
 
 
@@ -38,7 +38,7 @@ class ExecutorPool:
     """Runs programs in parallel, each in its own sandbox slot; Java compile servers get slots of their own.
 
     Refuses to start (InsecureSandbox) when the sandbox cannot cut programs off the network, unless
-    ``insecure`` is set. Java support starts on first use.
+    ``insecure`` is set. Java, C++ and JavaScript support start on first use.
     """
 
     def __init__(self, sandbox: Sandbox | None = None, *, workers: int | None = None, insecure: bool = False) -> None:
@@ -53,6 +53,7 @@ class ExecutorPool:
         self.python = PythonRunner(self.sandbox, self._claim.directory)
         self._java: Any = None
         self._java_lock = threading.Lock()
+        self._native: dict[str, Any] = {}
         self._slots: queue.SimpleQueue[int] = queue.SimpleQueue()
         for slot in self._claim.slots[: self.workers]:
             self._slots.put(slot)
@@ -76,6 +77,24 @@ class ExecutorPool:
                 self._java = JavaRunner(self.sandbox, self._compile_slots, self._claim.directory)
             return self._java
 
+    def runner(self, language: str) -> Any:
+        """The runner of a language (C++ and JavaScript runners are made on first use)."""
+        if language == "python":
+            return self.python
+        if language == "java":
+            return self.java()
+        with self._java_lock:
+            if language not in self._native:
+                if language == "cpp":
+                    from codequant_executor.cpp_runner import CppRunner
+
+                    self._native[language] = CppRunner(self.sandbox)
+                else:
+                    from codequant_executor.node_runner import NodeRunner
+
+                    self._native[language] = NodeRunner(self.sandbox)
+            return self._native[language]
+
     def run_one(self, program: str, language: str, limits: Limits, tests_line: int = 0) -> Verdict:
         """Run one program in a free slot; sandbox failures become SandboxError, never an exception.
 
@@ -84,9 +103,8 @@ class ExecutorPool:
         """
         slot = self._slots.get()
         try:
-            runner = self.python if language == "python" else self.java()
-            return runner.run(program, limits, slot, tests_line)
-        except (SandboxFailure, OSError, RuntimeError) as exc:
+            return self.runner(language).run(program, limits, slot, tests_line)
+        except (SandboxFailure, OSError, RuntimeError) as exc:  # FileNotFoundError: no g++ / node here
             log.exception("sandbox failure")
             return Verdict(Status.SANDBOX_ERROR, None, "", f"codequant sandbox error: {exc}\n", 0.0)
         finally:

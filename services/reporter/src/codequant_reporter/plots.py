@@ -10,14 +10,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, ScalarFormatter
 
-from codequant.benchmarks import BENCHMARKS
+from codequant.benchmarks import benchmark_info
 from codequant_reporter.tables import LANGUAGE_LABEL, Analysis, pass1
 
 MARKERS = "osD^vP*Xh<>"
 
 
 def _label(benchmark: str) -> str:
-    info = BENCHMARKS[benchmark]
+    info = benchmark_info(benchmark)
     return f"{info.suite} — {LANGUAGE_LABEL.get(info.language, info.language)}"
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from codequant.benchmarks import BENCHMARKS, BenchmarkSet
+from codequant.benchmarks import BenchmarkSet, benchmark_info
 from codequant.errors import InputError
 from codequant.results import completion_keys, sample_results
 from codequant.store import Job, JobEnvironment, Store, StudyVariant, Variant
@@ -192,5 +192,5 @@ def suites(benchmarks: dict[str, BenchmarkSet]) -> dict[str, list[str]]:
     """Benchmark names grouped by suite (one Table 3 per suite, one column group per language)."""
     grouped: dict[str, list[str]] = defaultdict(list)
     for name in benchmarks:
-        grouped[BENCHMARKS[name].suite].append(name)
+        grouped[benchmark_info(name).suite].append(name)
     return dict(grouped)

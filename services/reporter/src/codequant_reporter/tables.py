@@ -10,12 +10,12 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from codequant.benchmarks import BENCHMARKS
+from codequant.benchmarks import benchmark_info
 from codequant_reporter.compare import Comparison, adjust_family, compare_paired
 from codequant_reporter.pairing import pair
 from codequant_reporter.study_data import ModelData, StudyData, VariantData, suites
 
-LANGUAGE_LABEL = {"python": "Python", "java": "Java"}
+LANGUAGE_LABEL = {"python": "Python", "java": "Java", "cpp": "C++", "javascript": "JavaScript"}
 
 
 @dataclass
@@ -66,7 +66,7 @@ def _compare(data: StudyData, base: VariantData, variant: VariantData, benchmark
     label = f"{variant.model}/{variant.name} on {benchmark}"
     paired = pair(data.outcomes[(base.key, benchmark)], data.outcomes[(variant.key, benchmark)], label)
     memory = (base.size_bytes, variant.size_bytes) if base.size_bytes and variant.size_bytes else None
-    info = BENCHMARKS[benchmark]
+    info = benchmark_info(benchmark)
     return compare_paired(
         paired,
         variant.name,
@@ -86,7 +86,7 @@ def _compare(data: StudyData, base: VariantData, variant: VariantData, benchmark
 def _families(data: StudyData, main: dict[tuple[str, str], Comparison], family: str) -> list[list[Comparison]]:
     groups: dict[str, list[Comparison]] = defaultdict(list)
     for (_, benchmark), comparison in main.items():
-        key = {"table": BENCHMARKS[benchmark].suite, "benchmark": benchmark, "study": "all"}[family]
+        key = {"table": benchmark_info(benchmark).suite, "benchmark": benchmark, "study": "all"}[family]
         groups[key].append(comparison)
     return list(groups.values())
 
@@ -151,7 +151,7 @@ def pass1_tables(analysis: Analysis) -> list[Table]:
         groups = [("", 4)]
         for name in names:
             columns += ["pass@1", "OR"]
-            groups.append((LANGUAGE_LABEL.get(BENCHMARKS[name].language, name), 2))
+            groups.append((LANGUAGE_LABEL.get(benchmark_info(name).language, name), 2))
         rows, records = [], []
         for model in data.models:
             for variant in model.variants:
@@ -388,7 +388,7 @@ def _num(value: Any) -> str:
 
 
 def _bench_label(name: str) -> str:
-    info = BENCHMARKS[name]
+    info = benchmark_info(name)
     return f"{info.suite} {LANGUAGE_LABEL.get(info.language, info.language)}"
 
 

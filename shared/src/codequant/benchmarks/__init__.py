@@ -2,6 +2,6 @@
 
 from codequant.benchmarks.load import BenchmarkSet, load_benchmark
 from codequant.benchmarks.problem import Problem
-from codequant.benchmarks.registry import BENCHMARKS, BenchmarkInfo
+from codequant.benchmarks.registry import BENCHMARKS, BenchmarkInfo, benchmark_info
 
-__all__ = ["BENCHMARKS", "BenchmarkInfo", "BenchmarkSet", "Problem", "load_benchmark"]
+__all__ = ["BENCHMARKS", "BenchmarkInfo", "BenchmarkSet", "Problem", "benchmark_info", "load_benchmark"]

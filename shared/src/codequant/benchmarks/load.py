@@ -10,10 +10,18 @@ from codequant.benchmarks import convert
 from codequant.benchmarks.problem import Problem
 from codequant.benchmarks.registry import BENCHMARKS
 from codequant.benchmarks.sources import read_rows
+from codequant.benchmarks.user import load_user_benchmark
 from codequant.errors import InputError
 from codequant.jsonl import read_jsonl
 
-_CONVERTERS = {"humaneval": convert.from_humaneval, "multiple": convert.from_multiple, "mceval": convert.from_mceval}
+_CONVERTERS = {
+    "humaneval": convert.from_humaneval,
+    "multiple": convert.from_multiple,
+    "mceval": convert.from_mceval,
+    "humaneval-plus": convert.from_humaneval_plus,
+    "mbpp-plus": convert.from_mbpp_plus,
+    "mbpp": convert.from_mbpp,
+}
 
 #: Known upstream defects (see ../shared/DESIGN.md): source_id -> (action, reason).
 KNOWN_DEFECTS: dict[tuple[str, str], tuple[str, str]] = {
@@ -46,18 +54,24 @@ class BenchmarkSet:
 def load_benchmark(
     name: str,
     *,
+    path: str | Path | None = None,
     data_dir: str | Path | None = None,
     source: str = "auto",
     exclude_humaneval_overlap: bool = False,
     problems: list[str] | None = None,
     limit: int | None = None,
 ) -> BenchmarkSet:
-    """Load a benchmark by name; known-defective items are repaired or excluded and listed.
+    """Load a benchmark by name (or, with ``path``, a user's JSONL file of MultiPL-E records under that name);
+    known-defective items are repaired or excluded and listed.
 
     ``exclude_humaneval_overlap`` (mceval-python only) drops the 8 items duplicating
     HumanEval, the reference study's filter. ``problems`` keeps the named problems,
     ``limit`` the first N after that.
     """
+    if path is not None:
+        user_problems, _, provenance = load_user_benchmark(name, path)
+        out = BenchmarkSet(name=name, problems=user_problems, provenance=provenance)
+        return _select(out, problems, limit)
     info = BENCHMARKS.get(name)
     if info is None:
         raise InputError(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)}")
@@ -66,6 +80,8 @@ def load_benchmark(
     out = BenchmarkSet(name=name, problems=[], provenance=provenance)
     for index, row in enumerate(rows, start=1):
         problem = convert_row(row, info, f"{provenance.split(' ')[0]}:{index}")
+        if problem is None:  # outside the benchmark's test split
+            continue
         action, reason = KNOWN_DEFECTS.get((name, problem.source_id or ""), (None, ""))
         if action == "exclude":
             out.excluded[problem.name] = reason
@@ -81,6 +97,12 @@ def load_benchmark(
         for problem in [p for p in out.problems if p.source_id in overlap]:
             out.excluded[problem.name] = f"duplicates {overlap[problem.source_id]}"
         out.problems = [p for p in out.problems if p.source_id not in overlap]
+    return _select(out, problems, limit)
+
+
+def _select(out: BenchmarkSet, problems: list[str] | None, limit: int | None) -> BenchmarkSet:
+    """Keep the named problems, then the first ``limit``."""
+    name = out.name
     if problems is not None:
         known = out.by_name()
         unknown = [p for p in problems if p not in known and p not in out.excluded]

@@ -5,10 +5,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-Language = Literal["python", "java"]
+Language = Literal["python", "java", "cpp", "javascript"]
 
 #: MultiPL-E's Python stop tokens; at most 4 so that real TGI (max_stop_sequences=4) accepts them.
 PYTHON_STOP_TOKENS = ["\ndef", "\n#", "\nif", "\nclass"]
+#: Stop tokens of MBPP-style prompts, where the completion is a whole function (bigcode-evaluation-harness's
+#: first four).
+MBPP_STOP_TOKENS = ["\nclass", "\nassert", '\n"""', "\nprint"]
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from codequant import settings
-from codequant.benchmarks.registry import MCEVAL_HUB, MULTIPLE_HUB, BenchmarkInfo
+from codequant.benchmarks.registry import MCEVAL_HUB, MULTIPLE_HUB, OTHER_HUB, BenchmarkInfo
 from codequant.errors import InputError, ServiceError
 from codequant.jsonl import read_jsonl
 
@@ -47,6 +47,14 @@ def _from_hub(info: BenchmarkInfo) -> tuple[list[dict[str, Any]], str]:
             repo, revision = MULTIPLE_HUB
             rows = [dict(r) for r in load_dataset(repo, info.upstream_name, revision=revision, split="test")]
             return rows, f"hf:{repo}/{info.upstream_name}@{revision}"
+        if info.name in OTHER_HUB:
+            from datasets import load_dataset
+            from huggingface_hub import HfApi
+
+            repo, config, split = OTHER_HUB[info.name]
+            revision = HfApi().dataset_info(repo).sha  # unpinned: load, and record, the current revision
+            rows = [dict(r) for r in load_dataset(repo, config, split=split, revision=revision)]
+            return rows, f"hf:{repo}{'/' + config if config else ''}:{split}@{revision}"
         from huggingface_hub import hf_hub_download
 
         repo, revision = MCEVAL_HUB

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from codequant.benchmarks import BENCHMARKS, BenchmarkSet, load_benchmark
 from codequant.keys import variant_key
@@ -86,9 +86,11 @@ class ModelSpec(Strict):
 
 
 class BenchmarkSpec(Strict):
-    """A benchmark and which of its problems to use."""
+    """A benchmark and which of its problems to use: a built-in one by ``name``, or a user's JSONL file of
+    MultiPL-E records by ``path`` (named after the file unless ``name`` is given)."""
 
-    name: str
+    path: str | None = Field(None, description="a JSONL file of MultiPL-E records (a user-supplied benchmark)")
+    name: str = Field(pattern=NAME_PATTERN)
     problems: list[str] | None = Field(None, description="explicit problem names (default: all)")
     limit: int | None = Field(None, ge=1, description="keep only the first N problems")
     exclude_humaneval_overlap: bool = Field(
@@ -96,11 +98,27 @@ class BenchmarkSpec(Strict):
     )
     max_new_tokens: int | None = Field(None, ge=1, description="overrides sampling.max_new_tokens")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _name_from_path(cls, value: Any) -> Any:
+        if isinstance(value, dict) and "name" not in value and isinstance(value.get("path"), str):
+            return {**value, "name": Path(value["path"]).stem}
+        return value
+
+    @field_validator("path")
+    @classmethod
+    def _file_exists(cls, value: str | None) -> str | None:
+        if value is not None and not Path(value).is_file():
+            raise ValueError(f"benchmark file {value!r} does not exist")
+        return value
+
     @field_validator("name")
     @classmethod
-    def _known(cls, value: str) -> str:
-        if value not in BENCHMARKS:
-            raise ValueError(f"unknown benchmark {value!r}; known: {', '.join(BENCHMARKS)}")
+    def _known_or_file(cls, value: str, info: ValidationInfo) -> str:
+        if info.data.get("path") is None and "path" in info.data and value not in BENCHMARKS:
+            raise ValueError(f"unknown benchmark {value!r}; known: {', '.join(BENCHMARKS)} (or give a path)")
+        if info.data.get("path") is not None and value in BENCHMARKS:
+            raise ValueError(f"{value!r} is a built-in benchmark; give the file's benchmark another name")
         return value
 
     @model_validator(mode="after")
@@ -113,6 +131,7 @@ class BenchmarkSpec(Strict):
         """The benchmark's problems as this spec selects them (the one place a spec becomes problems)."""
         return load_benchmark(
             self.name,
+            path=self.path,
             data_dir=data_dir,
             exclude_humaneval_overlap=self.exclude_humaneval_overlap,
             problems=self.problems,
