@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from codequant.limits import Limits
 from codequant_executor.forkserver import ForkServers
+from codequant_executor.java_runner import JVM_FLAGS, NPROC, archive_name
 from codequant_executor.pool import ExecutorPool
-from codequant_executor.sandbox import Sandbox
+from codequant_executor.sandbox import PROOF_FD, Sandbox
 from tests.executor.conftest import FAST
 
 needs_servers = pytest.mark.skipif(not ForkServers.usable(Sandbox()), reason="needs root, bubblewrap, no cgroup")
@@ -177,3 +179,40 @@ def test_java_runs_through_the_fork_server_with_the_same_harness(one_slot: Execu
     }
     assert verdicts["passes"].stdout == "ok\n"
     assert "AccessControlException" in verdicts["no_files"].stderr
+
+
+def test_harness_archive_is_keyed_by_the_base_archive_it_is_layered_on(tmp_path: Path) -> None:
+    """A dynamic archive made on another base archive is silently ignored: a regenerated base needs a new one."""
+    (tmp_path / "lib" / "server").mkdir(parents=True)
+    (tmp_path / "release").write_text('JAVA_VERSION="17.0.15"\n')
+    base = tmp_path / "lib" / "server" / "classes.jsa"
+    base.write_bytes(b"base")
+    first = archive_name(tmp_path)
+    assert first == archive_name(tmp_path)
+    os.utime(base, ns=(0, 12345))
+    assert archive_name(tmp_path) != first
+    (tmp_path / "release").write_text('JAVA_VERSION="17.0.16"\n')
+    assert len({first, archive_name(tmp_path)}) == 2
+
+
+@needs_servers
+def test_java_runs_map_the_harness_and_security_manager_classes_from_the_archive(one_slot: ExecutorPool) -> None:
+    """Every run maps the harness's archive (on top of the JDK's, with its module graph) instead of loading."""
+    runner = one_slot.java()
+    assert any(flag.startswith("-XX:SharedArchiveFile=") for flag in runner.sharing)
+    program = "class P { public static void main(String[] a) { java.util.List.of(1).forEach(x -> {}); } }"
+    work = runner.sandbox.workdir(runner.spool)
+    try:
+        (work / "classes").mkdir(mode=0o755)
+        (work / "P.java").write_text(program)
+        assert runner.compiler.compile(work / "P.java", work / "classes", runner.jar_inside, 60).ok
+        argv = [runner.java, *JVM_FLAGS, *runner.sharing, "-Xlog:class+load=info,cds=info:stdout", "-Xmx256m", "-cp"]
+        argv += [runner.harness, "CqHarness", "/work/classes", runner.jar_inside, "P", PROOF_FD]
+        limits = Limits(10.0, 1024, max_output_bytes=10_000_000)
+        secret = b"0" * 32 + b"\n"
+        outcome = runner.servers.execute(argv, limits, one_slot.run_slots[0], secret, NPROC, work / "classes")
+    finally:
+        runner.sandbox.cleanup(work)
+    assert "full module graph: enabled" in outcome.stdout
+    for name in ("CqHarness", "CqHarness$Guard", "java.lang.SecurityManager$1"):
+        assert f"] {name} source: shared objects file (top)" in outcome.stdout, name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -21,18 +22,18 @@ from codequant_executor.status import Status
 
 log = logging.getLogger(__name__)
 JAVATUPLES_ENV = "CODEQUANT_JAVATUPLES"
-CDS_ARCHIVE = "harness.jsa"
 _UNCAUGHT = re.compile(r'Exception in thread "main" ([\w.$]+)')
 #: What the JDK prints when the harness installs its security manager (dropped from the program's stderr).
 _SM_WARNING = re.compile(
     r"\AWARNING: A terminally deprecated method in java\.lang\.System has been called\n(?:WARNING: .*\n){3}"
 )
 _NATIVE_OOM = ("insufficient memory for the Java Runtime Environment", "Could not reserve enough space")
-# Fast start-up, small footprint: one GC thread, client JIT only, no perf files in /tmp (class-data sharing:
-# JavaRunner.sharing).
+# Fast start-up: G1 (JDK 17 maps the base archive's heap objects, the boot module graph among them, only
+# under G1: with the serial GC every run builds the module graph again, ~10 ms of CPU), one processor's worth
+# of GC and JIT threads, client JIT only, no perf files in /tmp (class-data sharing: JavaRunner.sharing).
 JVM_FLAGS = [
     "-ea",
-    "-XX:+UseSerialGC",
+    "-XX:+UseG1GC",
     "-XX:TieredStopAtLevel=1",
     "-XX:-UsePerfData",
     "-XX:ActiveProcessorCount=1",
@@ -63,6 +64,18 @@ def linked_folders(home: Path) -> list[Path]:
     return [t for t in sorted(targets) if not any(t != o and t.is_relative_to(o) for o in targets)]
 
 
+def archive_name(home: Path) -> str:
+    """The harness's class-data sharing archive's file name, keyed by what it depends on: the JDK's build
+    (``release``), the JDK's base archive it is layered on (a dynamic archive made on another base is
+    silently ignored, so a regenerated ``classes.jsa`` needs a new one), the training program and the flags."""
+    parts = [(home / "release").read_text(errors="replace"), " ".join(JVM_FLAGS)]
+    parts.append((resources.files("codequant_executor") / "java" / "CqTraining.java").read_text())
+    for base in sorted((home / "lib").glob("*/classes*.jsa")):
+        stat = base.stat()
+        parts.append(f"{base} {stat.st_size} {stat.st_mtime_ns}")
+    return f"harness-{hashlib.sha256(chr(0).join(parts).encode()).hexdigest()[:16]}.jsa"
+
+
 def tests_offset(program: str, tests_line: int) -> int:
     """Where the tests start, in UTF-16 units (javac's source positions), or 0 for a bare program."""
     if not tests_line:
@@ -90,9 +103,9 @@ class JavaRunner:
         self.spool.chmod(0o711)
         self.compiler = CompilerPool(sandbox, compile_slots, self.mounts, self.spool)
         self.sharing = ["-Xshare:auto"]
-        archive = self.mounts[1].host / CDS_ARCHIVE
+        archive = self.mounts[1].host / archive_name(self.home)
         if archive.exists() or self._dump_archive(archive, compile_slots[0]):
-            self.sharing = [f"-XX:SharedArchiveFile={self.mounts[1].inside}/{CDS_ARCHIVE}", "-Xshare:auto"]
+            self.sharing = [f"-XX:SharedArchiveFile={self.mounts[1].inside}/{archive.name}", "-Xshare:auto"]
         self.servers = None
         if folder is not None and ForkServers.usable(sandbox):
             prefix, binary = interpreter()  # the fork server's own interpreter, beside the JDK
@@ -122,7 +135,7 @@ class JavaRunner:
                 os.chown(dump, self.sandbox.uid(slot), self.sandbox.uid(slot))
             compiled = self.compiler.compile(source, workdir / "classes", self.jar_inside, 120.0)
             inside = self.sandbox.inside_workdir(workdir)
-            argv = [self.java, *JVM_FLAGS, f"-XX:ArchiveClassesAtExit={dump}/{CDS_ARCHIVE}", "-Xmx256m", "-cp"]
+            argv = [self.java, *JVM_FLAGS, f"-XX:ArchiveClassesAtExit={dump}/{archive.name}", "-Xmx256m", "-cp"]
             argv += [self.harness, "CqHarness", f"{inside}/classes", self.jar_inside, "CqTraining", PROOF_FD]
             outcome = self.sandbox.run(
                 argv,
@@ -136,11 +149,11 @@ class JavaRunner:
                 proof=True,
                 writable=[dump],
             )
-            if not (compiled.ok and outcome.exit_code == 0 and (dump / CDS_ARCHIVE).exists()):
+            if not (compiled.ok and outcome.exit_code == 0 and (dump / archive.name).exists()):
                 log.warning("no class-data sharing archive for Java runs: %s", outcome.stderr[-500:])
                 return False
-            staging = archive.with_name(f"{CDS_ARCHIVE}.{os.getpid()}")
-            shutil.copyfile(dump / CDS_ARCHIVE, staging)
+            staging = archive.with_name(f"{archive.name}.{os.getpid()}")
+            shutil.copyfile(dump / archive.name, staging)
             staging.chmod(0o444)
             staging.replace(archive)
             return True
