@@ -27,6 +27,19 @@ StepCallback = Callable[[int, int], None]
 RECIPE_VERSION = 1
 EOS = "<|endoftext|>"
 PAD = "<|pad|>"
+#: The tiny model's chat template. It was never trained on conversations, only on code, so it renders the code to
+#: continue: the assistant's answer so far (instruct mode's response prefix, the problem's prompt), else the first
+#: fenced code block of the last message (the prompt inside the instruction). Not part of the build fingerprint:
+#: it is written beside the weights, which it does not change, by every build and cache hit.
+CHAT_TEMPLATE = (
+    "{%- set text = messages[-1]['content'] -%}\n"
+    "{%- if messages[-1]['role'] != 'assistant' and '```' in text -%}\n"
+    "{%- set text = text.split('```')[1] -%}\n"
+    "{%- set text = text[text.find('\\n') + 1:] -%}\n"
+    "{%- endif -%}\n"
+    "{{- text -}}\n"
+)
+CHAT_TEMPLATE_FILE = "chat_template.jinja"  # where transformers' tokenizers read (and write) their template
 
 
 @dataclass(frozen=True)
@@ -106,6 +119,7 @@ def build_tiny_model(
     marker = out_dir / "codequant_tiny.json"
     fingerprint = _fingerprint(profile, seed)
     if marker.is_file() and json.loads(marker.read_text()).get("fingerprint") == fingerprint:
+        write_chat_template(out_dir)  # a model built before the template existed gains it; weights untouched
         return out_dir
     import torch
 
@@ -122,6 +136,7 @@ def build_tiny_model(
     staging.mkdir(parents=True)
     model.save_pretrained(staging, safe_serialization=True)
     tokenizer.save_pretrained(staging)
+    write_chat_template(staging)
     (staging / "codequant_tiny.json").write_text(
         json.dumps(
             {
@@ -143,6 +158,16 @@ def build_tiny_model(
         shutil.rmtree(out_dir)
     staging.rename(out_dir)
     return out_dir
+
+
+def write_chat_template(folder: Path) -> None:
+    """Give the tokenizer in ``folder`` the tiny model's chat template (atomically; nothing else changes)."""
+    target = folder / CHAT_TEMPLATE_FILE
+    if target.is_file() and target.read_text() == CHAT_TEMPLATE:
+        return
+    partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
+    partial.write_text(CHAT_TEMPLATE)
+    partial.replace(target)
 
 
 def _train_tokenizer(problems: list[Problem], vocab: int):
