@@ -48,8 +48,9 @@ def generate_completions(
 
     ``prompt_mode="instruct"``: each problem is sent as chat messages (``codequant.instruct.messages``, with the
     response prefix unless ``response_prefix`` is false) to the chat completions API; ``raw_completion`` is the
-    whole answer (prefix included), ``completion`` the program head extracted from it, and ``extracted`` says
-    whether the problem's function was found."""
+    whole answer (prefix included), ``completion`` the program head extracted from it (the prompt's part included,
+    so ``prompt`` is empty and ``prompt + completion + "\n" + tests`` is still the program), ``extracted`` says
+    whether the problem's function was found, and ``prompt_mode`` is "instruct"."""
     if prompt_mode == "instruct" and endpoint.api == "tgi":
         raise InputError(f"endpoint {endpoint.url}: instruct mode needs the chat API (api openai or openai-chat)")
     client = client_for(endpoint, retry)
@@ -98,6 +99,7 @@ def generate_completions(
                     raw = (instruct.response_prefix(problem) if response_prefix else "") + sample.text
                     extracted = extract(raw, problem)
                     completion, extra["extracted"] = extracted.head, extracted.found
+                    extra["prompt"], extra["prompt_mode"] = "", prompt_mode  # the head holds the prompt
                 else:
                     raw = sample.text
                     completion = sample.text if chat else cut_at_stop(sample.text, problem.stop_tokens)
