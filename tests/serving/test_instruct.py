@@ -15,6 +15,8 @@ from codequant import instruct
 from codequant.benchmarks import load_benchmark
 from codequant_executor.api import execute_records
 from codequant_generator.api import Endpoint, generate_completions
+from codequant_serving.engine import RequestError
+from codequant_serving.openai_routes import ChatMessage, chat_prompt
 from codequant_tiny.build import CHAT_TEMPLATE, CHAT_TEMPLATE_FILE, build_tiny_model, trained_problems
 
 TRAINED = trained_problems("test")
@@ -47,6 +49,13 @@ def test_the_tiny_model_has_a_chat_template_that_leaves_its_weights_alone(tiny_m
     build_tiny_model(old, 0, profile="test", progress=False)
     assert _digests(old) == before
     assert (old / CHAT_TEMPLATE_FILE).read_text() == CHAT_TEMPLATE
+
+
+def test_a_tokenizer_without_a_template_cannot_chat(tiny_model: Path) -> None:
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    tokenizer.chat_template = None
+    with pytest.raises(RequestError, match="no chat template"):
+        chat_prompt(tokenizer, [ChatMessage(role="user", content="x")])
 
 
 def test_chat_continues_the_final_assistant_message(oai: openai.OpenAI, tiny_model: Path) -> None:
