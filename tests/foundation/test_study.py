@@ -84,6 +84,19 @@ def test_endpoint_credentials_are_named_not_stored_and_stay_out_of_variant_keys(
     assert any("api_key: unknown key" in p for p in problems_of(MINIMAL.replace(plain, literal)))
 
 
+def test_instruct_mode_travels_in_the_sampling_and_needs_a_chat_api() -> None:
+    text = MINIMAL.replace("[mceval-java]", "[humaneval, {name: mceval-java, prompt_mode: instruct}]")
+    study = parse_study(text, source="s.yaml")
+    assert study.sampling_params("humaneval").prompt_mode == "completion"
+    assert study.sampling_params("mceval-java").prompt_mode == "instruct"
+    assert study.sampling_params("mceval-java").as_key() != study.sampling_params("humaneval").as_key()
+    endpoint = "{name: q, method: rtn, bits: 4, endpoint: {url: 'http://h', api: API}}"
+    remote = text.replace("{name: q, method: aqlm, preset: aqlm-2bit}", endpoint)
+    assert parse_study(remote.replace("API", "openai"), source="s.yaml")
+    problems = problems_of(remote.replace("API", "tgi"))
+    assert any("variant m/q: prompt_mode instruct (mceval-java) needs the chat completions API" in p for p in problems)
+
+
 @pytest.mark.parametrize(
     ("edit", "expected"),
     [
@@ -100,6 +113,8 @@ def test_endpoint_credentials_are_named_not_stored_and_stay_out_of_variant_keys(
         (("method: baseline", "method: rtn, bits: 4"), "needs exactly one variant with method: baseline"),
         (("method: aqlm, preset: aqlm-2bit", "method: magic"), "models[0].variants[1]"),
         (("[mceval-java]", "[{name: mceval-java, exclude_humaneval_overlap: true}]"), "applies to mceval-python only"),
+        (("[mceval-java]", "[{name: mceval-java, prompt_mode: chat}]"), "benchmarks[0].prompt_mode: Input should be"),
+        (("[mceval-java]", "[{name: mceval-java, response_prefix: false}]"), "applies to prompt_mode: instruct only"),
         (
             ("[mceval-java]", "[mceval-java]\nsampling: {n: 0}"),
             "sampling.n: Input should be greater than or equal to 1",

@@ -1,5 +1,5 @@
 """/v1/chat/completions formats messages with the model tokenizer's own chat template; the generator's
-`openai-chat` mode samples through it. The tiny model has no template, so a copy gets a minimal one."""
+`openai-chat` mode samples through it. A copy of the tiny model gets a plain template (the user's text as prompt)."""
 
 from __future__ import annotations
 

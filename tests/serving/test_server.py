@@ -99,7 +99,12 @@ def test_concurrent_requests_are_batched(server: str) -> None:
         ("/v1/completions", {"model": "MODEL", "prompt": "x", "temperature": -1}, 400, "temperature"),
         ("/v1/completions", {"model": "MODEL", "prompt": ""}, 400, "prompt"),
         ("/v1/completions", {"model": "MODEL", "prompt": "x", "stream": True, "n": 999}, 400, "n must be <="),
-        ("/v1/chat/completions", {"model": "MODEL", "messages": [{"role": "user", "content": "x"}]}, 400, "no chat"),
+        (
+            "/v1/chat/completions",
+            {"model": "MODEL", "messages": [{"role": "user", "content": "x"}], "continue_final_message": True},
+            400,
+            "add_generation_prompt",
+        ),
         ("/v1/chat/completions", {"model": "MODEL", "messages": []}, 400, "messages"),
     ],
 )

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import select
 
 from codequant.keys import completion_key
-from codequant.store import Completion, Execution, Store
+from codequant.store import ChatAnswer, Completion, Execution, Store
 from codequant.study import Study
 from codequant.study.spec import SamplingParams
 
@@ -57,8 +57,8 @@ def completion_row(variant_key: str, benchmark: str, key: str, record: dict[str,
 def sample_results(store: Store, keys: dict[tuple[str, int], str]) -> dict[tuple[str, int], dict[str, Any]]:
     """Stored completion and execution of each (problem, sample) in ``keys``; samples not stored are absent.
 
-    Each value has ``completion``, ``finish_reason`` and, once executed, ``status`` and ``passed``
-    (None before execution).
+    Each value has ``completion``, ``finish_reason``, ``answer`` (an instruct-mode completion's whole chat answer,
+    else None) and, once executed, ``status`` and ``passed`` (None before execution).
     """
     by_key = {key: pair for pair, key in keys.items()}
     values = list(by_key)
@@ -66,14 +66,16 @@ def sample_results(store: Store, keys: dict[tuple[str, int], str]) -> dict[tuple
     with store.session() as session:
         for start in range(0, len(values), _CHUNK):
             query = (
-                select(Completion, Execution)
+                select(Completion, Execution, ChatAnswer.answer)
                 .outerjoin(Execution, Execution.key == Completion.execution_key)
+                .outerjoin(ChatAnswer, ChatAnswer.key == Completion.key)
                 .where(Completion.key.in_(values[start : start + _CHUNK]))
             )
-            for completion, execution in session.execute(query):
+            for completion, execution, answer in session.execute(query):
                 found[by_key[completion.key]] = {
                     "completion": completion.completion,
                     "finish_reason": completion.finish_reason,
+                    "answer": answer,
                     "status": execution.status if execution else None,
                     "passed": execution.passed if execution else None,
                 }

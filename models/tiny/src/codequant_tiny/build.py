@@ -29,6 +29,19 @@ RECIPE_VERSION = 1
 EOS = "<|endoftext|>"
 PAD = "<|pad|>"
 MARKER = "codequant_tiny.json"
+#: The tiny model's chat template. It was never trained on conversations, only on code, so it renders the code to
+#: continue: the assistant's answer so far (instruct mode's response prefix, the problem's prompt), else the first
+#: fenced code block of the last message (the prompt inside the instruction). Not part of the build fingerprint:
+#: it is written beside the weights, which it does not change, by every build and cache hit.
+CHAT_TEMPLATE = (
+    "{%- set text = messages[-1]['content'] -%}\n"
+    "{%- if messages[-1]['role'] != 'assistant' and '```' in text -%}\n"
+    "{%- set text = text.split('```')[1] -%}\n"
+    "{%- set text = text[text.find('\\n') + 1:] -%}\n"
+    "{%- endif -%}\n"
+    "{{- text -}}\n"
+)
+CHAT_TEMPLATE_FILE = "chat_template.jinja"  # where transformers' tokenizers read (and write) their template
 
 
 @dataclass(frozen=True)
@@ -108,6 +121,7 @@ def build_tiny_model(
     out_dir = Path(out_dir)
     fingerprint = build_fingerprint(profile, seed)
     if is_built(out_dir, fingerprint):
+        write_chat_template(out_dir)  # a model built before the template existed gains it; weights untouched
         return out_dir
     import torch
 
@@ -119,6 +133,7 @@ def build_tiny_model(
     staging = _staging(out_dir)
     model.save_pretrained(staging, safe_serialization=True)
     tokenizer.save_pretrained(staging)
+    write_chat_template(staging)
     (staging / MARKER).write_text(
         json.dumps(
             {
@@ -149,6 +164,7 @@ def copy_tiny_model(source: Path, out_dir: Path, seed: int = 0, *, profile: Prof
     if source.resolve() != out_dir.resolve() and not is_built(out_dir, fingerprint):
         staging = _staging(out_dir)
         shutil.copytree(source, staging, dirs_exist_ok=True)
+        write_chat_template(staging)
         _publish(staging, out_dir)
     return True
 
@@ -171,6 +187,16 @@ def _publish(staging: Path, out_dir: Path) -> None:
     if out_dir.exists():
         shutil.rmtree(out_dir)
     staging.rename(out_dir)
+
+
+def write_chat_template(folder: Path) -> None:
+    """Give the tokenizer in ``folder`` the tiny model's chat template (atomically; nothing else changes)."""
+    target = folder / CHAT_TEMPLATE_FILE
+    if target.is_file() and target.read_text() == CHAT_TEMPLATE:
+        return
+    partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
+    partial.write_text(CHAT_TEMPLATE)
+    partial.replace(target)
 
 
 def _train_tokenizer(problems: list[Problem], vocab: int):

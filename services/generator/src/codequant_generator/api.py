@@ -1,4 +1,5 @@
-"""``generate_completions``: sample n completions per problem from an endpoint, cut at the stop tokens."""
+"""``generate_completions``: sample n completions per problem from an endpoint, cut at the stop tokens, or in
+instruct mode answers to an instruction whose code is extracted."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any
 
+from codequant import instruct
 from codequant.benchmarks import Problem
+from codequant.errors import InputError
+from codequant.extraction import extract
 from codequant_generator.clients import Endpoint, Retry, client_for
 
 __all__ = ["Endpoint", "cut_at_stop", "generate_completions"]
@@ -28,6 +32,8 @@ def generate_completions(
     top_p: float,
     max_new_tokens: int,
     seed: int,
+    prompt_mode: instruct.PromptMode = "completion",
+    response_prefix: bool = True,
     concurrency: int = 4,
     skip: Callable[[str, int], bool] | None = None,
     on_record: Callable[[dict[str, Any]], None],
@@ -38,9 +44,17 @@ def generate_completions(
     prompt, completion (cut at the problem's stop tokens; a chat answer is kept whole), raw_completion,
     finish_reason, prompt_tokens, completion_tokens, latency_s. At most ``concurrency`` requests are in flight
     (fewer if the endpoint's max_concurrency says so). Raises ServiceError when the endpoint stays unreachable or
-    rejects requests."""
+    rejects requests.
+
+    ``prompt_mode="instruct"``: each problem is sent as chat messages (``codequant.instruct.messages``, with the
+    response prefix unless ``response_prefix`` is false) to the chat completions API; ``raw_completion`` is the
+    whole answer (prefix included), ``completion`` the program head extracted from it (the prompt's part included,
+    so ``prompt`` is empty and ``prompt + completion + "\n" + tests`` is still the program), ``extracted`` says
+    whether the problem's function was found, and ``prompt_mode`` is "instruct"."""
+    if prompt_mode == "instruct" and endpoint.api == "tgi":
+        raise InputError(f"endpoint {endpoint.url}: instruct mode needs the chat API (api openai or openai-chat)")
     client = client_for(endpoint, retry)
-    chat = endpoint.api == "openai-chat"
+    chat = endpoint.api == "openai-chat" or prompt_mode == "instruct"
     if endpoint.max_concurrency:
         concurrency = min(concurrency, endpoint.max_concurrency)
     client.check()
@@ -63,7 +77,9 @@ def generate_completions(
             return
         try:
             samples = client.sample(
-                problem.prompt,
+                instruct.messages(problem, with_prefix=response_prefix)
+                if prompt_mode == "instruct"
+                else problem.prompt,
                 n=n,
                 indices=missing,
                 temperature=temperature,
@@ -78,6 +94,15 @@ def generate_completions(
         with lock:
             for index in missing:
                 sample = samples[index]
+                extra: dict[str, Any] = {}
+                if prompt_mode == "instruct":
+                    raw = (instruct.response_prefix(problem) if response_prefix else "") + sample.text
+                    extracted = extract(raw, problem)
+                    completion, extra["extracted"] = extracted.head, extracted.found
+                    extra["prompt"], extra["prompt_mode"] = "", prompt_mode  # the head holds the prompt
+                else:
+                    raw = sample.text
+                    completion = sample.text if chat else cut_at_stop(sample.text, problem.stop_tokens)
                 on_record(
                     {
                         "name": problem.name,
@@ -85,8 +110,9 @@ def generate_completions(
                         "language": problem.language,
                         "sample": index,
                         "prompt": problem.prompt,
-                        "completion": sample.text if chat else cut_at_stop(sample.text, problem.stop_tokens),
-                        "raw_completion": sample.text,
+                        "completion": completion,
+                        "raw_completion": raw,
+                        **extra,
                         "finish_reason": sample.finish_reason,
                         "prompt_tokens": sample.prompt_tokens,
                         "completion_tokens": sample.completion_tokens,

@@ -35,16 +35,27 @@ def generate(
     seed: Annotated[int, typer.Option(help="sampling seed")] = 0,
     concurrency: Annotated[int, typer.Option(help="concurrent requests")] = 4,
     retries: Annotated[int, typer.Option(help="attempts per request on connection errors, 5xx and 429")] = 6,
+    prompt_mode: Annotated[
+        str, typer.Option(help="completion | instruct (an instruction through the chat API; code extracted)")
+    ] = "completion",
+    response_prefix: Annotated[
+        bool, typer.Option(help="instruct: the answer continues the prompt (off for endpoints that cannot)")
+    ] = True,
 ) -> None:
     """Sample n completions per problem from a TGI / vLLM / OpenAI-compatible endpoint (resumable)."""
     from codequant.benchmarks import load_benchmark
     from codequant.errors import InputError
+    from codequant.instruct import PROMPT_MODES
     from codequant.jsonl import JsonlAppender, read_jsonl
     from codequant_generator.api import Endpoint, generate_completions
     from codequant_generator.clients import APIS, Retry, client_for
 
     if api not in APIS:
         raise InputError(f"--api must be one of {', '.join(APIS)}, got {api!r}")
+    if prompt_mode not in PROMPT_MODES:
+        raise InputError(f"--prompt-mode must be one of {', '.join(PROMPT_MODES)}, got {prompt_mode!r}")
+    if prompt_mode == "instruct" and api == "tgi":
+        raise InputError("--prompt-mode instruct needs the chat API: --api openai or openai-chat")
     headers = {}
     for item in header_env or []:
         name, sep, variable = item.partition("=")
@@ -80,6 +91,8 @@ def generate(
             top_p=top_p,  # type: ignore[arg-type]
             max_new_tokens=max_new_tokens,
             seed=seed,
+            prompt_mode=prompt_mode,  # type: ignore[arg-type]
+            response_prefix=response_prefix,
             concurrency=concurrency,
             skip=lambda name, sample: (name, sample) in done,
             on_record=appender.write,

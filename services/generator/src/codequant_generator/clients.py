@@ -269,7 +269,7 @@ class OpenAiClient(_Client):
 
     def sample(
         self,
-        prompt: str,
+        prompt: str | list[dict[str, str]],
         *,
         n: int,
         indices: list[int],
@@ -279,7 +279,11 @@ class OpenAiClient(_Client):
         stop: list[str],
         seed: int,
     ) -> dict[int, Sample]:
-        """Samples ``indices`` of n. The whole n is requested even when resuming, so each index keeps its seed."""
+        """Samples ``indices`` of n. The whole n is requested even when resuming, so each index keeps its seed.
+
+        ``prompt`` as chat messages goes to the chat completions API whatever the endpoint's api; when they end with
+        the assistant's, the answer continues it (vLLM's ``continue_final_message``, which `codequant serve` has).
+        """
         start = time.monotonic()
         common: dict[str, Any] = {
             "model": self.model or "",
@@ -290,9 +294,12 @@ class OpenAiClient(_Client):
             "stop": stop or None,
             "seed": seed,
         }
-        if self.chat:
+        chat = self.chat or isinstance(prompt, list)
+        if chat:
             route = "/v1/chat/completions"
-            messages = [{"role": "user", "content": prompt}]
+            messages = prompt if isinstance(prompt, list) else [{"role": "user", "content": prompt}]
+            if messages[-1]["role"] == "assistant":
+                common["extra_body"] = {"continue_final_message": True, "add_generation_prompt": False}
             response = self._call(
                 f"POST {self.endpoint.url}{route}",
                 lambda: self.client.chat.completions.create(messages=messages, **common),  # type: ignore[arg-type]
@@ -300,7 +307,8 @@ class OpenAiClient(_Client):
         else:
             route = "/v1/completions"
             response = self._call(
-                f"POST {self.endpoint.url}{route}", lambda: self.client.completions.create(prompt=prompt, **common)
+                f"POST {self.endpoint.url}{route}",
+                lambda: self.client.completions.create(prompt=prompt, **common),  # type: ignore[arg-type]
             )
         latency = time.monotonic() - start
         usage = response.usage
@@ -308,7 +316,7 @@ class OpenAiClient(_Client):
         if len(choices) < n:
             raise ServiceError(f"POST {self.endpoint.url}{route}: asked for n={n} samples, got {len(choices)}")
         per_choice = usage.completion_tokens if usage and n == 1 else None
-        texts = [(c.message.content or "") if self.chat else c.text for c in choices]  # type: ignore[union-attr]
+        texts = [(c.message.content or "") if chat else c.text for c in choices]  # type: ignore[union-attr]
         return {
             i: Sample(texts[i], choices[i].finish_reason, per_choice, usage.prompt_tokens if usage else None, latency)
             for i in indices

@@ -17,7 +17,7 @@ from codequant.environment import describe
 from codequant.errors import ServiceError
 from codequant.payloads import GenerateRequest, GenerateResult
 from codequant.results import completion_row, sample_keys
-from codequant.store import Completion, Store
+from codequant.store import ChatAnswer, Completion, Store
 from codequant_generator.api import Endpoint, generate_completions
 from codequant_generator.launch import Server, resolve_server, running_server, vllm_executable
 
@@ -110,16 +110,20 @@ def _generate(
 ) -> int:
     sampling = request.sampling[loaded.name]
     buffer: list[dict[str, Any]] = []
+    answers: list[dict[str, Any]] = []
 
     def flush() -> None:
         store.insert_ignore(Completion, buffer)
+        store.insert_ignore(ChatAnswer, answers)
         advance(len(buffer))
         buffer.clear()
+        answers.clear()
 
     def on_record(record: dict[str, Any]) -> None:
-        buffer.append(
-            completion_row(request.variant_key, loaded.name, missing[(record["name"], record["sample"])], record)
-        )
+        key = missing[(record["name"], record["sample"])]
+        buffer.append(completion_row(request.variant_key, loaded.name, key, record))
+        if "extracted" in record:  # instruct mode: keep the whole answer the code was extracted from
+            answers.append({"key": key, "answer": record["raw_completion"], "extracted": record["extracted"]})
         if len(buffer) >= _FLUSH_EVERY:
             flush()
 
@@ -132,6 +136,8 @@ def _generate(
         top_p=sampling.top_p,
         max_new_tokens=sampling.max_new_tokens,
         seed=sampling.seed,
+        prompt_mode=sampling.prompt_mode,
+        response_prefix=sampling.response_prefix,
         skip=lambda name, sample: (name, sample) not in missing,
         on_record=on_record,
     )

@@ -35,7 +35,8 @@ def unexecuted(store: Store, keys: Iterable[str]) -> list[Completion]:
 
 
 def result_records(store: Store, plan: Plan, variant: VariantPlan, benchmark: str) -> list[dict[str, Any]]:
-    """Executed samples of one variant on one benchmark, in the reporter's input format."""
+    """Executed samples of one variant on one benchmark, in the reporter's input format. Instruct-mode samples also
+    carry ``prompt_mode`` and ``raw_completion`` (the whole chat answer their ``completion`` was extracted from)."""
     language = plan.benchmarks[benchmark].problems[0].language if plan.benchmarks[benchmark].problems else ""
     results = sample_results(store, wanted_completion_keys(plan, variant, benchmark))
     return [
@@ -50,6 +51,7 @@ def result_records(store: Store, plan: Plan, variant: VariantPlan, benchmark: st
             "variant": variant.variant.name,
             "completion": result["completion"],
             "finish_reason": result["finish_reason"],
+            **({"prompt_mode": "instruct", "raw_completion": result["answer"]} if result["answer"] is not None else {}),
         }
         for (name, sample), result in sorted(results.items())
         if result["status"] is not None

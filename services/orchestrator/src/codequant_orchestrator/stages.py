@@ -76,14 +76,18 @@ def generate_request(plan: Plan, variant: VariantPlan, benchmarks: list[str], mo
 def execute_requests(
     plan: Plan, variant: VariantPlan, benchmark: str, todo: list[Completion], chunk: int
 ) -> Iterator[ExecuteRequest]:
-    """The stored, unexecuted completions ``todo`` of one variant and benchmark, in chunks of ``chunk``."""
+    """The stored, unexecuted completions ``todo`` of one variant and benchmark, in chunks of ``chunk``.
+
+    An instruct-mode completion is already a program head (prompt included, ``codequant.extraction``): it runs
+    with an empty prompt, so its program is ``head + "\n" + tests`` as a completion's is ``prompt + completion``."""
     limits = plan.study.execution.limits().as_key()
     problems = plan.benchmarks[benchmark].by_name()
+    instruct = plan.study.benchmark(benchmark).prompt_mode == "instruct"
     items = [
         ExecutionItem(
             name=c.problem,
             language=problems[c.problem].language,
-            prompt=problems[c.problem].prompt,
+            prompt="" if instruct else problems[c.problem].prompt,
             completion=c.completion,
             tests=problems[c.problem].tests,
             completion_key=c.key,

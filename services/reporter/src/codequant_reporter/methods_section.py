@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 from codequant.environment import describe
+from codequant.instruct import INSTRUCT_VERSION
+from codequant.study.spec import BenchmarkSpec
 from codequant_reporter.study_data import StudyData
 
 #: What the report stage's numbers depend on.
 PACKAGES = ("codequant-reporter", "numpy", "scipy", "statsmodels", "matplotlib")
 _HARDWARE = ("platform", "cpu", "cpu_cores", "memory_gib", "gpu")
 _STAGES = ("quantize", "generate", "execute", "report")
+
+
+def _prompt_mode(benchmark: BenchmarkSpec) -> str:
+    if benchmark.prompt_mode == "completion":
+        return "completion (the model continues the prompt; the text is cut at the stop tokens)"
+    prefix = "answer prefixed with the prompt" if benchmark.response_prefix else "no response prefix"
+    return (
+        f"instruct (the model's chat template, instruction version {INSTRUCT_VERSION}, {prefix}; the function and "
+        "what it uses extracted from the answer)"
+    )
 
 
 def methods_section(data: StudyData) -> list[tuple[str, list[str]]]:
@@ -18,6 +30,7 @@ def methods_section(data: StudyData) -> list[tuple[str, list[str]]]:
     sampling = [
         f"n = {s.n} samples per problem, temperature {s.temperature}, top-p {s.top_p}, seed {s.seed}.",
         "Max new tokens: " + ", ".join(f"{b.name} {study.max_new_tokens(b.name)}" for b in study.benchmarks) + ".",
+        "Prompt mode: " + ", ".join(f"{b.name} {_prompt_mode(b)}" for b in study.benchmarks) + ".",
         f"Execution: sandboxed, timeout {x.timeout_s:g} s, memory {x.memory_mb} MB, output cap {x.max_output_bytes} "
         "bytes per stream; a sample passes only if all its tests ran to completion (status OK).",
     ]

@@ -76,6 +76,9 @@ class ChatRequest(_Sampling):
     messages: list[ChatMessage] = Field(min_length=1)
     max_tokens: int | None = Field(None, ge=1)
     max_completion_tokens: int | None = Field(None, ge=1)
+    # vLLM's extensions: continue the final (assistant) message instead of starting a new turn.
+    continue_final_message: bool = False
+    add_generation_prompt: bool = True
 
 
 def openai_error(status: int, message: str, param: str | None = None, code: str | None = None) -> JSONResponse:
@@ -92,19 +95,32 @@ def finish_reason(sequence: Sequence) -> str:
     return "length" if sequence.finish_reason == "length" else "stop"
 
 
-def chat_prompt(tokenizer: Any, messages: list[ChatMessage]) -> str:
-    """The prompt the model's own chat template makes of ``messages``, ending with the assistant's turn."""
+def chat_prompt(tokenizer: Any, messages: list[ChatMessage], continue_final: bool = False) -> str:
+    """The prompt the model's own chat template makes of ``messages``, ending with the assistant's turn.
+
+    ``continue_final``: the last message is the start of the assistant's answer, and the prompt ends with it
+    (verbatim, trailing whitespace kept, unless the template itself trims it) so the model continues it."""
     if not getattr(tokenizer, "chat_template", None):
         raise RequestError(
             "this model's tokenizer has no chat template, so /v1/chat/completions cannot format messages; "
             "use /v1/completions with a plain prompt"
         )
+    if continue_final and messages[-1].role != "assistant":
+        raise RequestError("continue_final_message needs the last message to be the assistant's")
     try:
-        return tokenizer.apply_chat_template(
-            [m.for_template() for m in messages], tokenize=False, add_generation_prompt=True
+        rendered = tokenizer.apply_chat_template(
+            [m.for_template() for m in messages], tokenize=False, add_generation_prompt=not continue_final
         )
     except Exception as exc:  # jinja2 errors raised by the template itself (e.g. "roles must alternate")
         raise RequestError(f"the model's chat template rejected the messages: {exc}") from None
+    if not continue_final:
+        return rendered
+    final = messages[-1].for_template().get("content") or ""
+    for text in (final, final.strip()):
+        at = rendered.rfind(text)
+        if text and at >= 0:
+            return rendered[: at + len(text)]
+    raise RequestError("the model's chat template does not write the final message, so it cannot be continued")
 
 
 def held_back(text: str, stops: list[str]) -> int:
@@ -272,7 +288,9 @@ def add_openai_routes(app: FastAPI, engine: Engine, metrics: Metrics, model_id: 
         if (error := unknown_model(route, body)) is not None:
             return error
         try:
-            prompt = chat_prompt(engine.tokenizer, body.messages)
+            if body.continue_final_message and body.add_generation_prompt:
+                raise RequestError("continue_final_message needs add_generation_prompt: false")
+            prompt = chat_prompt(engine.tokenizer, body.messages, body.continue_final_message)
             # The template writes the special tokens (BOS...) itself.
             prompt_ids = engine.tokenizer(prompt, add_special_tokens=False)["input_ids"]
             max_tokens = body.max_completion_tokens or body.max_tokens or engine.max_context - len(prompt_ids)

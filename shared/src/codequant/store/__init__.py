@@ -3,6 +3,7 @@
 from codequant.store.db import Store
 from codequant.store.models import (
     Base,
+    ChatAnswer,
     Comparison,
     Completion,
     Execution,
@@ -15,6 +16,7 @@ from codequant.store.models import (
 
 __all__ = [
     "Base",
+    "ChatAnswer",
     "Comparison",
     "Completion",
     "Execution",

@@ -74,6 +74,17 @@ class Completion(Base):
     __table_args__ = (Index("ix_completions_variant_benchmark", "variant_key", "benchmark"),)
 
 
+class ChatAnswer(Base):
+    """The whole answer behind an instruct-mode completion (whose ``completion`` is the code extracted from it).
+
+    A table of its own, so stores made before prompt modes existed gain it without a migration."""
+
+    __tablename__ = "chat_answers"
+    key: Mapped[str] = mapped_column(ForeignKey("completions.key", ondelete="CASCADE"), primary_key=True)
+    answer: Mapped[str] = mapped_column(Text)
+    extracted: Mapped[bool] = mapped_column(Boolean, doc="whether the problem's function was found in the answer")
+
+
 class Execution(Base):
     """The outcome of running one program, keyed by program hash, language and limits."""
 

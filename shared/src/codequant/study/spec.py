@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from codequant.benchmarks import BENCHMARKS, BenchmarkSet, load_benchmark
+from codequant.instruct import PromptMode, key_config
 from codequant.keys import variant_key
 from codequant.limits import Limits
 from codequant.study.methods import Strict, VariantModel, VariantSpec
@@ -97,6 +98,16 @@ class BenchmarkSpec(Strict):
         False, description="mceval-python only: drop the 8 problems that duplicate HumanEval (the paper's filter)"
     )
     max_new_tokens: int | None = Field(None, ge=1, description="overrides sampling.max_new_tokens")
+    prompt_mode: PromptMode = Field(
+        "completion",
+        description="completion: the model continues the prompt; instruct: a chat model answers an instruction "
+        "through its own chat template, and the code is extracted from its answer",
+    )
+    response_prefix: bool = Field(
+        True,
+        description="instruct only: the answer starts with the prompt in an open code block, continued by the model "
+        "(false for chat endpoints that cannot continue an assistant message)",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -125,6 +136,8 @@ class BenchmarkSpec(Strict):
     def _overlap_only_mceval(self) -> BenchmarkSpec:
         if self.exclude_humaneval_overlap and self.name != "mceval-python":
             raise ValueError("exclude_humaneval_overlap applies to mceval-python only")
+        if not self.response_prefix and self.prompt_mode != "instruct":
+            raise ValueError("response_prefix applies to prompt_mode: instruct only")
         return self
 
     def load(self, data_dir: Path | None = None) -> BenchmarkSet:
@@ -147,10 +160,17 @@ class SamplingParams(Strict):
     top_p: float = Field(gt=0, le=1)
     max_new_tokens: int = Field(ge=1)
     seed: int = 0
+    prompt_mode: PromptMode = "completion"
+    response_prefix: bool = True
 
     def as_key(self) -> dict[str, Any]:
-        """Sampling parameters that determine a completion (part of its key)."""
-        return self.model_dump(exclude={"n"})
+        """Sampling parameters and prompt format that determine a completion (part of its key).
+
+        Completion mode adds nothing, so its keys are those of before prompt modes; instruct mode adds its prompt
+        format, so completion- and instruct-mode samples never share a key."""
+        key = self.model_dump(exclude={"n", "prompt_mode", "response_prefix"})
+        prompt = key_config(self.prompt_mode, self.response_prefix)
+        return key if prompt is None else {**key, "prompt": prompt}
 
 
 class SamplingSpec(Strict):
@@ -162,9 +182,12 @@ class SamplingSpec(Strict):
     max_new_tokens: int = Field(1024, ge=1)
     seed: int = 0
 
-    def params(self, max_new_tokens: int) -> SamplingParams:
-        """The sampling of a benchmark whose completions may take ``max_new_tokens``."""
-        return SamplingParams(**{**self.model_dump(), "max_new_tokens": max_new_tokens})
+    def params(
+        self, max_new_tokens: int, prompt_mode: PromptMode = "completion", response_prefix: bool = True
+    ) -> SamplingParams:
+        """The sampling of a benchmark whose completions may take ``max_new_tokens``, prompted in ``prompt_mode``."""
+        chosen = {"max_new_tokens": max_new_tokens, "prompt_mode": prompt_mode, "response_prefix": response_prefix}
+        return SamplingParams(**{**self.model_dump(), **chosen})
 
     def as_key(self, max_new_tokens: int) -> dict[str, Any]:
         """Sampling parameters that determine a completion (part of its key)."""
@@ -238,6 +261,18 @@ class Study(Strict):
                 raise ValueError(f"duplicate {label} names: {', '.join(duplicates)}")
         return self
 
+    @model_validator(mode="after")
+    def _instruct_needs_chat(self) -> Study:
+        instruct = [b.name for b in self.benchmarks if b.prompt_mode == "instruct"]
+        for model in self.models:
+            for variant in model.variants:
+                if instruct and variant.endpoint is not None and variant.endpoint.api == "tgi":
+                    raise ValueError(
+                        f"variant {model.name}/{variant.name}: prompt_mode instruct ({', '.join(instruct)}) needs "
+                        "the chat completions API; give its endpoint api: openai or openai-chat"
+                    )
+        return self
+
     @property
     def out_dir(self) -> Path:
         return Path(self.output_dir or f"runs/{self.name}")
@@ -253,5 +288,6 @@ class Study(Strict):
         return self.benchmark(benchmark).max_new_tokens or self.sampling.max_new_tokens
 
     def sampling_params(self, benchmark: str) -> SamplingParams:
-        """How the completions of ``benchmark`` are sampled."""
-        return self.sampling.params(self.max_new_tokens(benchmark))
+        """How the completions of ``benchmark`` are sampled (and prompted)."""
+        spec = self.benchmark(benchmark)
+        return self.sampling.params(self.max_new_tokens(benchmark), spec.prompt_mode, spec.response_prefix)
