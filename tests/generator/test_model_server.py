@@ -15,7 +15,7 @@ import pytest
 from codequant.errors import ServiceError
 from codequant.payloads import GenerateRequest
 from codequant.results import sample_keys
-from codequant.store import Completion, Store
+from codequant.store import Completion, Store, Variant
 from codequant.study import parse_study
 from codequant.study.methods import methods, variant_class
 from codequant.study.spec import BenchmarkSpec, SamplingParams
@@ -129,6 +129,9 @@ def test_a_variant_is_sampled_through_vllm_on_a_gpu_host(
     vllm: Path, gpu: None, tiny_model: Path, tmp_path: Path
 ) -> None:
     store_url = f"sqlite:///{tmp_path / 'store.db'}"
+    Store(store_url).insert_ignore(
+        Variant, [{"key": "v", "model_name": "tiny", "variant_name": "base", "method": "baseline"}]
+    )
     spec = BenchmarkSpec(name="humaneval", limit=2)
     sampling = SamplingParams(n=2, temperature=0.2, top_p=0.95, max_new_tokens=16)
     request = GenerateRequest(
