@@ -1,4 +1,4 @@
-"""Subcommands provided by the shared library: validate, benchmarks."""
+"""Subcommands provided by the shared library: validate, benchmarks, convert."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from rich.table import Table
 
 from codequant.benchmarks import BENCHMARKS, load_benchmark
 from codequant.errors import InputError, ServiceError
+from codequant.interop.command import convert
 from codequant.jsonl import write_jsonl
 from codequant.study import Problem, StudyError, load_study
 
@@ -97,3 +98,4 @@ def register(app: typer.Typer) -> None:
     """Add the shared subcommands to the ``codequant`` command."""
     app.command()(validate)
     app.add_typer(benchmarks_app, name="benchmarks")
+    app.command()(convert)

@@ -116,7 +116,6 @@ def execute_records(
             "stderr": verdict.stderr,
             "duration_s": round(verdict.duration_s, 4),
         }
-        advance(key)
     if store is not None and todo:
         _remember(store, {key: (unique[key][1], results[key]) for key in todo})
     return [{**record, **results[key], "execution_key": key} for record, key in zip(records, keys, strict=True)]

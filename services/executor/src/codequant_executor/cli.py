@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from codequant.errors import InputError
+from codequant.interop.problems import ProblemLookup
 from codequant.jsonl import read_jsonl_numbered, write_jsonl
 from codequant.limits import Limits
 
@@ -30,12 +31,14 @@ def execute(
         bool, typer.Option(help="run even where the sandbox cannot cut programs off the network (not advised)")
     ] = False,
 ) -> None:
-    """Run untrusted completions against their tests in the sandbox."""
+    """Run untrusted completions against their tests in the sandbox (records without tests get them from the
+    benchmark they name, as `codequant generate` writes them)."""
     from codequant_executor.api import execute_records, shared_pool
 
     limits = _limits(timeout, memory_mb)
     _check_out(out)
-    numbered = list(read_jsonl_numbered(input_path))
+    lookup = ProblemLookup()  # `codequant generate` records name their benchmark instead of holding its tests
+    numbered = [(n, lookup.complete(r, f"{input_path}:{n}")) for n, r in read_jsonl_numbered(input_path)]
     shared_pool(workers, insecure=insecure or None)  # refusals and slot errors before the progress bar
     lines = [number for number, _ in numbered]
     store_handle = None

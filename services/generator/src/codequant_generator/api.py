@@ -42,9 +42,10 @@ def generate_completions(
 ) -> None:
     """Call ``on_record`` once per (problem, sample) not skipped; records carry name, benchmark, language, sample,
     prompt, completion (cut at the problem's stop tokens; a chat answer is kept whole), raw_completion,
-    finish_reason, prompt_tokens, completion_tokens, latency_s. At most ``concurrency`` requests are in flight
-    (fewer if the endpoint's max_concurrency says so). Raises ServiceError when the endpoint stays unreachable or
-    rejects requests.
+    finish_reason, prompt_tokens, completion_tokens, latency_s and the sampling settings (temperature, top_p,
+    max_tokens: MultiPL-E's names); `codequant execute` looks the tests up in the record's benchmark. At most
+    ``concurrency`` requests are in flight (fewer if the endpoint's max_concurrency says so). Raises ServiceError
+    when the endpoint stays unreachable or rejects requests.
 
     ``prompt_mode="instruct"``: each problem is sent as chat messages (``codequant.instruct.messages``, with the
     response prefix unless ``response_prefix`` is false) to the chat completions API; ``raw_completion`` is the
@@ -117,6 +118,9 @@ def generate_completions(
                         "prompt_tokens": sample.prompt_tokens,
                         "completion_tokens": sample.completion_tokens,
                         "latency_s": round(sample.latency_s, 4),
+                        "temperature": temperature,
+                        "top_p": top_p,
+                        "max_tokens": max_new_tokens,
                     }
                 )
             done += len(missing)

@@ -1,0 +1,109 @@
+"""EvalPlus's samples file: JSON Lines, one sample per line, ``{"task_id": "HumanEval/0", "solution": PROGRAM}``
+(the whole function, prompt included) or ``{"task_id", "completion"}`` (appended to EvalPlus's prompt); gzipped
+when the name ends in ``.gz``. A task's samples are numbered in the order they appear."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+from typing import Any
+
+from codequant.errors import InputError
+from codequant.interop.problems import ProblemLookup
+from codequant.jsonl import atomic_writer
+
+Located = tuple[str, dict[str, Any]]
+
+#: The benchmark an EvalPlus task id prefix belongs to when the user names none.
+BENCHMARK_OF_PREFIX = {"HumanEval": "humaneval-plus", "Mbpp": "mbpp-plus"}
+
+
+def _lines(path: Path) -> list[str]:
+    try:
+        if path.name.endswith(".gz"):
+            with gzip.open(path, "rt", encoding="utf-8") as handle:
+                return handle.read().splitlines()
+        return path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found") from None
+    except (gzip.BadGzipFile, EOFError, OSError) as exc:
+        raise InputError(f"{path}: not a readable gzip file ({exc.__class__.__name__}: {exc})") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not UTF-8 text") from None
+
+
+def read_samples(paths: list[Path], lookup: ProblemLookup, benchmark: str | None = None) -> list[Located]:
+    """Execute-ready records of EvalPlus samples files: name, benchmark, language, sample, task_id, prompt,
+    completion, tests, stop_tokens. A ``solution`` becomes the completion of an empty prompt, so the program run
+    is the solution followed by the tests. Task ids map to ``benchmark``'s problems (default: HumanEval/ ->
+    humaneval-plus, Mbpp/ -> mbpp-plus)."""
+    located: list[Located] = []
+    counts: dict[str, int] = {}
+    for path in paths:
+        for number, line in enumerate(_lines(path), start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{number}"
+            try:
+                sample = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{where}: invalid JSON ({exc.msg})") from None
+            if not isinstance(sample, dict):
+                raise InputError(f"{where}: expected a JSON object, got {type(sample).__name__}")
+            task_id = sample.get("task_id")
+            if not isinstance(task_id, str):
+                raise InputError(f"{where}: field 'task_id': expected a string like 'HumanEval/0'")
+            name = benchmark or BENCHMARK_OF_PREFIX.get(task_id.split("/")[0])
+            if name is None:
+                raise InputError(
+                    f"{where}: field 'task_id': {task_id!r} is not HumanEval/N or Mbpp/N; give --benchmark"
+                )
+            problem = lookup.by_task_id(name, task_id, where)
+            if isinstance(sample.get("solution"), str):
+                prompt, completion = "", sample["solution"]
+            elif isinstance(sample.get("completion"), str):
+                prompt, completion = problem.prompt, sample["completion"]
+            else:
+                raise InputError(f"{where}: field 'solution': missing (give 'solution' or 'completion', a string)")
+            index = counts.get(task_id, 0)
+            counts[task_id] = index + 1
+            record = {
+                "name": problem.name,
+                "benchmark": problem.benchmark,
+                "language": problem.language,
+                "sample": index,
+                "task_id": task_id,
+                "prompt": prompt,
+                "completion": completion,
+                "tests": problem.tests,
+                "stop_tokens": problem.stop_tokens,
+            }
+            located.append((where, record))
+    return located
+
+
+def write_samples(out: Path, located: list[Located], lookup: ProblemLookup) -> int:
+    """Write records as an EvalPlus samples file of whole solutions (prompt + completion); return the count.
+
+    The task id is the record's ``task_id``, else its problem's upstream id looked up in its benchmark."""
+    samples = []
+    for where, record in located:
+        if record.get("language") not in ("python", "py"):
+            raise InputError(f"{where}: field 'language': EvalPlus runs Python, got {record.get('language')!r}")
+        if not isinstance(record.get("completion"), str):
+            raise InputError(f"{where}: field 'completion': missing (EvalPlus needs the completion, not a program)")
+        task_id = record.get("task_id")
+        if not isinstance(task_id, str):
+            task_id = lookup.problem(record, where).source_id
+            if task_id is None:
+                raise InputError(f"{where}: field 'name': {record['name']} has no upstream task id")
+        prompt = record["prompt"] if isinstance(record.get("prompt"), str) else lookup.problem(record, where).prompt
+        samples.append({"task_id": task_id, "solution": prompt + record["completion"]})
+    text = "".join(json.dumps(sample) + "\n" for sample in samples)
+    with atomic_writer(out) as handle:
+        if out.name.endswith(".gz"):
+            handle.buffer.write(gzip.compress(text.encode("utf-8")))
+        else:
+            handle.write(text)
+    return len(samples)

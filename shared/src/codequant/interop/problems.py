@@ -1,0 +1,56 @@
+"""Benchmark look-up for records that name their benchmark and problem but lack its tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from codequant.benchmarks import BENCHMARKS, BenchmarkSet, Problem, load_benchmark
+from codequant.errors import CodequantError, InputError
+
+#: The problem's fields a record gets when it lacks them (MultiPL-E names).
+PROBLEM_FIELDS = ("language", "prompt", "tests", "stop_tokens")
+
+
+class ProblemLookup:
+    """Benchmarks loaded once each, by name; problems found by name or by upstream task id."""
+
+    def __init__(self) -> None:
+        self._sets: dict[str, BenchmarkSet] = {}
+
+    def benchmark(self, name: Any, where: str) -> BenchmarkSet:
+        """The named built-in benchmark; InputError naming ``where`` and the field when unknown or unloadable."""
+        if not isinstance(name, str) or name not in BENCHMARKS:
+            raise InputError(f"{where}: field 'benchmark': unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)}")
+        if name not in self._sets:
+            try:
+                self._sets[name] = load_benchmark(name)
+            except CodequantError as exc:
+                raise InputError(f"{where}: field 'benchmark': {name} cannot be loaded ({exc})") from None
+        return self._sets[name]
+
+    def problem(self, record: dict[str, Any], where: str) -> Problem:
+        """The problem a record names through its ``benchmark`` and ``name`` fields."""
+        loaded = self.benchmark(record.get("benchmark"), where)
+        problem = loaded.by_name().get(record.get("name"))  # type: ignore[arg-type]
+        if problem is None:
+            raise InputError(f"{where}: field 'name': no problem {record.get('name')!r} in {loaded.name}")
+        return problem
+
+    def by_task_id(self, benchmark: str, task_id: Any, where: str) -> Problem:
+        """The problem whose upstream id (``HumanEval/0``, ``Mbpp/2``) is ``task_id``."""
+        loaded = self.benchmark(benchmark, where)
+        found = next((p for p in loaded.problems if p.source_id == task_id), None)
+        if found is None:
+            raise InputError(f"{where}: field 'task_id': no problem {task_id!r} in {benchmark}")
+        return found
+
+    def complete(self, record: dict[str, Any], where: str) -> dict[str, Any]:
+        """``record`` with the problem's missing fields (tests, prompt, language, stop tokens) filled in from its
+        benchmark; a record holding a whole ``program`` or its own tests is returned as it is."""
+        if "program" in record or "tests" in record:
+            return record
+        if "benchmark" not in record:
+            raise InputError(f"{where}: field 'tests': missing, and no 'benchmark' field to look the tests up in")
+        problem = self.problem(record, where)
+        filled = {field: getattr(problem, field) for field in PROBLEM_FIELDS if field not in record}
+        return {**record, **filled}
