@@ -172,11 +172,11 @@ def write_experiment(out: Path, located: list[Located]) -> int:
             raise InputError(f"{where}: field 'name': expected a file-safe problem name, got {name!r}")
         groups.setdefault(name, []).append((where, record))
     files = {}
-    for name, group in groups.items():
+    for name, group in groups.items():  # serialised as MultiPL-E does: results indented, completions not
         if executed == {True}:
-            files[f"{name}.results.json.gz"] = _results_file(group)
+            files[f"{name}.results.json.gz"] = json.dumps(_results_file(group), indent=2)
         else:
-            files[f"{name}.json.gz"] = _completions_file(group)
+            files[f"{name}.json.gz"] = json.dumps(_completions_file(group))
     _write_folder(out, files)
     return len(files)
 
@@ -238,16 +238,16 @@ def _results_file(group: list[Located]) -> dict[str, Any]:
     return data
 
 
-def _write_folder(out: Path, files: dict[str, dict[str, Any]]) -> None:
-    """Write gzipped JSON files into a new folder renamed onto ``out`` at the end (nothing half-written)."""
+def _write_folder(out: Path, files: dict[str, str]) -> None:
+    """Write gzipped files into a new folder renamed onto ``out`` at the end (nothing half-written)."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise InputError(f"--out {out}: exists and is not an empty folder")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
-        for filename, data in files.items():
+        for filename, text in files.items():
             with gzip.open(tmp / filename, "wt", encoding="utf-8") as handle:
-                handle.write(json.dumps(data, indent=2))
+                handle.write(text)
         if out.exists():
             out.rmdir()
         os.replace(tmp, out)

@@ -46,11 +46,10 @@ class ProblemLookup:
 
     def complete(self, record: dict[str, Any], where: str) -> dict[str, Any]:
         """``record`` with the problem's missing fields (tests, prompt, language, stop tokens) filled in from its
-        benchmark; a record holding a whole ``program`` or its own tests is returned as it is."""
-        if "program" in record or "tests" in record:
+        benchmark; a record holding a whole ``program`` or its own tests, or naming no benchmark, is returned as
+        it is."""
+        if "program" in record or "tests" in record or "benchmark" not in record:
             return record
-        if "benchmark" not in record:
-            raise InputError(f"{where}: field 'tests': missing, and no 'benchmark' field to look the tests up in")
         problem = self.problem(record, where)
         filled = {field: getattr(problem, field) for field in PROBLEM_FIELDS if field not in record}
         return {**record, **filled}
