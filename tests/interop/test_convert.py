@@ -222,3 +222,17 @@ def test_export_refuses_a_folder_with_files_and_bad_formats(tmp_path: Path) -> N
     assert [p.name for p in (tmp_path / "taken").iterdir()] == ["keep.txt"]
     result = codequant("convert", SAMPLES, "--from", "humaneval", "--to", "jsonl", "--out", tmp_path / "x.jsonl")
     assert result.returncode == 2 and "--from must be one of jsonl, multiple, evalplus" in result.stderr
+
+
+def test_a_repeated_sample_is_refused(tmp_path: Path) -> None:
+    ok("convert", COMPLETIONS, "--from", "multiple", "--to", "jsonl", "--out", tmp_path / "c.jsonl")
+    lines = (tmp_path / "c.jsonl").read_text().splitlines()
+    (tmp_path / "twice.jsonl").write_text("\n".join([*lines, lines[1]]) + "\n")
+    result = codequant(
+        "convert", tmp_path / "twice.jsonl", "--from", "jsonl", "--to", "multiple", "--out", tmp_path / "o"
+    )
+    assert (
+        result.returncode == 2
+        and "twice.jsonl:7: field 'sample': HumanEval_23_strlen sample 1 repeats" in result.stderr
+    )
+    assert not (tmp_path / "o").exists()

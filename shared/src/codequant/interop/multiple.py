@@ -182,14 +182,17 @@ def write_experiment(out: Path, located: list[Located]) -> int:
 
 
 def _ordered(group: list[Located]) -> list[Located]:
-    """A problem's records in sample order; InputError on a repeated sample."""
-    seen: dict[Any, str] = {}
+    """A problem's records in ``sample`` order (in file order if some have none); InputError on a repeated one."""
+    seen: dict[int, str] = {}
     for where, record in group:
         sample = record.get("sample")
-        if sample is not None and sample in seen:
+        if isinstance(sample, int) and sample in seen:
             raise InputError(f"{where}: field 'sample': {record['name']} sample {sample} repeats {seen[sample]}")
-        seen[sample] = where
-    return sorted(group, key=lambda item: item[1]["sample"] if isinstance(item[1].get("sample"), int) else 0)
+        if isinstance(sample, int):
+            seen[sample] = where
+    if len(seen) < len(group):
+        return group
+    return sorted(group, key=lambda item: item[1]["sample"])
 
 
 def _header(where: str, record: dict[str, Any]) -> dict[str, Any]:
