@@ -64,3 +64,12 @@ def test_a_record_whose_problem_cannot_be_found_stops_everything(tmp_path: Path,
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1 and f"{source}{message}" in lines[0], result.stderr
     assert not out.exists()
+
+
+def test_compare_warns_when_variant_and_baseline_were_sampled_differently(tmp_path: Path) -> None:
+    base = write(tmp_path / "base.jsonl", [generated(0, "", passed=True), generated(1, "", passed=False)])
+    hot = write(tmp_path / "hot.jsonl", [generated(0, "", passed=True, temperature=0.8), generated(1, "", passed=True)])
+    result = ok("compare", "--baseline", base, hot, "--json")
+    assert "warning: " in result.stderr and "[(0.2, 0.95), (0.8, 0.95)]" in result.stderr
+    assert json.loads(result.stdout)[0]["pass_at_k"]["pass@1"] == 1.0
+    assert "warning" not in ok("compare", "--baseline", base, base, "--json").stderr

@@ -16,6 +16,14 @@ from codequant.errors import InputError
 from codequant.jsonl import read_jsonl
 
 console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 240)
+err_console = Console(highlight=False, soft_wrap=True, stderr=True)
+#: Sampling settings records carry (from `codequant generate` or MultiPL-E): samples to pair must share them.
+SAMPLING = ("temperature", "top_p")
+
+
+def _sampling(records: list[dict[str, Any]]) -> set[tuple[Any, ...]]:
+    """The (temperature, top_p) pairs the records were sampled with; records that say nothing are left out."""
+    return {tuple(r.get(k) for k in SAMPLING) for r in records if any(k in r for k in SAMPLING)}
 
 
 def _by_benchmark(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
@@ -35,7 +43,8 @@ def compare(
     bootstrap: Annotated[int, typer.Option(help="bootstrap resamples")] = 10000,
     seed: Annotated[int, typer.Option(help="bootstrap seed")] = 0,
 ) -> None:
-    """Compare variants with a baseline: pass@k, McNemar on paired samples, odds ratio, BH, problem-level tests."""
+    """Compare variants with a baseline: pass@k, McNemar on paired samples, odds ratio, BH, problem-level tests
+    (a warning when the records say they were sampled with other settings than the baseline's)."""
     from codequant_reporter.compare import adjust_family, compare_paired
     from codequant_reporter.pairing import outcomes, pair
 
@@ -45,10 +54,18 @@ def compare(
         raise InputError(f"--k: expected comma-separated integers, got {k!r}") from None
     if correction not in ("benjamini-hochberg", "bonferroni", "none"):
         raise InputError(f"--correction: unknown {correction!r}")
-    base_groups = _by_benchmark(list(read_jsonl(baseline)))
+    base_records = list(read_jsonl(baseline))
+    base_groups = _by_benchmark(base_records)
     results = []
     for path in variants:
         records = list(read_jsonl(path))
+        theirs, ours = _sampling(base_records), _sampling(records)
+        if theirs and ours and theirs != ours:
+            err_console.print(
+                f"warning: {path}: sampled with (temperature, top_p) {sorted(ours)}, the baseline {baseline} with "
+                f"{sorted(theirs)}",
+                markup=False,
+            )
         name = next((str(r["variant"]) for r in records if r.get("variant")), path.stem)
         groups = _by_benchmark(records)
         if groups.keys() != base_groups.keys():
