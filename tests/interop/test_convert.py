@@ -220,6 +220,8 @@ def test_export_refuses_a_folder_with_files_and_bad_formats(tmp_path: Path) -> N
     result = codequant("convert", COMPLETIONS, "--from", "multiple", "--to", "multiple", "--out", tmp_path / "taken")
     assert result.returncode == 2 and "exists and is not an empty folder" in result.stderr
     assert [p.name for p in (tmp_path / "taken").iterdir()] == ["keep.txt"]
+    result = codequant("convert", COMPLETIONS, "--from", "multiple", "--to", "evalplus", "--out", tmp_path / "taken")
+    assert result.returncode == 2 and "is a folder; --to evalplus writes a file" in result.stderr
     result = codequant("convert", SAMPLES, "--from", "humaneval", "--to", "jsonl", "--out", tmp_path / "x.jsonl")
     assert result.returncode == 2 and "--from must be one of jsonl, multiple, evalplus" in result.stderr
 

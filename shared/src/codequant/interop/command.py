@@ -33,6 +33,8 @@ def convert(
             raise InputError(f"{option} must be one of {', '.join(FORMATS)}, got {value!r}")
     if out.resolve() in {path.resolve() for path in inputs}:
         raise InputError(f"--out {out}: is also an input")
+    if target != "multiple" and out.is_dir():
+        raise InputError(f"--out {out}: is a folder; --to {target} writes a file")
     lookup = ProblemLookup()
     if source == "multiple":
         located = multiple.read_experiments(inputs, benchmark)
