@@ -47,10 +47,19 @@ def multiple_pass_at_1(path: Path) -> float:
 
 
 @pytest.mark.parametrize("experiment", [COMPLETIONS, RESULTS], ids=["completions", "results"])
-def test_multiple_folders_round_trip_byte_for_byte(experiment: Path, tmp_path: Path) -> None:
+def test_multiple_folders_round_trip_to_the_same_json_text(experiment: Path, tmp_path: Path) -> None:
     ok("convert", experiment, "--from", "multiple", "--to", "jsonl", "--out", tmp_path / "records.jsonl")
     ok("convert", tmp_path / "records.jsonl", "--from", "jsonl", "--to", "multiple", "--out", tmp_path / "again")
     assert folder(tmp_path / "again") == folder(experiment)  # same keys, order, indentation and values
+
+
+def test_a_folder_with_results_is_read_for_its_results(tmp_path: Path) -> None:
+    """MultiPL-E's evaluator often writes results beside the completions (``--dir X --output-dir X``)."""
+    shutil.copytree(COMPLETIONS, tmp_path / "both")
+    shutil.copytree(RESULTS, tmp_path / "both", dirs_exist_ok=True)
+    ok("convert", tmp_path / "both", "--from", "multiple", "--to", "jsonl", "--out", tmp_path / "r.jsonl")
+    statuses = [r["status"] for r in rows(tmp_path / "r.jsonl")]
+    assert statuses == ["OK", "Exception", "SyntaxError", "OK", "Exception", "Exception"]
 
 
 def test_imported_records_name_problem_sample_and_outcome(tmp_path: Path) -> None:
