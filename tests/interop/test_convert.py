@@ -247,3 +247,65 @@ def test_a_repeated_sample_is_refused(tmp_path: Path) -> None:
         and "twice.jsonl:7: field 'sample': HumanEval_23_strlen sample 1 repeats" in result.stderr
     )
     assert not (tmp_path / "o").exists()
+
+
+def test_evalplus_eval_results_are_a_baseline_for_our_execution(tmp_path: Path) -> None:
+    results = DATA / "evalplus" / "samples_eval_results.json"
+    ok(
+        "convert",
+        results,
+        "--from",
+        "evalplus",
+        "--to",
+        "jsonl",
+        "--benchmark",
+        "humaneval",
+        "--out",
+        tmp_path / "r.jsonl",
+    )
+    imported = rows(tmp_path / "r.jsonl")
+    assert [(r["name"], r["sample"], r["status"], r["passed"]) for r in imported] == [
+        ("HumanEval_23_strlen", 0, "OK", True),
+        ("HumanEval_23_strlen", 1, "Failure", False),
+        ("HumanEval_85_add", 0, "OK", True),
+        ("HumanEval_85_add", 1, "Failure", False),
+    ]
+    ok(
+        "convert",
+        SAMPLES,
+        "--from",
+        "evalplus",
+        "--to",
+        "jsonl",
+        "--benchmark",
+        "humaneval",
+        "--out",
+        tmp_path / "s.jsonl",
+    )
+    ok("execute", tmp_path / "s.jsonl", "--out", tmp_path / "ours.jsonl", "--workers", "2")
+    report = ok("compare", "--baseline", tmp_path / "r.jsonl", tmp_path / "ours.jsonl", "--json")
+    [comparison] = json.loads(report.stdout)
+    published = json.loads(results.read_text())["pass_at_k"]["base"]["pass@1"]
+    assert comparison["baseline_pass_at_k"]["pass@1"] == comparison["pass_at_k"]["pass@1"] == published
+    assert comparison["table"] == {"both": 2, "baseline_only": 0, "variant_only": 0, "neither": 2}
+
+
+def test_evalplus_eval_results_without_verdicts_are_refused(tmp_path: Path) -> None:
+    data = json.loads((DATA / "evalplus" / "samples_eval_results.json").read_text())
+    del data["eval"]["HumanEval/85"][1]["base_status"]
+    (tmp_path / "x_eval_results.json").write_text(json.dumps(data))
+    out = tmp_path / "out.jsonl"
+    result = codequant(
+        "convert",
+        tmp_path / "x_eval_results.json",
+        "--from",
+        "evalplus",
+        "--to",
+        "jsonl",
+        "--benchmark",
+        "humaneval",
+        "--out",
+        out,
+    )
+    assert result.returncode == 2 and "eval['HumanEval/85'][1]: field 'base_status'" in result.stderr, result.stderr
+    assert not out.exists()

@@ -18,7 +18,12 @@ console = Console(highlight=False, soft_wrap=True, stderr=True)
 
 
 def convert(
-    inputs: Annotated[list[Path], typer.Argument(metavar="IN...", help="JSONL files, MultiPL-E folders or files")],
+    inputs: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="IN...", help="JSONL files, MultiPL-E folders or files, EvalPlus samples or eval results"
+        ),
+    ],
     source: Annotated[str, typer.Option("--from", help="jsonl | multiple | evalplus")],
     target: Annotated[str, typer.Option("--to", help="jsonl | multiple | evalplus")],
     out: Annotated[Path, typer.Option("--out", help="file (jsonl, evalplus) or new folder (multiple)")],

@@ -1,6 +1,7 @@
 """EvalPlus's samples file: JSON Lines, one sample per line, ``{"task_id": "HumanEval/0", "solution": PROGRAM}``
 (the whole function, prompt included) or ``{"task_id", "completion"}`` (appended to EvalPlus's prompt); gzipped
-when the name ends in ``.gz``. A task's samples are numbered in the order they appear."""
+when the name ends in ``.gz``. A task's samples are numbered in the order they appear. Also EvalPlus's
+evaluation results (``*_eval_results.json``), read as executed records."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from codequant.benchmarks import Problem
 from codequant.errors import InputError
 from codequant.interop.problems import ProblemLookup
 from codequant.jsonl import atomic_writer
@@ -17,6 +19,9 @@ Located = tuple[str, dict[str, Any]]
 
 #: The benchmark an EvalPlus task id prefix belongs to when the user names none.
 BENCHMARK_OF_PREFIX = {"HumanEval": "humaneval-plus", "Mbpp": "mbpp-plus"}
+#: Benchmarks whose tests are EvalPlus's extended ("plus") tests.
+PLUS_BENCHMARKS = {"humaneval-plus", "mbpp-plus"}
+_RESULT_FIELDS = ("solution", "base_status", "plus_status")
 
 
 def _lines(path: Path) -> list[str]:
@@ -34,13 +39,17 @@ def _lines(path: Path) -> list[str]:
 
 
 def read_samples(paths: list[Path], lookup: ProblemLookup, benchmark: str | None = None) -> list[Located]:
-    """Execute-ready records of EvalPlus samples files: name, benchmark, language, sample, task_id, prompt,
+    """Records of EvalPlus samples files (execute-ready) and evaluation results files (``*_eval_results.json``,
+    already executed; see ``_read_eval_results``): name, benchmark, language, sample, task_id, prompt,
     completion, tests, stop_tokens. A ``solution`` becomes the completion of an empty prompt, so the program run
     is the solution followed by the tests. Task ids map to ``benchmark``'s problems (default: HumanEval/ ->
     humaneval-plus, Mbpp/ -> mbpp-plus)."""
     located: list[Located] = []
     counts: dict[str, int] = {}
     for path in paths:
+        if path.name.endswith(".json"):
+            located.extend(_read_eval_results(path, lookup, benchmark))
+            continue
         for number, line in enumerate(_lines(path), start=1):
             if not line.strip():
                 continue
@@ -54,32 +63,77 @@ def read_samples(paths: list[Path], lookup: ProblemLookup, benchmark: str | None
             task_id = sample.get("task_id")
             if not isinstance(task_id, str):
                 raise InputError(f"{where}: field 'task_id': expected a string like 'HumanEval/0'")
-            name = benchmark or BENCHMARK_OF_PREFIX.get(task_id.split("/")[0])
-            if name is None:
-                raise InputError(
-                    f"{where}: field 'task_id': {task_id!r} is not HumanEval/N or Mbpp/N; give --benchmark"
-                )
-            problem = lookup.by_task_id(name, task_id, where)
+            problem = lookup.by_task_id(_benchmark(task_id, benchmark, where), task_id, where)
             if isinstance(sample.get("solution"), str):
                 prompt, completion = "", sample["solution"]
             elif isinstance(sample.get("completion"), str):
                 prompt, completion = problem.prompt, sample["completion"]
             else:
                 raise InputError(f"{where}: field 'solution': missing (give 'solution' or 'completion', a string)")
-            index = counts.get(task_id, 0)
-            counts[task_id] = index + 1
-            record = {
-                "name": problem.name,
-                "benchmark": problem.benchmark,
-                "language": problem.language,
-                "sample": index,
-                "task_id": task_id,
-                "prompt": prompt,
-                "completion": completion,
-                "tests": problem.tests,
-                "stop_tokens": problem.stop_tokens,
-            }
-            located.append((where, record))
+            counts[task_id] = counts.get(task_id, 0) + 1
+            located.append((where, _record(problem, task_id, counts[task_id] - 1, prompt, completion)))
+    return located
+
+
+def _benchmark(task_id: str, benchmark: str | None, where: str) -> str:
+    name = benchmark or BENCHMARK_OF_PREFIX.get(task_id.split("/")[0])
+    if name is None:
+        raise InputError(f"{where}: field 'task_id': {task_id!r} is not HumanEval/N or Mbpp/N; give --benchmark")
+    return name
+
+
+def _record(problem: Problem, task_id: str, sample: int, prompt: str, completion: str) -> dict[str, Any]:
+    return {
+        "name": problem.name,
+        "benchmark": problem.benchmark,
+        "language": problem.language,
+        "sample": sample,
+        "task_id": task_id,
+        "prompt": prompt,
+        "completion": completion,
+        "tests": problem.tests,
+        "stop_tokens": problem.stop_tokens,
+    }
+
+
+def _read_eval_results(path: Path, lookup: ProblemLookup, benchmark: str | None) -> list[Located]:
+    """Executed records of an EvalPlus evaluation results file (``evalplus/evaluate.py``): ``{"date", "hash",
+    "eval": {task_id: [{"task_id", "solution", "base_status", "plus_status", "base_fail_tests",
+    "plus_fail_tests"}, ...]}, "pass_at_k"}``, samples in order; verdicts are pass, fail or timeout.
+
+    A sample passes when its base verdict is pass and, on HumanEval+ and MBPP+, its plus verdict too (EvalPlus's
+    "base + extra" pass@k); status is OK, Timeout when a verdict is timeout, else Failure."""
+    try:
+        data = json.loads("\n".join(_lines(path)))
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: invalid JSON ({exc.msg} at line {exc.lineno})") from None
+    evals = data.get("eval") if isinstance(data, dict) else None
+    if not isinstance(evals, dict):
+        raise InputError(f"{path}: field 'eval': expected an object of task id -> results (EvalPlus eval results)")
+    located: list[Located] = []
+    for task_id, samples in evals.items():
+        where = f"{path}: eval[{task_id!r}]"
+        if not isinstance(samples, list):
+            raise InputError(f"{where}: expected a list of results")
+        name = _benchmark(task_id, benchmark, where)
+        problem = lookup.by_task_id(name, task_id, where)
+        for index, sample in enumerate(samples):
+            at = f"{where}[{index}]"
+            fields = {key: sample.get(key) if isinstance(sample, dict) else None for key in _RESULT_FIELDS}
+            for key in ("solution", "base_status"):
+                if not isinstance(fields[key], str):
+                    raise InputError(f"{at}: field {key!r}: expected a string")
+            verdicts = [fields["base_status"]]
+            if name in PLUS_BENCHMARKS:
+                if not isinstance(fields["plus_status"], str):
+                    raise InputError(f"{at}: field 'plus_status': no plus verdict (a --base-only run?) for {name}")
+                verdicts.append(fields["plus_status"])
+            passed = all(v == "pass" for v in verdicts)
+            status = "OK" if passed else "Timeout" if "timeout" in verdicts else "Failure"
+            record = _record(problem, task_id, index, "", fields["solution"])
+            record |= {"status": status, "passed": passed}
+            record |= {"base_status": fields["base_status"], "plus_status": fields["plus_status"]}
+            located.append((at, record))
     return located
 
 
