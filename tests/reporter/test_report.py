@@ -66,12 +66,12 @@ def test_every_format_from_a_study_folder(tmp_path: Path) -> None:
     precisions = [r[2] for r in rows[1:9]]
     assert precisions == [
         "fp16",
-        "7.5-bit AQLM 4x15",
-        "3.75-bit AQLM 2x15",
+        "8-bit AQLM 4x15",
+        "4-bit AQLM 2x15",
         "3-bit AQLM 2x12",
-        "1.875-bit AQLM 1x15",
-        "1.875-bit AQLM 1x15 (code)",
-        "1.875-bit AQLM 1x15 (code, fine-tuned)",
+        "2-bit AQLM 1x15",
+        "2-bit AQLM 1x15 (code)",
+        "2-bit AQLM 1x15 (code, fine-tuned)",
         "4-bit RTN g128",
     ]
     assert rows[1][3] == "13.48 GB" and rows[1][1] == "7B"
