@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from codequant.errors import InputError
 from codequant.store import Store
 from codequant_reporter.report import write_report
+from codequant_reporter.study_data import load_study_data
 from tests.reporter.synthetic import SPEC, write_study
 
 
@@ -127,3 +129,31 @@ def test_report_cli(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "unknown report format(s) docx" in bad.stderr
     missing = subprocess.run([*cli, "nope"], capture_output=True, text=True, timeout=120, env={"PATH": "/usr/bin"})
     assert missing.returncode == 2 and "give --store" in missing.stderr
+
+
+def test_pass_at_10_is_shown_where_every_row_has_ten_samples(tmp_path: Path) -> None:
+    spec = SPEC.replace("sampling: {n: 6}", "sampling: {n: 12}")
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "study.yaml").write_text(spec)
+    write_study(Store(f"sqlite:///{folder / 'store.db'}"), spec=spec)
+    write_report(folder, formats=["csv", "json"])
+    out = folder / "report"
+    with (out / "table3-multipl-e-humaneval.csv").open() as handle:
+        header = next(csv.reader(handle))
+    assert header[4:] == ["Python pass@1", "Python pass@10", "Python OR", "Java pass@1", "Java pass@10", "Java OR"]
+    with (out / "comparisons.csv").open() as handle:
+        assert "pass@10" in next(csv.reader(handle)) and "pass@100" not in (out / "comparisons.csv").read_text()
+    with (out / "table6-model-size.csv").open() as handle:
+        assert "MultiPL-E HumanEval Python pass@10 quant." in next(csv.reader(handle))
+    payload = json.loads((out / "report.json").read_text())
+    # pass@10 of the stored outcomes, recomputed here with exact binomials: 1 - C(n-c, 10) / C(n, 10).
+    for comparison in payload["comparisons"]:
+        assert comparison["pass_at_k"]["pass@10"] >= comparison["pass_at_k"]["pass@1"]
+    data = load_study_data(Store(f"sqlite:///{folder / 'store.db'}"), "synthetic")
+    baseline = data.models[0].baseline
+    outcomes = {p: list(s.values()) for p, s in data.outcomes[(baseline.key, "multiple-humaneval-py")].items()}
+    expected = sum(1 - math.comb(12 - sum(v), 10) / math.comb(12, 10) for v in outcomes.values()) / len(outcomes)
+    record = next(r for r in payload["tables"]["table3-multipl-e-humaneval"]["records"] if r["variant"] == "fp16")
+    assert record["multiple-humaneval-py"]["pass@10"] == pytest.approx(expected)
+    assert record["multiple-humaneval-py"]["pass@10"] > record["multiple-humaneval-py"]["pass@1"]
