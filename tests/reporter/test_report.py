@@ -44,6 +44,7 @@ def test_every_format_from_a_study_folder(tmp_path: Path) -> None:
         "table5-calibration.csv",
         "table6-model-size.csv",
         "memory.csv",
+        "cost.csv",
         "comparisons.csv",
     }
     assert expected <= {p.name for p in out.iterdir()}
@@ -83,7 +84,7 @@ def test_every_format_from_a_study_folder(tmp_path: Path) -> None:
     assert html.count("data:image/png;base64,") == 3 and "src='http" not in html and "<link" not in html
     assert "Table 3 layout" in html and "Table 5 layout" in html and "Table 6 layout" in html
     tex = (out / "tables.tex").read_text()
-    assert tex.count("\\begin{tabular}") == 6 and "\\toprule" in tex and "\\multicolumn{2}{c}{Python}" in tex
+    assert tex.count("\\begin{tabular}") == 7 and "\\toprule" in tex and "\\multicolumn{2}{c}{Python}" in tex
     md = (out / "report.md").read_text()
     assert "![pass1_vs_memory](pass1_vs_memory.png)" in md
     for fact in (
@@ -157,3 +158,21 @@ def test_pass_at_10_is_shown_where_every_row_has_ten_samples(tmp_path: Path) -> 
     record = next(r for r in payload["tables"]["table3-multipl-e-humaneval"]["records"] if r["variant"] == "fp16")
     assert record["multiple-humaneval-py"]["pass@10"] == pytest.approx(expected)
     assert record["multiple-humaneval-py"]["pass@10"] > record["multiple-humaneval-py"]["pass@1"]
+
+
+def test_the_cost_table_shows_what_serving_each_variant_cost(tmp_path: Path) -> None:
+    folder = make_study_dir(tmp_path)
+    write_report(folder, formats=["csv", "json"])
+    with (folder / "report" / "cost.csv").open() as handle:
+        rows = {(r["Model"], r["Variant"]): r for r in csv.DictReader(handle)}
+    fp16, two_bit, rtn = (rows[("Coder-7B", v)] for v in ("fp16", "aqlm-2bit", "rtn-4bit"))
+    assert fp16["Precision"] == "fp16" and two_bit["Precision"] == "2-bit AQLM 1x15"
+    # 24,000 tokens in 60 s; latencies 2, 3, 4, 5 s ten times each.
+    assert (fp16["tokens/s"], fp16["p50 latency (s)"]) == ("400.0", "3.50")
+    assert fp16["Peak memory as served"] == "15.48 GB" and fp16["Measured as"] == "CUDA peak allocated"
+    assert two_bit["Peak memory as served"] == "3.69 GB" and two_bit["Held-out perplexity"] == "9.50"
+    # An external endpoint has no memory or perplexity routes: its cost figures are "–", not an error.
+    assert rtn["Served by"] == "external endpoint (openai)" and rtn["tokens/s"] == "400.0"
+    assert (rtn["Peak memory as served"], rtn["Measured as"], rtn["Held-out perplexity"]) == ("–", "–", "–")
+    records = json.loads((folder / "report" / "report.json").read_text())["tables"]["cost"]["records"]
+    assert next(r for r in records if r["variant"] == "rtn-4bit")["note"] == "the endpoint has no /codequant routes"

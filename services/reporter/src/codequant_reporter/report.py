@@ -14,6 +14,7 @@ from codequant.payloads import ReportRequest, ReportResult
 from codequant.store import Store
 from codequant.study import parse_study
 from codequant_reporter import render
+from codequant_reporter.cost import cost_table
 from codequant_reporter.methods_section import PACKAGES, methods_section
 from codequant_reporter.plots import PLOTS
 from codequant_reporter.study_data import load_study_data
@@ -70,7 +71,7 @@ def write_report(
     calibration = calibration_table(analysis)
     if calibration is not None:
         tables.append(calibration)
-    tables += [model_size_table(analysis), memory_table(data), comparisons_table(analysis)]
+    tables += [model_size_table(analysis), memory_table(data), cost_table(data), comparisons_table(analysis)]
     out.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
     plots = []
