@@ -147,6 +147,10 @@ def test_pass_at_10_is_shown_where_every_row_has_ten_samples(tmp_path: Path) -> 
         assert "pass@10" in next(csv.reader(handle)) and "pass@100" not in (out / "comparisons.csv").read_text()
     with (out / "table6-model-size.csv").open() as handle:
         assert "MultiPL-E HumanEval Python pass@10 quant." in next(csv.reader(handle))
+    with (out / "table5-calibration.csv").open() as handle:
+        rows = list(csv.reader(handle))
+    column = rows[0].index("McEval Java pass@10")
+    assert all(float(r[column]) >= float(r[rows[0].index("McEval Java pass@1")].split()[0]) for r in rows[1:])
     payload = json.loads((out / "report.json").read_text())
     # pass@10 of the stored outcomes, recomputed here with exact binomials: 1 - C(n-c, 10) / C(n, 10).
     for comparison in payload["comparisons"]:

@@ -102,7 +102,7 @@ def _wandb(name: str, metrics: dict[str, float], params: dict[str, str], files: 
         for path in files.values():
             artifact.add_file(str(path), name=path.name)
         run.log_artifact(artifact)
-        where = run.url or run.dir
+        where = run.url or str(Path(run.dir).parent)  # offline: the run's folder, for `wandb sync`
     finally:
         run.finish()
     return f"wandb run {where}"

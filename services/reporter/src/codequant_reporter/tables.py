@@ -226,7 +226,7 @@ def calibration_table(analysis: Analysis) -> Table | None:
     if not analysis.calibration:
         return None
     names = list(data.benchmarks)
-    ks = table_ks(data, [(v, n) for twin, v, n, _ in analysis.calibration for v in (twin, v)])
+    ks = table_ks(data, [(side, n) for twin, variant, n, _ in analysis.calibration for side in (twin, variant)])
     columns = [
         "Model",
         "Precision",
