@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import math
+import re
+import shutil
+import subprocess
+from pathlib import Path
 
 import httpx
 import openai
+import pytest
 
 from codequant.benchmarks import load_benchmark
 from codequant.heldout import HELD_OUT_CODE, NAME, held_out_texts
@@ -52,3 +57,14 @@ def test_the_held_out_set_is_python_and_java_code_of_its_own() -> None:
         compile(text, "<held-out>", "exec")  # every Python snippet is valid Python
     trained = "\n".join(p.prompt + p.canonical_solution for p in load_benchmark("humaneval").problems)
     assert not any(text.splitlines()[0] in trained for text in held_out_texts())
+
+
+@pytest.mark.skipif(shutil.which("javac") is None, reason="needs javac")
+def test_every_java_snippet_compiles(tmp_path: Path) -> None:
+    files = []
+    for text in HELD_OUT_CODE["java"]:
+        name = re.search(r"^class (\w+)", text, re.MULTILINE).group(1)
+        files.append(tmp_path / f"{name}.java")
+        files[-1].write_text(text)
+    done = subprocess.run(["javac", "-d", str(tmp_path / "out"), *map(str, files)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
