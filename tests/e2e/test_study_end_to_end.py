@@ -66,6 +66,16 @@ def test_the_study_runs_end_to_end_and_reruns_from_the_store(tiny_model: Path, t
     seen = [c for c in by_variant["aqlm-2x8"] if c["labels"]["benchmark"] != "multiple-humaneval-java"]
     assert sum(c["pass_at_k"]["pass@1"] for c in seen) < sum(c["baseline_pass_at_k"]["pass@1"] for c in seen)
     assert (out / "results" / "tiny" / "fp32" / "humaneval.jsonl").exists()
+    # What serving each variant cost, measured by the generate stage on codequant serve.
+    cost = {r["variant"]: r for r in report["tables"]["cost"]["records"]}
+    assert set(cost) == {"fp32", "aqlm-2x8", "rtn-2bit"}
+    for figures in cost.values():
+        assert figures["tokens_per_s"] > 0 and figures["latency_p50_s"] > 0 and figures["requests"] == 6 + 3 + 2
+        assert figures["peak_memory_bytes"] > figures["model_bytes"] > 0 and figures["perplexity"] > 1
+    # Each variant's own weights were scored (the tiny model memorises its training problems, so on held-out code
+    # its perplexity is in the thousands and quantization noise can lower it: no ordering is asserted).
+    assert len({round(figures["perplexity"], 3) for figures in cost.values()}) == 3
+    assert cost["aqlm-2x8"]["model_bytes"] < cost["fp32"]["model_bytes"]
 
     start = time.monotonic()
     second = subprocess.run([*CLI, "run", str(study), "--no-progress"], capture_output=True, text=True, timeout=600)

@@ -43,6 +43,8 @@ def test_paper_rq1_mirrors_the_reference_design() -> None:
     assert [m.hub_id for m in study.models] == ["codellama/CodeLlama-7b-hf", "deepseek-ai/deepseek-coder-6.7b-base"]
     bits = sorted(v.nominal_bits for v in study.models[0].variants if v.method == "aqlm")
     assert bits == [1.875, 3.0, 3.75, 7.5]
+    labels = [v.precision_label("float16") for v in study.models[0].variants]
+    assert labels == ["fp16", "8-bit AQLM 4x15", "4-bit AQLM 2x15", "3-bit AQLM 2x12", "2-bit AQLM 1x15"]
     assert study.sampling.n == 20 and study.sampling.temperature == 0.2
     assert study.max_new_tokens("mceval-java") == 1500 and study.max_new_tokens("multiple-humaneval-py") == 1024
     assert next(b for b in study.benchmarks if b.name == "mceval-python").exclude_humaneval_overlap
@@ -58,6 +60,21 @@ def test_presets_expand_to_the_papers_settings() -> None:
         1,
     )
     assert AQLM_PRESETS["aqlm-8bit"]["num_codebooks"] == 4 and AQLM_PRESETS["aqlm-3bit"]["nbits_per_codebook"] == 12
+
+
+@pytest.mark.parametrize(
+    ("codes", "label"),
+    [
+        ("num_codebooks: 1, nbits_per_codebook: 8, in_group_size: 8", "1-bit AQLM 1x8"),
+        ("num_codebooks: 2, nbits_per_codebook: 8, in_group_size: 8", "2-bit AQLM 2x8"),
+        ("num_codebooks: 1, nbits_per_codebook: 16, in_group_size: 8", "2-bit AQLM 1x16"),
+        ("num_codebooks: 1, nbits_per_codebook: 15, in_group_size: 8, out_group_size: 2", "1-bit AQLM 1x15 g8x2"),
+        ("num_codebooks: 2, nbits_per_codebook: 8, in_group_size: 8, calibration: code", "2-bit AQLM 2x8 (code)"),
+    ],
+)
+def test_aqlm_labels_name_code_bits_rounded_up_like_the_paper(codes: str, label: str) -> None:
+    text = MINIMAL.replace("{name: q, method: aqlm, preset: aqlm-2bit}", f"{{name: q, method: aqlm, {codes}}}")
+    assert parse_study(text).models[0].variants[1].precision_label("float16") == label
 
 
 def test_defaults_and_variant_keys_are_deterministic() -> None:

@@ -6,7 +6,16 @@ import random
 
 from codequant.keys import stable_hash
 from codequant.results import completion_keys
-from codequant.store import Completion, Execution, Job, JobEnvironment, Store, StudyVariant, Variant
+from codequant.store import (
+    Completion,
+    Execution,
+    Job,
+    JobEnvironment,
+    ServingMeasurement,
+    Store,
+    StudyVariant,
+    Variant,
+)
 from codequant.store import Study as StudyRow
 from codequant.study import parse_study
 
@@ -94,6 +103,31 @@ def footprint(params: int, variant: dict) -> dict:
     }
 
 
+def serving(model: str, variant: str, key: str) -> dict:
+    """What serving the variant cost, as the generate stage records it: codequant serve on a GPU for AQLM and the
+    baseline, an external endpoint without codequant's routes for RTN."""
+    row = {"variant_key": key, "requests": 40, "samples": 240, "completion_tokens": 24_000, "generation_s": 60.0}
+    row["latencies_s"] = [2.0, 3.0, 4.0, 5.0] * 10
+    if variant.startswith("rtn"):
+        return {**row, "server": "external endpoint (openai)", "note": "the endpoint has no /codequant routes"}
+    bits = 16 if variant == "fp16" else int(variant.split("-")[1].removesuffix("bit"))
+    weights = PARAMS[model] * bits // 8
+    return {
+        **row,
+        "server": "codequant serve (transformers)",
+        "memory": {
+            "device": "cuda:0",
+            "source": "torch.cuda.max_memory_allocated",
+            "peak_bytes": weights + 2_000_000_000,
+            "current_bytes": weights + 500_000_000,
+            "model_bytes": weights,
+        },
+        "perplexity": 1.5 + 16 / bits,
+        "perplexity_tokens": 5_000,
+        "perplexity_set": "codequant-heldout-v1",
+    }
+
+
 def write_study(
     store: Store,
     *,
@@ -159,6 +193,7 @@ def write_study(
             )
             if failed:
                 continue
+            store.insert_ignore(ServingMeasurement, [serving(model.name, variant.name, key)])
             completions, executions = [], []
             skill = SKILL[variant.name] + (0.05 if model.name == "Coder-13B" else 0.0)
             for benchmark, names in problems.items():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from codequant.errors import InputError
 from codequant.store import Store
 from codequant_reporter.report import write_report
+from codequant_reporter.study_data import load_study_data
 from tests.reporter.synthetic import SPEC, write_study
 
 
@@ -42,6 +44,7 @@ def test_every_format_from_a_study_folder(tmp_path: Path) -> None:
         "table5-calibration.csv",
         "table6-model-size.csv",
         "memory.csv",
+        "cost.csv",
         "comparisons.csv",
     }
     assert expected <= {p.name for p in out.iterdir()}
@@ -66,12 +69,12 @@ def test_every_format_from_a_study_folder(tmp_path: Path) -> None:
     precisions = [r[2] for r in rows[1:9]]
     assert precisions == [
         "fp16",
-        "7.5-bit AQLM 4x15",
-        "3.75-bit AQLM 2x15",
+        "8-bit AQLM 4x15",
+        "4-bit AQLM 2x15",
         "3-bit AQLM 2x12",
-        "1.875-bit AQLM 1x15",
-        "1.875-bit AQLM 1x15 (code)",
-        "1.875-bit AQLM 1x15 (code, fine-tuned)",
+        "2-bit AQLM 1x15",
+        "2-bit AQLM 1x15 (code)",
+        "2-bit AQLM 1x15 (code, fine-tuned)",
         "4-bit RTN g128",
     ]
     assert rows[1][3] == "13.48 GB" and rows[1][1] == "7B"
@@ -81,7 +84,7 @@ def test_every_format_from_a_study_folder(tmp_path: Path) -> None:
     assert html.count("data:image/png;base64,") == 3 and "src='http" not in html and "<link" not in html
     assert "Table 3 layout" in html and "Table 5 layout" in html and "Table 6 layout" in html
     tex = (out / "tables.tex").read_text()
-    assert tex.count("\\begin{tabular}") == 6 and "\\toprule" in tex and "\\multicolumn{2}{c}{Python}" in tex
+    assert tex.count("\\begin{tabular}") == 7 and "\\toprule" in tex and "\\multicolumn{2}{c}{Python}" in tex
     md = (out / "report.md").read_text()
     assert "![pass1_vs_memory](pass1_vs_memory.png)" in md
     for fact in (
@@ -127,3 +130,53 @@ def test_report_cli(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "unknown report format(s) docx" in bad.stderr
     missing = subprocess.run([*cli, "nope"], capture_output=True, text=True, timeout=120, env={"PATH": "/usr/bin"})
     assert missing.returncode == 2 and "give --store" in missing.stderr
+
+
+def test_pass_at_10_is_shown_where_every_row_has_ten_samples(tmp_path: Path) -> None:
+    spec = SPEC.replace("sampling: {n: 6}", "sampling: {n: 12}")
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "study.yaml").write_text(spec)
+    write_study(Store(f"sqlite:///{folder / 'store.db'}"), spec=spec)
+    write_report(folder, formats=["csv", "json"])
+    out = folder / "report"
+    with (out / "table3-multipl-e-humaneval.csv").open() as handle:
+        header = next(csv.reader(handle))
+    assert header[4:] == ["Python pass@1", "Python pass@10", "Python OR", "Java pass@1", "Java pass@10", "Java OR"]
+    with (out / "comparisons.csv").open() as handle:
+        assert "pass@10" in next(csv.reader(handle)) and "pass@100" not in (out / "comparisons.csv").read_text()
+    with (out / "table6-model-size.csv").open() as handle:
+        assert "MultiPL-E HumanEval Python pass@10 quant." in next(csv.reader(handle))
+    with (out / "table5-calibration.csv").open() as handle:
+        rows = list(csv.reader(handle))
+    column = rows[0].index("McEval Java pass@10")
+    assert all(float(r[column]) >= float(r[rows[0].index("McEval Java pass@1")].split()[0]) for r in rows[1:])
+    payload = json.loads((out / "report.json").read_text())
+    # pass@10 of the stored outcomes, recomputed here with exact binomials: 1 - C(n-c, 10) / C(n, 10).
+    for comparison in payload["comparisons"]:
+        assert comparison["pass_at_k"]["pass@10"] >= comparison["pass_at_k"]["pass@1"]
+    data = load_study_data(Store(f"sqlite:///{folder / 'store.db'}"), "synthetic")
+    baseline = data.models[0].baseline
+    outcomes = {p: list(s.values()) for p, s in data.outcomes[(baseline.key, "multiple-humaneval-py")].items()}
+    expected = sum(1 - math.comb(12 - sum(v), 10) / math.comb(12, 10) for v in outcomes.values()) / len(outcomes)
+    record = next(r for r in payload["tables"]["table3-multipl-e-humaneval"]["records"] if r["variant"] == "fp16")
+    assert record["multiple-humaneval-py"]["pass@10"] == pytest.approx(expected)
+    assert record["multiple-humaneval-py"]["pass@10"] > record["multiple-humaneval-py"]["pass@1"]
+
+
+def test_the_cost_table_shows_what_serving_each_variant_cost(tmp_path: Path) -> None:
+    folder = make_study_dir(tmp_path)
+    write_report(folder, formats=["csv", "json"])
+    with (folder / "report" / "cost.csv").open() as handle:
+        rows = {(r["Model"], r["Variant"]): r for r in csv.DictReader(handle)}
+    fp16, two_bit, rtn = (rows[("Coder-7B", v)] for v in ("fp16", "aqlm-2bit", "rtn-4bit"))
+    assert fp16["Precision"] == "fp16" and two_bit["Precision"] == "2-bit AQLM 1x15"
+    # 24,000 tokens in 60 s; latencies 2, 3, 4, 5 s ten times each.
+    assert (fp16["tokens/s"], fp16["p50 latency (s)"]) == ("400.0", "3.50")
+    assert fp16["Peak memory as served"] == "15.48 GB" and fp16["Measured as"] == "CUDA peak allocated"
+    assert two_bit["Peak memory as served"] == "3.69 GB" and two_bit["Held-out perplexity"] == "9.50"
+    # An external endpoint has no memory or perplexity routes: its cost figures are "–", not an error.
+    assert rtn["Served by"] == "external endpoint (openai)" and rtn["tokens/s"] == "400.0"
+    assert (rtn["Peak memory as served"], rtn["Measured as"], rtn["Held-out perplexity"]) == ("–", "–", "–")
+    records = json.loads((folder / "report" / "report.json").read_text())["tables"]["cost"]["records"]
+    assert next(r for r in records if r["variant"] == "rtn-4bit")["note"] == "the endpoint has no /codequant routes"

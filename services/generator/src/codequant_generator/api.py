@@ -12,7 +12,7 @@ from codequant import instruct
 from codequant.benchmarks import Problem
 from codequant.errors import InputError
 from codequant.extraction import extract
-from codequant_generator.clients import Endpoint, Retry, client_for
+from codequant_generator.clients import Endpoint, Retry, Sample, client_for
 
 __all__ = ["Endpoint", "cut_at_stop", "generate_completions"]
 
@@ -21,6 +21,14 @@ def cut_at_stop(text: str, stops: Sequence[str]) -> str:
     """The text before the first occurrence of any stop token (MultiPL-E's rule)."""
     positions = [text.find(stop) for stop in stops if stop and stop in text]
     return text[: min(positions)] if positions else text
+
+
+def request_tokens(samples: Sequence[Sample]) -> int | None:
+    """Completion tokens one request generated: the server's total, else the sum over its samples if all known."""
+    if samples and samples[0].request_completion_tokens is not None:
+        return samples[0].request_completion_tokens
+    counts = [s.completion_tokens for s in samples]
+    return None if None in counts else sum(c for c in counts if c is not None)
 
 
 def generate_completions(
@@ -37,6 +45,7 @@ def generate_completions(
     concurrency: int = 4,
     skip: Callable[[str, int], bool] | None = None,
     on_record: Callable[[dict[str, Any]], None],
+    on_request: Callable[[float, int | None], None] | None = None,
     progress: Callable[[int, int], None] | None = None,
     retry: Retry | None = None,
 ) -> None:
@@ -51,7 +60,10 @@ def generate_completions(
     response prefix unless ``response_prefix`` is false) to the chat completions API; ``raw_completion`` is the
     whole answer (prefix included), ``completion`` the program head extracted from it (the prompt's part included,
     so ``prompt`` is empty and ``prompt + completion + "\n" + tests`` is still the program), ``extracted`` says
-    whether the problem's function was found, and ``prompt_mode`` is "instruct"."""
+    whether the problem's function was found, and ``prompt_mode`` is "instruct".
+
+    ``on_request(latency_s, completion_tokens)``: once per request sent (one per sample for TGI, one per problem
+    for the OpenAI APIs); tokens of all the samples the request generated, None when the server does not say."""
     if prompt_mode == "instruct" and endpoint.api == "tgi":
         raise InputError(f"endpoint {endpoint.url}: instruct mode needs the chat API (api openai or openai-chat)")
     client = client_for(endpoint, retry)
@@ -93,6 +105,8 @@ def generate_completions(
             failed.set()
             raise
         with lock:
+            if on_request is not None:
+                on_request(samples[missing[0]].latency_s, request_tokens([samples[i] for i in missing]))
             for index in missing:
                 sample = samples[index]
                 extra: dict[str, Any] = {}

@@ -56,6 +56,8 @@ class Sample:
     completion_tokens: int | None
     prompt_tokens: int | None
     latency_s: float
+    #: completion tokens of the whole request this sample came from (all its n samples), when the server says
+    request_completion_tokens: int | None = None
 
 
 @dataclass(frozen=True)
@@ -227,6 +229,7 @@ class TgiClient(_Client):
                 output.details.generated_tokens,
                 None,
                 time.monotonic() - start,
+                output.details.generated_tokens,
             )
         return samples
 
@@ -315,12 +318,24 @@ class OpenAiClient(_Client):
         choices = sorted(response.choices, key=lambda c: c.index)
         if len(choices) < n:
             raise ServiceError(f"POST {self.endpoint.url}{route}: asked for n={n} samples, got {len(choices)}")
-        per_choice = usage.completion_tokens if usage and n == 1 else None
+        total = usage.completion_tokens if usage else None
         texts = [(c.message.content or "") if chat else c.text for c in choices]  # type: ignore[union-attr]
+        prompt_tokens = usage.prompt_tokens if usage else None
         return {
-            i: Sample(texts[i], choices[i].finish_reason, per_choice, usage.prompt_tokens if usage else None, latency)
+            i: Sample(
+                texts[i], choices[i].finish_reason, _choice_tokens(choices[i], n, total), prompt_tokens, latency, total
+            )
             for i in indices
         }
+
+
+def _choice_tokens(choice: Any, n: int, request_total: int | None) -> int | None:
+    """Completion tokens of one choice: `codequant serve` says them per choice; otherwise only usage's total of
+    the request is known, which is the choice's own when the request asked for one sample."""
+    own = (getattr(choice, "model_extra", None) or {}).get("completion_tokens")
+    if isinstance(own, int):
+        return own
+    return request_total if n == 1 else None
 
 
 def client_for(endpoint: Endpoint, retry: Retry | None = None, timeout_s: float = 600.0) -> TgiClient | OpenAiClient:

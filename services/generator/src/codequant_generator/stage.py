@@ -20,6 +20,7 @@ from codequant.results import completion_row, sample_keys
 from codequant.store import ChatAnswer, Completion, Store
 from codequant_generator.api import Endpoint, generate_completions
 from codequant_generator.launch import Server, resolve_server, running_server, vllm_executable
+from codequant_generator.serving_cost import CostLog, record_cost, server_measurements
 
 _FLUSH_EVERY = 32
 PACKAGES = ("codequant-generator", "huggingface_hub", "openai", "httpx")
@@ -90,11 +91,15 @@ def generate_variant(
     server, server_name = model_server(request)
     if pending:
         say(f"starting {server_name}" if server else f"connecting to {request.endpoint.url}")
+        cost = CostLog()
         with variant_endpoint(request, server or "codequant") as endpoint:
             for loaded, missing in pending:
                 say(f"on {loaded.name}")
                 with job(loaded.name) if job else contextlib.nullcontext():
-                    generated[loaded.name] = _generate(request, store, loaded, missing, endpoint, advance)
+                    generated[loaded.name] = _generate(request, store, loaded, missing, endpoint, advance, cost)
+            say("measuring memory and held-out perplexity")
+            measured = server_measurements(endpoint.url)
+        record_cost(store, request.variant_key, server_name, cost, measured)
     packages = PACKAGES + (SERVING_PACKAGES if server == "codequant" else ())
     environment = {**describe(packages), "model_server": server_name}
     return GenerateResult(generated=generated, stored_before=stored_before, environment=environment)
@@ -107,6 +112,7 @@ def _generate(
     missing: dict[tuple[str, int], str],
     endpoint: Endpoint,
     advance: Callable[[int], None],
+    cost: CostLog,
 ) -> int:
     sampling = request.sampling[loaded.name]
     buffer: list[dict[str, Any]] = []
@@ -128,6 +134,7 @@ def _generate(
             flush()
 
     wanted = {name for name, _ in missing}
+    cost.start()
     generate_completions(
         [p for p in loaded.problems if p.name in wanted],
         endpoint,
@@ -140,6 +147,9 @@ def _generate(
         response_prefix=sampling.response_prefix,
         skip=lambda name, sample: (name, sample) not in missing,
         on_record=on_record,
+        on_request=cost.on_request,
     )
+    cost.stop()
+    cost.samples += len(missing)
     flush()
     return len(missing)

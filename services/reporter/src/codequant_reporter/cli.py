@@ -129,13 +129,25 @@ def report(
         str, typer.Option("--format", help="comma-separated: md,html,csv,tex,json")
     ] = "md,html,csv,tex,json",
     store: Annotated[str | None, typer.Option(help="results store URL (for a study id)")] = None,
+    export: Annotated[
+        str | None, typer.Option(help="also log metrics and files to mlflow | wandb (needs its package)")
+    ] = None,
+    experiment: Annotated[
+        str | None, typer.Option(help="MLflow experiment / W&B project (default: the study's name)")
+    ] = None,
 ) -> None:
     """Render a study's tables (the reference study's Table 3/5/6 layouts), plots and methods section."""
-    from codequant_reporter.report import write_report
+    from codequant_reporter.report import write_and_export_report, write_report
 
-    written = write_report(source, out, [f.strip() for f in formats.split(",") if f.strip()], store_url=store)
+    chosen = [f.strip() for f in formats.split(",") if f.strip()]
+    if export is None:
+        written = write_report(source, out, chosen, store_url=store)
+    else:
+        written, where = write_and_export_report(source, export, out, chosen, store_url=store, experiment=experiment)
     folder = next(iter(written.values())).parent
     console.print(f"report written to {folder}/ ({len(written)} files)")
+    if export is not None:
+        console.print(f"exported to {where}", markup=False)
 
 
 def register(app: typer.Typer) -> None:

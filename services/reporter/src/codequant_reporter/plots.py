@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, ScalarFormatter
 
 from codequant.benchmarks import benchmark_info
-from codequant_reporter.tables import LANGUAGE_LABEL, Analysis, pass1
+from codequant_reporter.tables import LANGUAGE_LABEL, Analysis, pass_at
 
 MARKERS = "osD^vP*Xh<>"
 
@@ -49,7 +49,7 @@ def pass1_vs_memory(analysis: Analysis, path: Path) -> Path:
         for index, model in enumerate(data.models):
             labels: dict[tuple[float, float], list[str]] = {}
             for variant in model.variants:
-                value = pass1(data, variant, benchmark) if data.usable(variant) else None
+                value = pass_at(data, variant, benchmark) if data.usable(variant) else None
                 if value is None or variant.size_bytes is None:
                     continue
                 labels.setdefault((variant.size_bytes / scale, 100 * value), []).append(variant.name)

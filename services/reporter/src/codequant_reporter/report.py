@@ -14,10 +14,13 @@ from codequant.payloads import ReportRequest, ReportResult
 from codequant.store import Store
 from codequant.study import parse_study
 from codequant_reporter import render
+from codequant_reporter.cost import cost_table
+from codequant_reporter.export import check_target, export_report
 from codequant_reporter.methods_section import PACKAGES, methods_section
 from codequant_reporter.plots import PLOTS
 from codequant_reporter.study_data import load_study_data
 from codequant_reporter.tables import (
+    Analysis,
     analyse,
     calibration_table,
     comparisons_table,
@@ -59,6 +62,28 @@ def write_report(
     store_url: str | None = None,
 ) -> dict[str, Path]:
     """Write the report of a study (an output folder, or a study id in a store); returns the files written."""
+    return _render(source, out_dir, formats, store_url)[1]
+
+
+def write_and_export_report(
+    source: str | Path,
+    target: str,
+    out_dir: Path | None = None,
+    formats: Sequence[str] = FORMATS,
+    *,
+    store_url: str | None = None,
+    experiment: str | None = None,
+) -> tuple[dict[str, Path], str]:
+    """``write_report``, then log its metrics and files to ``target`` (mlflow | wandb); (files, where the run is).
+    A target whose package is missing is an InputError before anything is written."""
+    check_target(target)
+    analysis, written = _render(source, out_dir, formats, store_url)
+    return written, export_report(target, analysis, written, experiment=experiment)
+
+
+def _render(
+    source: str | Path, out_dir: Path | None, formats: Sequence[str], store_url: str | None
+) -> tuple[Analysis, dict[str, Path]]:
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
         raise InputError(f"unknown report format(s) {', '.join(unknown)}; known: {', '.join(FORMATS)}")
@@ -70,7 +95,7 @@ def write_report(
     calibration = calibration_table(analysis)
     if calibration is not None:
         tables.append(calibration)
-    tables += [model_size_table(analysis), memory_table(data), comparisons_table(analysis)]
+    tables += [model_size_table(analysis), memory_table(data), cost_table(data), comparisons_table(analysis)]
     out.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
     plots = []
@@ -102,7 +127,7 @@ def write_report(
             "methods": dict(sections),
         }
         written["json"] = _write(out / "report.json", render.json_text(payload))
-    return written
+    return analysis, written
 
 
 def _write(path: Path, text: str) -> Path:

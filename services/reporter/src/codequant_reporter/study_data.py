@@ -11,7 +11,7 @@ from sqlalchemy import select
 from codequant.benchmarks import BenchmarkSet, benchmark_info
 from codequant.errors import InputError
 from codequant.results import completion_keys, sample_results
-from codequant.store import Job, JobEnvironment, Store, StudyVariant, Variant
+from codequant.store import Job, JobEnvironment, ServingMeasurement, Store, StudyVariant, Variant
 from codequant.store import Study as StudyRow
 from codequant.study import Study, parse_study
 from codequant.study.methods import VariantModel
@@ -108,6 +108,8 @@ class StudyData:
     variant_seconds: dict[str, dict[str, float]] = field(default_factory=dict)
     #: stage -> the distinct environments (software and hardware) its jobs ran on, as the workers recorded them
     environments: dict[str, list[dict[str, str]]] = field(default_factory=dict)
+    #: variant key -> what serving it cost (the ``serving_measurements`` row as a dict); absent when not measured
+    serving: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def usable(self, variant: VariantData) -> bool:
         return variant.status != "failed"
@@ -124,6 +126,8 @@ def load_study_data(store: Store, study_id: str) -> StudyData:
         rows = {v.key: v for v in session.scalars(select(Variant).where(Variant.key.in_(keys)))}
         jobs = list(session.scalars(select(Job).where(Job.study_id == study_id)))
         recorded = list(session.scalars(select(JobEnvironment).where(JobEnvironment.study_id == study_id)))
+        measured = session.scalars(select(ServingMeasurement).where(ServingMeasurement.variant_key.in_(keys)))
+        serving = {m.variant_key: {c.key: getattr(m, c.key) for c in m.__table__.columns} for m in measured}
     benchmarks = {spec.name: spec.load() for spec in study.benchmarks}
     models: list[ModelData] = []
     for model in study.models:
@@ -185,6 +189,7 @@ def load_study_data(store: Store, study_id: str) -> StudyData:
         dict(stage_seconds),
         {k: dict(v) for k, v in variant_seconds.items()},
         dict(environments),
+        serving,
     )
 
 

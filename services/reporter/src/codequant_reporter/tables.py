@@ -7,14 +7,18 @@ from ``compare``.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from codequant.benchmarks import benchmark_info
 from codequant_reporter.compare import Comparison, adjust_family, compare_paired
 from codequant_reporter.pairing import pair
+from codequant_reporter.passk import mean_pass_at_k
 from codequant_reporter.study_data import ModelData, StudyData, VariantData, suites
 
+#: The pass@k a table shows, each where every row of the table has at least k samples per problem.
+REPORTED_K = (1, 10, 100)
 LANGUAGE_LABEL = {"python": "Python", "java": "Java", "cpp": "C++", "javascript": "JavaScript"}
 
 
@@ -67,9 +71,11 @@ def _compare(data: StudyData, base: VariantData, variant: VariantData, benchmark
     paired = pair(data.outcomes[(base.key, benchmark)], data.outcomes[(variant.key, benchmark)], label)
     memory = (base.size_bytes, variant.size_bytes) if base.size_bytes and variant.size_bytes else None
     info = benchmark_info(benchmark)
+    n = min(samples(data, base, benchmark), samples(data, variant, benchmark))
     return compare_paired(
         paired,
         variant.name,
+        ks=[k for k in REPORTED_K if k <= n],
         bootstrap_samples=data.study.statistics.bootstrap_samples,
         seed=data.study.statistics.seed,
         memory=memory,
@@ -133,25 +139,40 @@ def size(variant: VariantData) -> str:
     return f"{gb:.2f} GB" if gb >= 0.1 else f"{variant.size_bytes / 1e6:.2f} MB"
 
 
-def pass1(data: StudyData, variant: VariantData, benchmark: str) -> float | None:
+def pass_at(data: StudyData, variant: VariantData, benchmark: str, k: int = 1) -> float | None:
+    """Mean unbiased pass@k of a variant on a benchmark; None without outcomes or with fewer than k samples."""
     table = data.outcomes.get((variant.key, benchmark))
-    if not table:
+    if not table or k > samples(data, variant, benchmark):
         return None
-    return sum(sum(s.values()) / len(s) for s in table.values()) / len(table)
+    return mean_pass_at_k(((len(s), sum(s.values())) for s in table.values()), k)
+
+
+def samples(data: StudyData, variant: VariantData, benchmark: str) -> int:
+    """Samples per problem of a variant on a benchmark (the fewest any problem has); 0 without outcomes."""
+    table = data.outcomes.get((variant.key, benchmark))
+    return min((len(s) for s in table.values()), default=0) if table else 0
+
+
+def table_ks(data: StudyData, cells: list[tuple[VariantData, str]]) -> list[int]:
+    """The reported k that every (variant, benchmark) cell with outcomes has enough samples for."""
+    counts = [samples(data, v, b) for v, b in cells if (v.key, b) in data.outcomes]
+    fewest = min(counts, default=1)
+    return [k for k in REPORTED_K if k <= fewest]
 
 
 # -- tables ------------------------------------------------------------------------------------------------------
 def pass1_tables(analysis: Analysis) -> list[Table]:
-    """pass@1 of every variant, one table per suite (the reference study's Table 3 layout): Model | Params |
-    Precision | Size | per language: pass@1 (mark), OR."""
+    """pass@k of every variant, one table per suite (the reference study's Table 3 layout): Model | Params |
+    Precision | Size | per language: pass@1 (mark), pass@10 and pass@100 where n allows, OR."""
     data = analysis.data
     tables = []
     for suite, names in suites(data.benchmarks).items():
+        ks = table_ks(data, [(v, n) for m in data.models for v in m.variants for n in names])
         columns = ["Model", "Params", "Precision", "Size"]
         groups = [("", 4)]
         for name in names:
-            columns += ["pass@1", "OR"]
-            groups.append((LANGUAGE_LABEL.get(benchmark_info(name).language, name), 2))
+            columns += [*(f"pass@{k}" for k in ks), "OR"]
+            groups.append((LANGUAGE_LABEL.get(benchmark_info(name).language, name), len(ks) + 1))
         rows, records = [], []
         for model in data.models:
             for variant in model.variants:
@@ -165,14 +186,15 @@ def pass1_tables(analysis: Analysis) -> list[Table]:
                 }
                 for name in names:
                     if not data.usable(variant):
-                        row += ["failed", ""]
+                        row += ["failed", *("" for _ in ks)]
                         continue
                     comparison = analysis.main.get((variant.key, name))
-                    value = pass1(data, variant, name)
+                    values = {f"pass@{k}": pass_at(data, variant, name, k) for k in ks}
                     mark = f" {comparison.significance}" if comparison and comparison.significance else ""
-                    row += [pct(value) + mark, odds(comparison.odds_ratio) if comparison else ""]
+                    row += [pct(values["pass@1"]) + mark, *(pct(values[f"pass@{k}"]) for k in ks[1:])]
+                    row.append(odds(comparison.odds_ratio) if comparison else "")
                     record[name] = {
-                        "pass@1": value,
+                        **values,
                         "mark": mark.strip(),
                         "odds_ratio": comparison.odds_ratio if comparison else None,
                         "adjusted_p": comparison.adjusted_p if comparison else None,
@@ -182,12 +204,16 @@ def pass1_tables(analysis: Analysis) -> list[Table]:
         tables.append(
             Table(
                 key=f"table3-{_slug(suite)}",
-                title=f"Table 3 layout — {suite}: pass@1 (%) of each variant",
+                title=f"Table 3 layout — {suite}: pass@k (%) of each variant",
                 columns=columns,
                 rows=rows,
                 groups=groups,
                 records=records,
-                notes=[_marks_note(data), "OR: baseline-only passes / variant-only passes over paired samples."],
+                notes=[
+                    _marks_note(data),
+                    _passk_note(ks),
+                    "OR: baseline-only passes / variant-only passes over paired samples.",
+                ],
             )
         )
     return tables
@@ -200,11 +226,13 @@ def calibration_table(analysis: Analysis) -> Table | None:
     if not analysis.calibration:
         return None
     names = list(data.benchmarks)
+    ks = table_ks(data, [(side, n) for twin, variant, n, _ in analysis.calibration for side in (twin, variant)])
     columns = [
         "Model",
         "Precision",
         "Calibration",
         *[f"{_bench_label(n)} pass@1" for n in names],
+        *[f"{_bench_label(n)} pass@{k}" for k in ks[1:] for n in names],
         *[f"{_bench_label(n)} OR" for n in names],
     ]
     grouped: dict[tuple[str, str], dict[str, Comparison]] = defaultdict(dict)
@@ -223,7 +251,7 @@ def calibration_table(analysis: Analysis) -> Table | None:
                     twin.model,
                     twin.precision,
                     "random (reference)",
-                    *[pct(pass1(data, twin, n)) for n in names],
+                    *[pct(pass_at(data, twin, n, k)) for k in ks for n in names],
                     *["" for _ in names],
                 ]
             )
@@ -237,6 +265,7 @@ def calibration_table(analysis: Analysis) -> Table | None:
                 variant.precision,
                 variant.calibration + (" + fine-tuning" if variant.finetuned else ""),
                 *cells,
+                *[pct(pass_at(data, variant, n, k)) for k in ks[1:] for n in names],
                 *[odds(comparisons[n].odds_ratio) for n in names],
             ]
         )
@@ -254,7 +283,7 @@ def calibration_table(analysis: Analysis) -> Table | None:
         columns=columns,
         rows=rows,
         records=records,
-        notes=[_marks_note(data), "OR: random-only passes / this calibration's-only passes."],
+        notes=[_marks_note(data), _passk_note(ks), "OR: random-only passes / this calibration's-only passes."],
     )
 
 
@@ -263,9 +292,11 @@ def model_size_table(analysis: Analysis) -> Table:
     layout)."""
     data = analysis.data
     names = list(data.benchmarks)
+    ks = _comparison_ks(analysis.main.values())
     columns = ["Model", "Params", "Precision"]
     for n in names:
         columns += [f"{_bench_label(n)} base", f"{_bench_label(n)} quant.", f"{_bench_label(n)} Dec %"]
+        columns += [f"{_bench_label(n)} pass@{k} {side}" for k in ks[1:] for side in ("base", "quant.")]
     rows, records = [], []
     ordered = sorted(data.models, key=lambda m: m.num_parameters or 0)
     for model in ordered:
@@ -277,11 +308,19 @@ def model_size_table(analysis: Analysis) -> Table:
             for n in names:
                 comparison = analysis.main.get((variant.key, n))
                 if comparison is None:
-                    row += ["–", "–", "–"]
+                    row += ["–"] * (3 + 2 * len(ks[1:]))
                     continue
                 dec = None if comparison.relative_change_pct is None else -comparison.relative_change_pct
                 row += [pct(comparison.baseline_pass1), pct(comparison.pass1), signed(dec)]
-                record[n] = {"baseline": comparison.baseline_pass1, "quantized": comparison.pass1, "dec_pct": dec}
+                for k in ks[1:]:
+                    row += [pct(comparison.baseline_pass_at_k[f"pass@{k}"]), pct(comparison.pass_at_k[f"pass@{k}"])]
+                record[n] = {
+                    "baseline": comparison.baseline_pass1,
+                    "quantized": comparison.pass1,
+                    "dec_pct": dec,
+                    **{f"baseline pass@{k}": comparison.baseline_pass_at_k[f"pass@{k}"] for k in ks[1:]},
+                    **{f"quantized pass@{k}": comparison.pass_at_k[f"pass@{k}"] for k in ks[1:]},
+                }
             rows.append(row)
             records.append(record)
     return Table(
@@ -290,12 +329,13 @@ def model_size_table(analysis: Analysis) -> Table:
         columns=columns,
         rows=rows,
         records=records,
-        notes=["Dec %: (baseline − quantized) / baseline × 100."],
+        notes=["Dec %: (baseline − quantized) / baseline × 100 of pass@1.", _passk_note(ks)],
     )
 
 
 def comparisons_table(analysis: Analysis) -> Table:
     """Every comparison with all its statistics, including the problem-level analyses."""
+    ks = _comparison_ks(analysis.main.values())
     columns = [
         "Model",
         "Variant",
@@ -303,6 +343,7 @@ def comparisons_table(analysis: Analysis) -> Table:
         "n",
         "pass@1 base",
         "pass@1",
+        *[f"pass@{k}{side}" for k in ks[1:] for side in (" base", "")],
         "Δ %",
         "95 % CI (pp)",
         "b",
@@ -324,6 +365,7 @@ def comparisons_table(analysis: Analysis) -> Table:
                 str(c.samples_per_problem),
                 pct(c.baseline_pass1),
                 pct(c.pass1),
+                *[pct(p[f"pass@{k}"]) for k in ks[1:] for p in (c.baseline_pass_at_k, c.pass_at_k)],
                 signed(c.relative_change_pct),
                 f"[{100 * low:+.1f}, {100 * high:+.1f}]",
                 str(c.table["baseline_only"]),
@@ -347,7 +389,8 @@ def comparisons_table(analysis: Analysis) -> Table:
             "McNemar: exact binomial when b + c < 25, else χ² with continuity correction; adj. p: "
             f"{analysis.data.study.statistics.correction} within each {analysis.data.study.statistics.family}. "
             "Wilcoxon: signed-rank test over per-problem pass rates; CI: seeded bootstrap over problems of the "
-            "pass@1 difference, in percentage points."
+            "pass@1 difference, in percentage points.",
+            _passk_note(ks),
         ],
     )
 
@@ -394,6 +437,19 @@ def _bench_label(name: str) -> str:
 
 def _slug(text: str) -> str:
     return "".join(ch.lower() if ch.isalnum() else "-" for ch in text).strip("-").replace("--", "-")
+
+
+def _passk_note(ks: list[int]) -> str:
+    shown = ", ".join(f"pass@{k}" for k in ks)
+    hidden = [f"pass@{k}" for k in REPORTED_K if k not in ks]
+    note = f"{shown}: unbiased estimator of Chen et al. (2021), mean over problems"
+    return note + (f"; {', '.join(hidden)} left out: some row has fewer samples per problem." if hidden else ".")
+
+
+def _comparison_ks(comparisons: Iterable[Comparison]) -> list[int]:
+    """The reported k that every comparison (both sides paired) has enough samples for."""
+    fewest = min((c.samples_per_problem for c in comparisons), default=1)
+    return [k for k in REPORTED_K if k <= fewest]
 
 
 def _marks_note(data: StudyData) -> str:

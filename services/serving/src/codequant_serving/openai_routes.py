@@ -211,7 +211,12 @@ def add_openai_routes(app: FastAPI, engine: Engine, metrics: Metrics, model_id: 
         envelope = {"id": response_id, "created": int(time.time()), "model": model_id}
         if not body.stream:
             results = await asyncio.gather(*(completed(engine, r) for r in requests))
-            choices = [choice(p * body.n + j, s) for p, samples in enumerate(results) for j, s in enumerate(samples)]
+            # completion_tokens per choice (a codequant extension): usage sums the n samples of a request.
+            choices = [
+                {**choice(p * body.n + j, s), "completion_tokens": s.generated_tokens}
+                for p, samples in enumerate(results)
+                for j, s in enumerate(samples)
+            ]
             metrics.requests.labels(route, "200").inc()
             metrics.request_seconds.labels(route).observe(time.monotonic() - start)
             return JSONResponse({**envelope, "object": kind, "choices": choices, "usage": usage(requests, results)})

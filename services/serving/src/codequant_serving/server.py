@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ConfigDict, Field
 
+from codequant.heldout import NAME as HELD_OUT_NAME
+from codequant.heldout import held_out_texts
 from codequant_serving import __name__ as _package
+from codequant_serving import measure
 from codequant_serving.engine import Engine
 from codequant_serving.metrics import Metrics
 from codequant_serving.openai_routes import add_openai_routes, openai_error
 from codequant_serving.tgi_routes import MAX_STOP_SEQUENCES, add_tgi_routes, tgi_error
+
+
+class PerplexityRequest(BaseModel):
+    """Texts to score (default: codequant's held-out code set) and the most tokens of each that count."""
+
+    model_config = ConfigDict(extra="forbid")
+    texts: list[str] | None = Field(None, min_length=1)
+    max_tokens: int | None = Field(None, ge=2)
 
 
 def create_app(engine: Engine, model_id: str, *, dtype: str = "auto") -> FastAPI:
@@ -63,6 +76,17 @@ def create_app(engine: Engine, model_id: str, *, dtype: str = "auto") -> FastAPI
     async def prometheus() -> Response:
         metrics.queue_size.set(engine.queue_size())
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/codequant/memory")
+    async def memory() -> dict[str, Any]:
+        return measure.memory(engine.model)
+
+    @app.post("/codequant/perplexity")
+    async def perplexity(body: PerplexityRequest) -> dict[str, Any]:
+        texts = body.texts or held_out_texts()
+        limit = min(body.max_tokens or engine.max_context, engine.max_context)
+        scored = await asyncio.to_thread(measure.perplexity, engine.model, engine.tokenizer, texts, limit)
+        return {**scored, "set": HELD_OUT_NAME if body.texts is None else "request", "max_tokens": limit}
 
     add_tgi_routes(app, engine, metrics)
     add_openai_routes(app, engine, metrics, model_id)

@@ -85,6 +85,29 @@ class ChatAnswer(Base):
     extracted: Mapped[bool] = mapped_column(Boolean, doc="whether the problem's function was found in the answer")
 
 
+class ServingMeasurement(Base):
+    """What serving one variant cost while its completions were generated, and how well it models held-out code.
+
+    One row per variant, added to when generation resumes. A table of its own, so older stores gain it without a
+    migration. ``memory`` and ``perplexity`` come from `codequant serve`'s ``/codequant`` routes; an endpoint
+    without them leaves them empty and says so in ``note``."""
+
+    __tablename__ = "serving_measurements"
+    variant_key: Mapped[str] = mapped_column(ForeignKey("variants.key"), primary_key=True)
+    server: Mapped[str] = mapped_column(String(200))
+    requests: Mapped[int] = mapped_column(Integer, default=0)
+    samples: Mapped[int] = mapped_column(Integer, default=0)
+    completion_tokens: Mapped[int | None] = mapped_column(Integer, doc="None when some request's count is unknown")
+    generation_s: Mapped[float] = mapped_column(Float, default=0.0, doc="wall-clock seconds of generation")
+    latencies_s: Mapped[list[float]] = mapped_column(JSON, default=list, doc="each request's latency")
+    memory: Mapped[dict[str, Any] | None] = mapped_column(JSON, doc="peak/current bytes as served and their source")
+    perplexity: Mapped[float | None] = mapped_column(Float)
+    perplexity_tokens: Mapped[int | None] = mapped_column(Integer)
+    perplexity_set: Mapped[str | None] = mapped_column(String(100))
+    note: Mapped[str | None] = mapped_column(Text, doc="why memory or perplexity is missing")
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
 class Execution(Base):
     """The outcome of running one program, keyed by program hash, language and limits."""
 

@@ -88,11 +88,17 @@ class AqlmVariant(VariantModel):
         assert self.num_codebooks and self.nbits_per_codebook and self.in_group_size and self.out_group_size
         return self.num_codebooks * self.nbits_per_codebook / (self.in_group_size * self.out_group_size)
 
+    @property
+    def paper_bits(self) -> int:
+        """The bit width the paper names this setting by: code bits per weight rounded up (1x15 -> 2, 2x15 -> 4)."""
+        assert self.num_codebooks and self.nbits_per_codebook and self.in_group_size and self.out_group_size
+        return -(-self.num_codebooks * self.nbits_per_codebook // (self.in_group_size * self.out_group_size))
+
     def bits_per_weight(self, dtype: str, footprint: dict[str, Any] | None = None) -> float | None:
         return self.nominal_bits
 
     def precision_label(self, dtype: str, footprint: dict[str, Any] | None = None) -> str:
-        label = f"{self.nominal_bits:g}-bit AQLM {self.num_codebooks}x{self.nbits_per_codebook}"
+        label = f"{self.paper_bits}-bit AQLM {self.num_codebooks}x{self.nbits_per_codebook}"
         if self.in_group_size != 8 or self.out_group_size != 1:
             label += f" g{self.in_group_size}x{self.out_group_size}"
         extras = [self.calibration.set] if self.calibration.set != "random" else []
