@@ -3,6 +3,7 @@ is the execute stage's function on typed payloads (both run modes call it)."""
 
 from __future__ import annotations
 
+import collections
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -96,7 +97,7 @@ def execute_records(
     total = len(records)
     if progress:
         progress(done, total)
-    counts = {key: keys.count(key) for key in todo}
+    counts = collections.Counter(keys)
 
     def advance(key: str) -> None:
         nonlocal done
@@ -116,7 +117,6 @@ def execute_records(
             "stderr": verdict.stderr,
             "duration_s": round(verdict.duration_s, 4),
         }
-        advance(key)
     if store is not None and todo:
         _remember(store, {key: (unique[key][1], results[key]) for key in todo})
     return [{**record, **results[key], "execution_key": key} for record, key in zip(records, keys, strict=True)]
