@@ -4,8 +4,6 @@ variant keeps that template, answers and extracted code are stored, results run 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -28,14 +26,10 @@ benchmarks:
 sampling: {{n: 2}}
 statistics: {{bootstrap_samples: 200}}
 """
-CLI = [sys.executable, "-c", "from codequant.cli import main; main()"]
 
 
-def test_an_instruct_study_runs_end_to_end(tiny_model: Path, tmp_path: Path) -> None:
-    out = tmp_path / "run"
-    study = tmp_path / "instruct.yaml"
-    study.write_text(STUDY.format(out=out))
-    run = subprocess.run([*CLI, "run", str(study), "--no-progress"], capture_output=True, text=True, timeout=1500)
+def test_an_instruct_study_runs_end_to_end(tiny_model: Path, run_study) -> None:
+    out, run = run_study(STUDY)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
 
     assert (out / "artifacts" / "tiny" / "rtn-2bit" / "chat_template.jinja").is_file()  # the quantized copy kept it

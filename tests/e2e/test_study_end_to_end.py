@@ -4,8 +4,6 @@ sandboxed execution, comparisons and report — then a second run that reuses ev
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -31,14 +29,10 @@ benchmarks:
 sampling: {{n: 3}}
 statistics: {{bootstrap_samples: 500}}
 """
-CLI = [sys.executable, "-c", "from codequant.cli import main; main()"]
 
 
-def test_the_study_runs_end_to_end_and_reruns_from_the_store(tiny_model: Path, tmp_path: Path) -> None:
-    out = tmp_path / "run"
-    study = tmp_path / "e2e.yaml"
-    study.write_text(STUDY.format(out=out))
-    first = subprocess.run([*CLI, "run", str(study), "--no-progress"], capture_output=True, text=True, timeout=1500)
+def test_the_study_runs_end_to_end_and_reruns_from_the_store(tiny_model: Path, run_study, codequant) -> None:
+    out, first = run_study(STUDY)
     assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-3000:]
     assert "pass@1" in first.stdout and f"report: {out}/report/" in first.stdout
 
@@ -78,11 +72,11 @@ def test_the_study_runs_end_to_end_and_reruns_from_the_store(tiny_model: Path, t
     assert cost["aqlm-2x8"]["model_bytes"] < cost["fp32"]["model_bytes"]
 
     start = time.monotonic()
-    second = subprocess.run([*CLI, "run", str(study), "--no-progress"], capture_output=True, text=True, timeout=600)
+    second = codequant("run", str(out.parent / "study.yaml"), "--no-progress")
     assert second.returncode == 0, second.stderr[-3000:]
     assert time.monotonic() - start < 120
     with store.session() as session:
         assert session.scalar(select(func.sum(Job.seconds)).where(Job.stage == "quantize")) == quantize_seconds
-    status = subprocess.run([*CLI, "status", str(out), "--json"], capture_output=True, text=True, timeout=120)
+    status = codequant("status", str(out), "--json", timeout=120)
     stages = json.loads(status.stdout)["stages"]
     assert stages["execute"] == {"done": 99, "total": 99, "failed": 0}

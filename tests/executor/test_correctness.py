@@ -124,3 +124,16 @@ def test_a_test_section_may_exit_zero_but_a_completion_may_not(pool: ExecutorPoo
         FAST,
     )
     assert [str(v.status) for v in verdicts] == ["OK", "Failure", "Exception", "OK"]
+
+
+def test_progress_counts_each_record_once_and_ends_at_the_total() -> None:
+    from codequant_executor.api import execute_records
+
+    good = {"name": "p", "language": "python", "program": "assert 1 + 1 == 2\n"}
+    bad = {"name": "q", "language": "python", "program": "assert 1 + 1 == 3\n"}
+    seen: list[tuple[int, int]] = []
+    results = execute_records([good, bad, good, good], FAST, workers=2, progress=lambda d, t: seen.append((d, t)))
+    assert [r["status"] for r in results] == ["OK", "Failure", "OK", "OK"]
+    assert {total for _, total in seen} == {4}
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen)  # never goes back
+    assert seen[-1] == (4, 4)  # identical programs ran once but count for every record

@@ -3,6 +3,7 @@ is the execute stage's function on typed payloads (both run modes call it)."""
 
 from __future__ import annotations
 
+import collections
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -96,7 +97,7 @@ def execute_records(
     total = len(records)
     if progress:
         progress(done, total)
-    counts = {key: keys.count(key) for key in todo}
+    counts = collections.Counter(keys)
 
     def advance(key: str) -> None:
         nonlocal done

@@ -114,8 +114,7 @@ class CppRunner:
         self.pch = self.mounts[0].inside if support else None
 
     def run(self, program: str, limits: Limits, slot: int, tests_line: int = 0) -> Verdict:
-        workdir = self.sandbox.workdir()
-        try:
+        with self.sandbox.scratch() as workdir:
             (workdir / "program.cpp").write_text(program, encoding="utf-8")
             if self.sandbox.drops_uid(self.mounts):
                 os.chown(workdir, self.sandbox.uid(slot), self.sandbox.uid(slot))
@@ -138,8 +137,6 @@ class CppRunner:
                 proof=bool(tests_line),
                 proc=False,
             )
-        finally:
-            self.sandbox.cleanup(workdir)
         completed, note = proven(outcome, secret) if tests_line else (outcome.exit_code == 0, "")
         status = generic_status(outcome, completed)
         if status in (None, Status.KILLED):

@@ -166,8 +166,7 @@ class JavaRunner:
                 self.sandbox.cleanup(dump)
 
     def run(self, program: str, limits: Limits, slot: int, tests_line: int = 0) -> Verdict:
-        workdir = self.sandbox.workdir(self.spool)
-        try:
+        with self.sandbox.scratch(self.spool) as workdir:
             (workdir / "classes").mkdir(mode=0o755)
             source = workdir / "Program.java"
             source.write_text(program, encoding="utf-8")
@@ -214,8 +213,6 @@ class JavaRunner:
                     stdin=secret,
                     proof=True,
                 )
-        finally:
-            self.sandbox.cleanup(workdir)
         stderr = _SM_WARNING.sub("", outcome.stderr, count=1)
         completed, note = proven(outcome, secret)
         status = generic_status(outcome, completed) or _classify(stderr)

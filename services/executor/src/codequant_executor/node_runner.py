@@ -48,9 +48,8 @@ class NodeRunner:
 
     def run(self, program: str, limits: Limits, slot: int, tests_line: int = 0) -> Verdict:
         secret = secrets.token_hex(16).encode() + b"\n"
-        workdir = self.sandbox.workdir()
         heap = max(32, limits.memory_mb - NODE_OVERHEAD_MB)
-        try:
+        with self.sandbox.scratch() as workdir:
             (workdir / "program.js").write_text(program, encoding="utf-8")
             argv = [
                 self.node,
@@ -72,8 +71,6 @@ class NodeRunner:
                 proof=True,
                 proc=False,
             )
-        finally:
-            self.sandbox.cleanup(workdir)
         completed, note = proven(outcome, secret)
         if not tests_line and outcome.exit_code == 0:
             completed, note = True, ""  # a bare program passes on exit 0 (the harness adds no end call)

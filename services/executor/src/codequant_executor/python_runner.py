@@ -65,8 +65,7 @@ class PythonRunner:
 
     def _fresh(self, program: str, limits: Limits, slot: int, tests_line: int, secret: bytes) -> Outcome:
         """Run ``program`` in a fresh sandboxed interpreter."""
-        workdir = self.sandbox.workdir()
-        try:
+        with self.sandbox.scratch() as workdir:
             (workdir / "program.py").write_text(program, encoding="utf-8")
             argv = [
                 self.interpreter,
@@ -77,7 +76,7 @@ class PythonRunner:
                 str(tests_line),
                 PROOF_FD,
             ]
-            outcome = self.sandbox.run(
+            return self.sandbox.run(
                 argv,
                 workdir=workdir,
                 mounts=self.mounts,
@@ -89,9 +88,6 @@ class PythonRunner:
                 proof=True,
                 proc=False,
             )
-        finally:
-            self.sandbox.cleanup(workdir)
-        return outcome
 
     def close(self) -> None:
         if self.servers is not None:

@@ -35,7 +35,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -207,6 +207,15 @@ class Sandbox:
     def cleanup(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
+    @contextlib.contextmanager
+    def scratch(self, parent: Path | None = None) -> Iterator[Path]:
+        """A fresh ``workdir`` for one program, removed when the block ends."""
+        path = self.workdir(parent)
+        try:
+            yield path
+        finally:
+            self.cleanup(path)
+
     def inside_workdir(self, workdir: Path) -> str:
         return "/work" if self.bwrap else str(workdir)
 
@@ -268,23 +277,7 @@ class Sandbox:
             if group is not None:
                 command = ["/bin/sh", "-c", SHIM, "cq-cgroup", group.procs, *command]
             start = time.monotonic()
-            try:
-                process = subprocess.Popen(
-                    command,
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    env=popen_env,
-                    cwd=cwd,
-                    start_new_session=True,
-                    pass_fds=keep_fds,
-                )
-            except OSError as exc:
-                raise SandboxFailure(f"cannot start {command[0]}: {exc}") from exc
-            finally:
-                for fd in keep_fds:
-                    os.close(fd)
-                keep_fds.clear()
+            process = _start(command, popen_env, cwd, keep_fds, stderr=subprocess.PIPE)
             try:
                 assert process.stdin is not None
                 with contextlib.suppress(BrokenPipeError):
@@ -299,8 +292,7 @@ class Sandbox:
                     sweep_uid(self.uid(slot), thorough=self.bwrap is None)
             memory_exceeded = group is not None and group.oom_killed()
         finally:
-            for fd in keep_fds:
-                os.close(fd)
+            _close_all(keep_fds)
             if proof_read is not None:
                 os.close(proof_read)
             if group is not None:
@@ -345,21 +337,10 @@ class Sandbox:
                 keep_fds=keep_fds,
                 writable=writable,
             )
-            return subprocess.Popen(
-                command,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-                env=popen_env,
-                cwd=cwd,
-                start_new_session=True,
-                pass_fds=keep_fds,
-            )
-        except OSError as exc:
-            raise SandboxFailure(f"cannot start {argv[0]}: {exc}") from exc
-        finally:
-            for fd in keep_fds:
-                os.close(fd)
+        except BaseException:
+            _close_all(keep_fds)
+            raise
+        return _start(command, popen_env, cwd, keep_fds, stderr=subprocess.DEVNULL)
 
     def _command(
         self,
@@ -376,15 +357,7 @@ class Sandbox:
     ) -> tuple[list[str], dict[str, str], str | None]:
         """The full command line (bubblewrap, prlimit, setpriv around ``argv``), its environment and folder."""
         uid = self.uid(slot)
-        scratch = "/tmp" if self.bwrap else str(workdir or tempfile.gettempdir())
-        environment = {
-            "PATH": "/usr/bin:/bin",
-            "LANG": "C.UTF-8",
-            "HOME": scratch,
-            "TMPDIR": scratch,
-            "PYTHONDONTWRITEBYTECODE": "1",
-            "PYTHONHASHSEED": "0",
-        }
+        environment = _environment("/tmp" if self.bwrap else str(workdir or tempfile.gettempdir()))
         command = list(argv)
         if self.drops_uid(mounts):
             command = [
@@ -425,14 +398,7 @@ class Sandbox:
         filter, ``workdir`` read-only at /work, /proc at ``proc`` (not /proc: below a folder only root may enter),
         and setpriv keeping
         only ZYGOTE_CAPS, with an empty bounding set (the server's children drop them all with their uid)."""
-        environment = {
-            "PATH": "/usr/bin:/bin",
-            "LANG": "C.UTF-8",
-            "HOME": "/tmp",
-            "TMPDIR": "/tmp",
-            "PYTHONDONTWRITEBYTECODE": "1",
-            "PYTHONHASHSEED": "0",
-        }
+        environment = _environment("/tmp")
         assert self.setpriv
         prefix = self._bwrap_prefix(
             workdir, mounts, environment, proc=False, writable=(), die_with_parent=False, caps=ZYGOTE_BWRAP_CAPS
@@ -520,6 +486,46 @@ class Sandbox:
 
 class SandboxFailure(RuntimeError):
     """The sandbox itself could not run the program (reported as SandboxError)."""
+
+
+def _environment(scratch: str) -> dict[str, str]:
+    """The scrubbed environment of a sandboxed program whose home and temporary folder is ``scratch``."""
+    return {
+        "PATH": "/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        "HOME": scratch,
+        "TMPDIR": scratch,
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONHASHSEED": "0",
+    }
+
+
+def _close_all(fds: list[int]) -> None:
+    for fd in fds:
+        os.close(fd)
+    fds.clear()
+
+
+def _start(
+    command: list[str], env: dict[str, str], cwd: str | None, keep_fds: list[int], *, stderr: int
+) -> subprocess.Popen[bytes]:
+    """Start ``command`` in a new session with piped stdin and stdout, handing it ``keep_fds``, which are closed
+    here (the child holds its copies) whether or not it started."""
+    try:
+        return subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+            pass_fds=keep_fds,
+        )
+    except OSError as exc:
+        raise SandboxFailure(f"cannot start {command[0]}: {exc}") from exc
+    finally:
+        _close_all(keep_fds)
 
 
 def _collect(

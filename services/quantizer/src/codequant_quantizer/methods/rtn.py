@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from codequant_quantizer.methods.base import QuantizeJob, Quantizer, register_quantizer
+from codequant_quantizer.methods.compressor import CompressorQuantizer
 from codequant_quantizer.model_io import decoder_layers, load_for_quantization
 from codequant_quantizer.progress import LayerProgress
 from codequant_quantizer.record import save_and_record
@@ -84,17 +85,7 @@ class RtnQuantizer(Quantizer):
 
     def quantize(self, job: QuantizeJob) -> dict[str, Any]:
         if job.config["backend"] == "llm-compressor":
-            from codequant_quantizer.methods.compressor import quantize_compressor
-
-            return quantize_compressor(
-                job.model,
-                job.config,
-                job.out_dir,
-                dtype=job.dtype,
-                device=job.device,
-                calibration_dir=job.calibration_dir,
-                fingerprint=job.fingerprint,
-            )
+            return CompressorQuantizer().quantize(job)
         return quantize_rtn(
             job.model,
             job.config,
