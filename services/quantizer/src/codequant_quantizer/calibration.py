@@ -103,10 +103,18 @@ def _read(path: Path) -> str:
     return data.decode("utf-8", "replace")
 
 
+#: Part of the machine corpus's cache folder name: a new layout is assembled afresh, not mixed with an old one.
+MACHINE_CORPUS_LAYOUT = 2
+
+
 def machine_corpus(folder: Path | None = None, *, java_files: int = 800) -> Path:
-    """Assemble (once) an offline corpus from this machine: stdlib .py files, JDK .java sources, licence/README
-    texts. It has no Q&A posts: the mixed recipe needs a corpus that has them."""
-    folder = folder or settings.cache_dir() / "calibration" / "machine-corpus"
+    """Assemble (once) an offline corpus from this machine: stdlib .py files, JDK .java sources, and as prose the
+    system's licence texts and the Python reference's topics (``pydoc_data``). It has no Q&A posts: the mixed
+    recipe needs a corpus that has them.
+
+    Every part is fixed by the Python, JDK and OS release, not by which other packages are installed (package
+    READMEs were, so the random recipe's calibration changed when a package was added)."""
+    folder = folder or settings.cache_dir() / "calibration" / f"machine-corpus-{MACHINE_CORPUS_LAYOUT}"
     done = folder / "corpus.json"
     if done.exists():
         return folder
@@ -131,15 +139,15 @@ def machine_corpus(folder: Path | None = None, *, java_files: int = 800) -> Path
             for name in random.Random(0).sample(names, min(java_files, len(names))):
                 (staging / "code" / "java" / name.replace("/", "_")).write_bytes(zf.read(name))
                 count["java"] += 1
-    texts = [
-        *Path("/usr/share/common-licenses").glob("*"),
-        *Path("/usr/share/doc").glob("*/README*"),
-        *Path("/usr/share/doc").glob("*/NEWS*"),
-    ]
-    for file in sorted(texts):
-        if file.is_file() and file.stat().st_size > 200:
-            text = _read(file)
-            (staging / "text" / f"{file.parent.name}_{file.name.removesuffix('.gz')}.txt").write_text(text)
+    from pydoc_data.topics import topics
+
+    texts = {
+        f"licence_{file.name}": _read(file) for file in Path("/usr/share/common-licenses").glob("*") if file.is_file()
+    }
+    texts |= {f"pydoc_{name}": text for name, text in topics.items()}
+    for name, text in sorted(texts.items()):
+        if len(text) > 200:
+            (staging / "text" / f"{name}.txt").write_text(text)
             count["text"] += 1
     (staging / "corpus.json").write_text(json.dumps({"origin": "this machine", "files": count}, indent=2))
     shutil.rmtree(folder, ignore_errors=True)
