@@ -30,3 +30,5 @@ def test_the_machine_corpus_depends_on_releases_not_on_installed_packages(tmp_pa
     code, everything = pools("code", documents)[0], pools("random", documents)[0]
     assert {d.language for d in code} == {"python", "java"} and all(d.kind == "code" for d in code)
     assert len(everything) == len(documents) > len(code)
+    # Prose is cut into pieces so that the random recipe, drawing documents uniformly, is not almost all code.
+    assert 0.2 < sum(d.kind == "text" for d in documents) / len(documents) < 0.4
