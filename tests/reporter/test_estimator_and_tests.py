@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.multitest import multipletests
 
+from codequant.passk import pass_at_k
 from codequant_reporter import stats
-from codequant_reporter.passk import pass_at_k
 
 
 @given(st.integers(1, 60).flatmap(lambda n: st.tuples(st.just(n), st.integers(0, n), st.integers(1, n))))

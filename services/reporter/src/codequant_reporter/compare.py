@@ -7,9 +7,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from codequant.errors import InputError
+from codequant.passk import mean_pass_at_k
 from codequant_reporter import stats
 from codequant_reporter.pairing import Paired, outcomes, pair
-from codequant_reporter.passk import mean_pass_at_k
 
 
 @dataclass

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from codequant.benchmarks import benchmark_info
+from codequant.passk import mean_pass_at_k
 from codequant_reporter.compare import Comparison, adjust_family, compare_paired
 from codequant_reporter.pairing import pair
-from codequant_reporter.passk import mean_pass_at_k
 from codequant_reporter.study_data import ModelData, StudyData, VariantData, suites
 
 #: The pass@k a table shows, each where every row of the table has at least k samples per problem.

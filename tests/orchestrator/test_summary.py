@@ -1,0 +1,51 @@
+"""The pass@k tables `codequant run` prints at its end, from a synthetic study in a real store."""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+
+from rich.console import Console
+
+from codequant.store import Store
+from codequant.study import load_study
+from codequant_orchestrator.plan import plan_study
+from codequant_orchestrator.summary import print_summary
+from codequant_reporter.study_data import load_study_data
+from tests.reporter.synthetic import SPEC, write_study
+
+
+def _summary(tmp_path: Path, n: int) -> tuple[str, Store]:
+    spec = SPEC.replace("sampling: {n: 6}", f"sampling: {{n: {n}}}")
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "study.yaml").write_text(spec)
+    store = Store(f"sqlite:///{folder / 'store.db'}")
+    write_study(store, spec=spec)
+    console = Console(record=True, width=400, file=io.StringIO())
+    print_summary(console, plan_study(load_study(folder / "study.yaml")), store)
+    return console.export_text(), store
+
+
+def test_pass_at_10_is_printed_when_n_allows_and_matches_the_estimator(tmp_path: Path) -> None:
+    text, store = _summary(tmp_path, 12)
+    assert "pass@1" in text and "pass@10" in text and "pass@100" not in text
+    data = load_study_data(store, "synthetic")
+    pass10 = text[text.index("pass@10") :]
+    rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in pass10.splitlines() if "│" in line]
+    model = data.models[0]
+    below_one = 0
+    for variant in model.variants:
+        # 1 - C(n-c, 10) / C(n, 10) per problem, exact binomials, on the stored outcomes
+        outcomes = [list(s.values()) for s in data.outcomes[(variant.key, "multiple-humaneval-py")].values()]
+        expected = sum(1 - math.comb(12 - sum(v), 10) / math.comb(12, 10) for v in outcomes) / len(outcomes)
+        row = next(r for r in rows if r[:2] == [model.name, variant.name])
+        assert row[2] == f"{100 * expected:.1f}"  # the first benchmark column: multiple-humaneval-py
+        below_one += expected < 0.995
+    assert below_one >= 3  # the figures are not all a trivial 100.0
+
+
+def test_only_pass_at_1_below_ten_samples(tmp_path: Path) -> None:
+    text, _ = _summary(tmp_path, 6)
+    assert "pass@1" in text and "pass@10" not in text
