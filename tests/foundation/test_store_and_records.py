@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -76,6 +77,18 @@ def test_jsonl_roundtrip_and_errors(tmp_path: Path) -> None:
         list(read_jsonl(path))
     with pytest.raises(InputError, match="file not found"):
         list(read_jsonl(tmp_path / "absent.jsonl"))
+
+
+def test_gzipped_jsonl_is_read_with_the_same_line_precise_errors(tmp_path: Path) -> None:
+    path = tmp_path / "r.jsonl.gz"
+    path.write_bytes(gzip.compress(b'{"a": 1}\n{"b": "\xc3\xa9"}\n'))
+    assert list(read_jsonl(path)) == [{"a": 1}, {"b": "é"}]
+    path.write_bytes(gzip.compress(b'{"a": 1}\n{"b": "\xff"}\n'))
+    with pytest.raises(InputError, match=r"r\.jsonl\.gz:2: not UTF-8 text \(byte 0xff\)"):
+        list(read_jsonl(path))
+    path.write_bytes(b"plain text, not gzip")
+    with pytest.raises(InputError, match=r"r\.jsonl\.gz: not a readable gzip file"):
+        list(read_jsonl(path))
 
 
 def test_atomic_write_leaves_nothing_on_failure(tmp_path: Path) -> None:

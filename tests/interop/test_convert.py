@@ -28,6 +28,12 @@ def ok(*args: str | Path) -> subprocess.CompletedProcess[str]:
     return result
 
 
+def from_evalplus(source: Path, out: Path, *, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """`codequant convert SOURCE --from evalplus --to jsonl --benchmark humaneval --out OUT` (exit 0 when ``check``)."""
+    args = ("convert", source, "--from", "evalplus", "--to", "jsonl", "--benchmark", "humaneval", "--out", out)
+    return ok(*args) if check else codequant(*args)
+
+
 def rows(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
@@ -117,18 +123,7 @@ def test_exported_results_give_compares_pass_at_1(tmp_path: Path) -> None:
 
 
 def test_evalplus_samples_import_execute_and_export(tmp_path: Path) -> None:
-    ok(
-        "convert",
-        SAMPLES,
-        "--from",
-        "evalplus",
-        "--to",
-        "jsonl",
-        "--benchmark",
-        "humaneval",
-        "--out",
-        tmp_path / "s.jsonl",
-    )
+    from_evalplus(SAMPLES, tmp_path / "s.jsonl")
     records = rows(tmp_path / "s.jsonl")
     assert [(r["name"], r["sample"], r["task_id"]) for r in records] == [
         ("HumanEval_23_strlen", 0, "HumanEval/23"),
@@ -216,9 +211,7 @@ def test_bad_evalplus_samples_name_line_and_field(tmp_path: Path, line: str, mes
     source = tmp_path / "samples.jsonl"
     source.write_text(SAMPLES.read_text().splitlines()[0] + "\n" + line + "\n")
     out = tmp_path / "out.jsonl"
-    result = codequant(
-        "convert", source, "--from", "evalplus", "--to", "jsonl", "--benchmark", "humaneval", "--out", out
-    )
+    result = from_evalplus(source, out, check=False)
     assert result.returncode == 2 and f"{source}{message}" in result.stderr, result.stderr
     assert not out.exists()
 
@@ -251,18 +244,7 @@ def test_a_repeated_sample_is_refused(tmp_path: Path) -> None:
 
 def test_evalplus_eval_results_are_a_baseline_for_our_execution(tmp_path: Path) -> None:
     results = DATA / "evalplus" / "samples_eval_results.json"
-    ok(
-        "convert",
-        results,
-        "--from",
-        "evalplus",
-        "--to",
-        "jsonl",
-        "--benchmark",
-        "humaneval",
-        "--out",
-        tmp_path / "r.jsonl",
-    )
+    from_evalplus(results, tmp_path / "r.jsonl")
     imported = rows(tmp_path / "r.jsonl")
     assert [(r["name"], r["sample"], r["status"], r["passed"]) for r in imported] == [
         ("HumanEval_23_strlen", 0, "OK", True),
@@ -270,18 +252,7 @@ def test_evalplus_eval_results_are_a_baseline_for_our_execution(tmp_path: Path) 
         ("HumanEval_85_add", 0, "OK", True),
         ("HumanEval_85_add", 1, "Failure", False),
     ]
-    ok(
-        "convert",
-        SAMPLES,
-        "--from",
-        "evalplus",
-        "--to",
-        "jsonl",
-        "--benchmark",
-        "humaneval",
-        "--out",
-        tmp_path / "s.jsonl",
-    )
+    from_evalplus(SAMPLES, tmp_path / "s.jsonl")
     ok("execute", tmp_path / "s.jsonl", "--out", tmp_path / "ours.jsonl", "--workers", "2")
     report = ok("compare", "--baseline", tmp_path / "r.jsonl", tmp_path / "ours.jsonl", "--json")
     [comparison] = json.loads(report.stdout)
@@ -295,17 +266,6 @@ def test_evalplus_eval_results_without_verdicts_are_refused(tmp_path: Path) -> N
     del data["eval"]["HumanEval/85"][1]["base_status"]
     (tmp_path / "x_eval_results.json").write_text(json.dumps(data))
     out = tmp_path / "out.jsonl"
-    result = codequant(
-        "convert",
-        tmp_path / "x_eval_results.json",
-        "--from",
-        "evalplus",
-        "--to",
-        "jsonl",
-        "--benchmark",
-        "humaneval",
-        "--out",
-        out,
-    )
+    result = from_evalplus(tmp_path / "x_eval_results.json", out, check=False)
     assert result.returncode == 2 and "eval['HumanEval/85'][1]: field 'base_status'" in result.stderr, result.stderr
     assert not out.exists()

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import os
 import tempfile
+import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -28,17 +30,7 @@ def read_jsonl_numbered(
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     """Like ``read_jsonl``, with each record's 1-based line number (for error messages about its fields)."""
     path = Path(path)
-    try:
-        handle = path.open("r", encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory, expected a JSONL file") from None
-    with handle:
-        try:
-            lines = handle.readlines()
-        except UnicodeDecodeError:
-            raise _not_utf8(path) from None
+    lines = read_lines(path)
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -58,9 +50,26 @@ def read_jsonl_numbered(
         yield number, record
 
 
+def read_lines(path: str | Path, *, expected: str = "a JSONL file") -> list[str]:
+    """The lines of a UTF-8 text file, gunzipped when its name ends in ``.gz`` (MultiPL-E's and EvalPlus's files
+    often are); InputError naming the file (and the line of a byte that is not UTF-8) for anything else."""
+    path = Path(path)
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") if path.name.endswith(".gz") else path.open(encoding="utf-8") as f:
+            return f.readlines()
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory, expected {expected}") from None
+    except UnicodeDecodeError:
+        raise _not_utf8(path) from None
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise InputError(f"{path}: not a readable gzip file ({exc.__class__.__name__}: {exc})") from None
+
+
 def _not_utf8(path: Path) -> InputError:
     """The error naming the line of the first byte that is not UTF-8."""
-    data = path.read_bytes()
+    data = gzip.decompress(path.read_bytes()) if path.name.endswith(".gz") else path.read_bytes()
     try:
         data.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -13,7 +13,7 @@ from typing import Any
 from codequant.benchmarks import Problem
 from codequant.errors import InputError
 from codequant.interop.problems import ProblemLookup
-from codequant.jsonl import atomic_writer
+from codequant.jsonl import atomic_writer, read_jsonl_numbered, read_lines
 
 Located = tuple[str, dict[str, Any]]
 
@@ -22,20 +22,6 @@ BENCHMARK_OF_PREFIX = {"HumanEval": "humaneval-plus", "Mbpp": "mbpp-plus"}
 #: Benchmarks whose tests are EvalPlus's extended ("plus") tests.
 PLUS_BENCHMARKS = {"humaneval-plus", "mbpp-plus"}
 _RESULT_FIELDS = ("solution", "base_status", "plus_status")
-
-
-def _lines(path: Path) -> list[str]:
-    try:
-        if path.name.endswith(".gz"):
-            with gzip.open(path, "rt", encoding="utf-8") as handle:
-                return handle.read().splitlines()
-        return path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise InputError(f"{path}: file not found") from None
-    except (gzip.BadGzipFile, EOFError, OSError) as exc:
-        raise InputError(f"{path}: not a readable gzip file ({exc.__class__.__name__}: {exc})") from None
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: not UTF-8 text") from None
 
 
 def read_samples(paths: list[Path], lookup: ProblemLookup, benchmark: str | None = None) -> list[Located]:
@@ -50,16 +36,8 @@ def read_samples(paths: list[Path], lookup: ProblemLookup, benchmark: str | None
         if path.name.endswith(".json"):
             located.extend(_read_eval_results(path, lookup, benchmark))
             continue
-        for number, line in enumerate(_lines(path), start=1):
-            if not line.strip():
-                continue
+        for number, sample in read_jsonl_numbered(path):
             where = f"{path}:{number}"
-            try:
-                sample = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{where}: invalid JSON ({exc.msg})") from None
-            if not isinstance(sample, dict):
-                raise InputError(f"{where}: expected a JSON object, got {type(sample).__name__}")
             task_id = sample.get("task_id")
             if not isinstance(task_id, str):
                 raise InputError(f"{where}: field 'task_id': expected a string like 'HumanEval/0'")
@@ -104,7 +82,7 @@ def _read_eval_results(path: Path, lookup: ProblemLookup, benchmark: str | None)
     A sample passes when its base verdict is pass and, on HumanEval+ and MBPP+, its plus verdict too (EvalPlus's
     "base + extra" pass@k); status is OK, Timeout when a verdict is timeout, else Failure."""
     try:
-        data = json.loads("\n".join(_lines(path)))
+        data = json.loads("".join(read_lines(path, expected="an EvalPlus results file")))
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}: invalid JSON ({exc.msg} at line {exc.lineno})") from None
     evals = data.get("eval") if isinstance(data, dict) else None

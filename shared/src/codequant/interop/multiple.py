@@ -22,6 +22,7 @@ from typing import Any
 from codequant.benchmarks import BENCHMARKS
 from codequant.benchmarks.convert import LANGUAGES
 from codequant.errors import InputError
+from codequant.jsonl import read_lines
 
 #: Ours -> MultiPL-E's language names (the ``language`` field of its files).
 SHORT_LANGUAGES = {"python": "py", "javascript": "js", "java": "java", "cpp": "cpp"}
@@ -69,17 +70,7 @@ def _files(path: Path) -> list[Path]:
 def _load(file: Path) -> dict[str, Any]:
     """One problem file's JSON object; InputError naming the file for anything else."""
     try:
-        if file.name.endswith(".gz"):
-            with gzip.open(file, "rt", encoding="utf-8") as handle:
-                text = handle.read()
-        else:
-            text = file.read_text(encoding="utf-8")
-    except (gzip.BadGzipFile, EOFError, OSError) as exc:
-        raise InputError(f"{file}: not a readable gzip file ({exc.__class__.__name__}: {exc})") from None
-    except UnicodeDecodeError:
-        raise InputError(f"{file}: not UTF-8 text") from None
-    try:
-        data = json.loads(text)
+        data = json.loads("".join(read_lines(file, expected="a MultiPL-E file")))
     except json.JSONDecodeError as exc:
         raise InputError(f"{file}: invalid JSON ({exc.msg} at line {exc.lineno})") from None
     if not isinstance(data, dict):
