@@ -32,6 +32,7 @@ def test_cut_at_stop() -> None:
 @pytest.mark.parametrize("api", ["openai", "tgi"])
 def test_both_apis_give_n_records_per_problem(server: str, api: str) -> None:
     records: list[dict] = []
+    requests: list[tuple[float, int | None]] = []
     generate_completions(
         PROBLEMS,
         Endpoint(server, api),
@@ -41,9 +42,14 @@ def test_both_apis_give_n_records_per_problem(server: str, api: str) -> None:
         max_new_tokens=200,
         seed=1,
         on_record=records.append,
+        on_request=lambda latency, tokens: requests.append((latency, tokens)),
         concurrency=3,
     )
     assert sorted((r["name"], r["sample"]) for r in records) == sorted((p.name, s) for p in PROBLEMS for s in range(3))
+    # The cost hook sees each HTTP request once: one per sample for TGI, one per problem (n=3) for OpenAI, with the
+    # tokens of all the samples it generated.
+    assert len(requests) == len(PROBLEMS) * (3 if api == "tgi" else 1) and all(t > 0 for t, _ in requests)
+    assert sum(tokens for _, tokens in requests) == sum(r["completion_tokens"] for r in records)
     for record in records:
         problem = next(p for p in PROBLEMS if p.name == record["name"])
         assert not any(stop in record["completion"] for stop in problem.stop_tokens)

@@ -12,7 +12,7 @@ from codequant import instruct
 from codequant.benchmarks import Problem
 from codequant.errors import InputError
 from codequant.extraction import extract
-from codequant_generator.clients import Endpoint, Retry, Sample, client_for
+from codequant_generator.clients import Endpoint, OnRequest, Retry, client_for
 
 __all__ = ["Endpoint", "cut_at_stop", "generate_completions"]
 
@@ -21,14 +21,6 @@ def cut_at_stop(text: str, stops: Sequence[str]) -> str:
     """The text before the first occurrence of any stop token (MultiPL-E's rule)."""
     positions = [text.find(stop) for stop in stops if stop and stop in text]
     return text[: min(positions)] if positions else text
-
-
-def request_tokens(samples: Sequence[Sample]) -> int | None:
-    """Completion tokens one request generated: the server's total, else the sum over its samples if all known."""
-    if samples and samples[0].request_completion_tokens is not None:
-        return samples[0].request_completion_tokens
-    counts = [s.completion_tokens for s in samples]
-    return None if None in counts else sum(c for c in counts if c is not None)
 
 
 def generate_completions(
@@ -45,7 +37,7 @@ def generate_completions(
     concurrency: int = 4,
     skip: Callable[[str, int], bool] | None = None,
     on_record: Callable[[dict[str, Any]], None],
-    on_request: Callable[[float, int | None], None] | None = None,
+    on_request: OnRequest | None = None,
     progress: Callable[[int, int], None] | None = None,
     retry: Retry | None = None,
 ) -> None:
@@ -63,7 +55,8 @@ def generate_completions(
     whether the problem's function was found, and ``prompt_mode`` is "instruct".
 
     ``on_request(latency_s, completion_tokens)``: once per request sent (one per sample for TGI, one per problem
-    for the OpenAI APIs); tokens of all the samples the request generated, None when the server does not say."""
+    for the OpenAI APIs), from the thread that sent it; tokens of all the samples the request generated, None when
+    the server does not say."""
     if prompt_mode == "instruct" and endpoint.api == "tgi":
         raise InputError(f"endpoint {endpoint.url}: instruct mode needs the chat API (api openai or openai-chat)")
     client = client_for(endpoint, retry)
@@ -100,13 +93,12 @@ def generate_completions(
                 max_new_tokens=max_new_tokens,
                 stop=[] if chat else problem.stop_tokens,  # a chat answer ends with the assistant's turn
                 seed=seed,
+                on_request=on_request,
             )
         except BaseException:
             failed.set()
             raise
         with lock:
-            if on_request is not None:
-                on_request(samples[missing[0]].latency_s, request_tokens([samples[i] for i in missing]))
             for index in missing:
                 sample = samples[index]
                 extra: dict[str, Any] = {}

@@ -21,6 +21,11 @@ T = TypeVar("T")
 APIS = ("tgi", "openai", "openai-chat")
 
 
+#: Called once per HTTP request a client sent: (latency in seconds, completion tokens of all the samples it
+#: generated, None when the server does not say).
+OnRequest = Callable[[float, int | None], None]
+
+
 @dataclass(frozen=True)
 class Endpoint:
     """A TGI, vLLM, OpenAI-compatible or hosted server.
@@ -56,8 +61,6 @@ class Sample:
     completion_tokens: int | None
     prompt_tokens: int | None
     latency_s: float
-    #: completion tokens of the whole request this sample came from (all its n samples), when the server says
-    request_completion_tokens: int | None = None
 
 
 @dataclass(frozen=True)
@@ -204,8 +207,9 @@ class TgiClient(_Client):
         max_new_tokens: int,
         stop: list[str],
         seed: int,
+        on_request: OnRequest | None = None,
     ) -> dict[int, Sample]:
-        """Samples ``indices`` of n; sample i is requested with seed + i."""
+        """Samples ``indices`` of n, one request each; sample i is requested with seed + i."""
         samples = {}
         for index in indices:
             start = time.monotonic()
@@ -223,14 +227,11 @@ class TgiClient(_Client):
                     details=True,
                 ),
             )
-            samples[index] = Sample(
-                output.generated_text,
-                str(output.details.finish_reason),
-                output.details.generated_tokens,
-                None,
-                time.monotonic() - start,
-                output.details.generated_tokens,
-            )
+            latency = time.monotonic() - start
+            tokens = output.details.generated_tokens
+            samples[index] = Sample(output.generated_text, str(output.details.finish_reason), tokens, None, latency)
+            if on_request is not None:
+                on_request(latency, tokens)
         return samples
 
 
@@ -281,8 +282,10 @@ class OpenAiClient(_Client):
         max_new_tokens: int,
         stop: list[str],
         seed: int,
+        on_request: OnRequest | None = None,
     ) -> dict[int, Sample]:
-        """Samples ``indices`` of n. The whole n is requested even when resuming, so each index keeps its seed.
+        """Samples ``indices`` of n in one request. The whole n is requested even when resuming, so each index keeps
+        its seed.
 
         ``prompt`` as chat messages goes to the chat completions API whatever the endpoint's api; when they end with
         the assistant's, the answer continues it (vLLM's ``continue_final_message``, which `codequant serve` has).
@@ -321,10 +324,10 @@ class OpenAiClient(_Client):
         total = usage.completion_tokens if usage else None
         texts = [(c.message.content or "") if chat else c.text for c in choices]  # type: ignore[union-attr]
         prompt_tokens = usage.prompt_tokens if usage else None
+        if on_request is not None:
+            on_request(latency, total)
         return {
-            i: Sample(
-                texts[i], choices[i].finish_reason, _choice_tokens(choices[i], n, total), prompt_tokens, latency, total
-            )
+            i: Sample(texts[i], choices[i].finish_reason, _choice_tokens(choices[i], n, total), prompt_tokens, latency)
             for i in indices
         }
 
