@@ -12,10 +12,12 @@ PROBLEM_FIELDS = ("language", "prompt", "tests", "stop_tokens")
 
 
 class ProblemLookup:
-    """Benchmarks loaded once each, by name; problems found by name or by upstream task id."""
+    """Benchmarks loaded (and indexed) once each, by name; problems found by name or by upstream task id."""
 
     def __init__(self) -> None:
         self._sets: dict[str, BenchmarkSet] = {}
+        self._by_name: dict[str, dict[str, Problem]] = {}
+        self._by_task_id: dict[str, dict[str, Problem]] = {}
 
     def benchmark(self, name: Any, where: str) -> BenchmarkSet:
         """The named built-in benchmark; InputError naming ``where`` and the field when unknown or unloadable."""
@@ -23,23 +25,30 @@ class ProblemLookup:
             raise InputError(f"{where}: field 'benchmark': unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)}")
         if name not in self._sets:
             try:
-                self._sets[name] = load_benchmark(name)
+                loaded = load_benchmark(name)
             except CodequantError as exc:
                 raise InputError(f"{where}: field 'benchmark': {name} cannot be loaded ({exc})") from None
+            self._sets[name] = loaded
+            self._by_name[name] = loaded.by_name()
+            by_task_id: dict[str, Problem] = {}
+            for problem in loaded.problems:
+                if problem.source_id:
+                    by_task_id.setdefault(problem.source_id, problem)  # the first, as a scan would find
+            self._by_task_id[name] = by_task_id
         return self._sets[name]
 
     def problem(self, record: dict[str, Any], where: str) -> Problem:
         """The problem a record names through its ``benchmark`` and ``name`` fields."""
         loaded = self.benchmark(record.get("benchmark"), where)
-        problem = loaded.by_name().get(record.get("name"))  # type: ignore[arg-type]
+        problem = self._by_name[record["benchmark"]].get(record.get("name"))  # type: ignore[arg-type]
         if problem is None:
             raise InputError(f"{where}: field 'name': no problem {record.get('name')!r} in {loaded.name}")
         return problem
 
     def by_task_id(self, benchmark: str, task_id: Any, where: str) -> Problem:
         """The problem whose upstream id (``HumanEval/0``, ``Mbpp/2``) is ``task_id``."""
-        loaded = self.benchmark(benchmark, where)
-        found = next((p for p in loaded.problems if p.source_id == task_id), None)
+        self.benchmark(benchmark, where)
+        found = self._by_task_id[benchmark].get(task_id) if isinstance(task_id, str) else None
         if found is None:
             raise InputError(f"{where}: field 'task_id': no problem {task_id!r} in {benchmark}")
         return found
