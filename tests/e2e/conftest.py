@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-CLI = [sys.executable, "-c", "from codequant.cli import main; main()"]
+from tests import cli
 
 #: codequant ARGS... -> the finished process (output captured as text)
 Codequant = Callable[..., subprocess.CompletedProcess[str]]
@@ -20,7 +19,7 @@ def codequant() -> Codequant:
     """Run ``codequant ARGS...`` in a fresh interpreter, with a time limit (seconds)."""
 
     def run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout)
+        return cli.codequant(*args, timeout=timeout)
 
     return run
 

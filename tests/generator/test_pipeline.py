@@ -5,18 +5,15 @@ from __future__ import annotations
 import gzip
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-CLI = [sys.executable, "-c", "from codequant.cli import main; main()"]
+from tests.cli import codequant_ok
 
 
 def ok(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr
-    return result
+    return codequant_ok(*args, timeout=600)
 
 
 @pytest.mark.slow  # serves the tiny model

@@ -6,26 +6,24 @@ import gzip
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests import cli
 
 DATA = Path(__file__).parent / "data"
 COMPLETIONS = DATA / "multiple" / "humaneval-py-handwritten-0.2-reworded"
 RESULTS = DATA / "multiple" / "humaneval-py-handwritten-0.2-reworded-results"
 SAMPLES = DATA / "evalplus" / "samples.jsonl"
-CLI = [sys.executable, "-c", "from codequant.cli import main; main()"]
 
 
 def codequant(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=300)
+    return cli.codequant(*args, timeout=300)
 
 
 def ok(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    result = codequant(*args)
-    assert result.returncode == 0, result.stderr
-    return result
+    return cli.codequant_ok(*args, timeout=300)
 
 
 def from_evalplus(source: Path, out: Path, *, check: bool = True) -> subprocess.CompletedProcess[str]:
