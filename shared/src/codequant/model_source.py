@@ -59,3 +59,40 @@ def builtin_builder(kind: str) -> Callable[..., Path]:
             f"no installed distribution builds the builtin model {kind!r} (for tiny-code: codequant-tiny-model)"
         )
     return found[0].load()
+
+
+def hub_model_problem(hub_id: str, revision: str = "main", *, timeout_s: float = 10.0) -> str | None:
+    """Why ``hub_id`` at ``revision`` cannot be had here, or None when it can: it is in the local Hugging Face
+    cache, or the hub knows it. None too when huggingface_hub is not installed (whoever downloads it will say).
+
+    Checked before a study is accepted, so that an unknown model is refused at once rather than hours later."""
+    try:
+        from huggingface_hub import HfApi, snapshot_download
+        from huggingface_hub.utils import (
+            GatedRepoError,
+            HFValidationError,
+            LocalEntryNotFoundError,
+            RepositoryNotFoundError,
+            RevisionNotFoundError,
+        )
+    except ImportError:
+        return None
+    try:
+        snapshot_download(hub_id, revision=revision, local_files_only=True)
+        return None
+    except HFValidationError as exc:
+        return f"{hub_id!r} is not a Hugging Face hub id: {str(exc).splitlines()[0]}"
+    except LocalEntryNotFoundError:
+        pass  # not cached: ask the hub
+    try:
+        HfApi().model_info(hub_id, revision=revision, timeout=timeout_s)
+    except GatedRepoError:  # before RepositoryNotFoundError: it is one
+        return f"model {hub_id} is gated: accept its terms on the hub and give the workers an HF_TOKEN"
+    except RepositoryNotFoundError:
+        return f"no model {hub_id} on the Hugging Face hub (or it is private: set HF_TOKEN)"
+    except RevisionNotFoundError:
+        return f"model {hub_id} has no revision {revision!r}"
+    except Exception as exc:  # offline mode, DNS, connection, HTTP errors: one line for the user
+        first = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+        return f"model {hub_id} is not in the local model cache and the Hugging Face hub cannot be reached ({first})"
+    return None

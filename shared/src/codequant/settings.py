@@ -13,6 +13,12 @@ STORE_URL_ENV = "CODEQUANT_STORE_URL"
 BROKER_URL_ENV = "CODEQUANT_BROKER_URL"
 #: Cache folder for built artifacts (tiny model, calibration sets).
 CACHE_DIR_ENV = "CODEQUANT_CACHE_DIR"
+#: Folder under which the HTTP API puts every study's output (and, by default, its SQLite store).
+OUTPUT_ROOT_ENV = "CODEQUANT_OUTPUT_ROOT"
+#: One API token in plain text (e.g. from compose's .env); it is hashed as soon as it is read.
+API_TOKEN_ENV = "CODEQUANT_API_TOKEN"
+#: A file of API token hashes, one ``NAME sha256:HEX`` per line (written by `codequant api-token`).
+API_TOKENS_FILE_ENV = "CODEQUANT_API_TOKENS_FILE"
 
 _REPO_ROOT = Path(__file__).resolve().parents[3]
 
@@ -40,3 +46,15 @@ def broker_url() -> str:
 def store_url(default: str | None = None) -> str | None:
     """The results store URL from $CODEQUANT_STORE_URL, else ``default``."""
     return os.environ.get(STORE_URL_ENV, default)
+
+
+def output_root() -> Path:
+    """Where the HTTP API writes studies: $CODEQUANT_OUTPUT_ROOT, else ``runs`` in the working folder (absolute)."""
+    return Path(os.environ.get(OUTPUT_ROOT_ENV) or "runs").resolve()
+
+
+def api_store_url() -> str:
+    """The HTTP API's results store: $CODEQUANT_STORE_URL, else SQLite ``api-store.db`` in the output root.
+
+    `codequant status` resolves it the same way, so it reads the store that the API ran a study in."""
+    return os.environ.get(STORE_URL_ENV) or f"sqlite:///{output_root() / 'api-store.db'}"

@@ -16,6 +16,7 @@ from sqlalchemy import func, select, update
 from codequant.keys import stable_hash
 from codequant.store import Completion, Job, JobEnvironment, Store, StudyVariant, Variant
 from codequant.store import Study as StudyRow
+from codequant_orchestrator.cancellation import StudyCancelled
 from codequant_orchestrator.plan import STAGES, Plan, VariantPlan
 from codequant_orchestrator.records import wanted_completion_keys
 
@@ -88,6 +89,18 @@ def set_study_status(store: Store, study_id: str, status: str, error: str | None
         session.execute(update(StudyRow).where(StudyRow.id == study_id).values(status=status, error=error))
 
 
+def move_study(store: Store, study_id: str, before: tuple[str, ...], after: str, error: str | None = None) -> bool:
+    """Set the study's status to ``after`` if it is one of ``before`` (one statement: no other process can change
+    it in between); returns whether it moved."""
+    with store.session() as session:
+        moved = session.execute(
+            update(StudyRow)
+            .where(StudyRow.id == study_id, StudyRow.status.in_(before))
+            .values(status=after, error=error)
+        )
+        return moved.rowcount == 1
+
+
 def job_status(store: Store, key: str) -> str | None:
     with store.session() as session:
         return session.scalar(select(Job.status).where(Job.key == key))
@@ -100,7 +113,7 @@ def set_job(store: Store, key: str, **values: Any) -> None:
 
 @contextmanager
 def running_job(store: Store, key: str) -> Iterator[None]:
-    """Mark a job running; on exit add the elapsed seconds and mark it done, or failed with the error."""
+    """Mark a job running; on exit add the elapsed seconds and mark it done, cancelled, or failed with the error."""
     start = time.monotonic()
     with store.session() as session:
         job = session.get(Job, key)
@@ -109,6 +122,9 @@ def running_job(store: Store, key: str) -> Iterator[None]:
         job.started_at = job.started_at or datetime.now(UTC)
     try:
         yield
+    except StudyCancelled:
+        _finish(store, key, "cancelled", time.monotonic() - start, None)
+        raise
     except BaseException as exc:
         _finish(store, key, "failed", time.monotonic() - start, f"{exc.__class__.__name__}: {exc}")
         raise

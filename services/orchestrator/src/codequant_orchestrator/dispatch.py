@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +19,7 @@ from celery import Celery
 from celery.result import AsyncResult
 from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import RedisError
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from codequant.queues import TASK_NAMES
 from codequant.store import Job, Store
@@ -156,16 +156,7 @@ class Dispatcher:
         return resent
 
     def _queued_ids(self) -> set[str]:
-        ids: set[str] = set()
-        with self.app.connection_for_write() as connection:
-            client = connection.default_channel.client
-            for queue in {QUEUE_OF_TASK[e.task_name] for e in self.inflight.values()}:
-                for raw in client.lrange(queue, 0, -1):
-                    try:
-                        ids.add(json.loads(raw)["headers"]["id"])
-                    except (ValueError, KeyError, TypeError):
-                        continue
-        return ids
+        return queued_task_ids(self.app, {QUEUE_OF_TASK[e.task_name] for e in self.inflight.values()})
 
     def _held_ids(self) -> set[str]:
         inspector = self.app.control.inspect(timeout=2.0)
@@ -177,6 +168,58 @@ class Dispatcher:
 
     def pending_keys(self) -> set[str]:
         return set(self.inflight)
+
+    # -- cancelling -------------------------------------------------------------------------------------------
+    def cancel(self, study_id: str, *, stop_stages: Collection[str] = ()) -> None:
+        """Forget every in-flight task and withdraw the study's dispatched tasks (see ``withdraw``)."""
+        self.inflight.clear()
+        withdraw(self.app, self.store, study_id, stop_stages=stop_stages)
+
+
+def queued_task_ids(app: Celery, queues: Collection[str], *, remove: Collection[str] = ()) -> set[str]:
+    """Ids of the task messages waiting in ``queues`` (Redis lists); those in ``remove`` are taken off their queue,
+    so no worker ever receives them."""
+    ids: set[str] = set()
+    with app.connection_for_write() as connection:
+        client = connection.default_channel.client
+        for queue in queues:
+            for raw in client.lrange(queue, 0, -1):
+                try:
+                    task_id = json.loads(raw)["headers"]["id"]
+                except (ValueError, KeyError, TypeError):
+                    continue
+                ids.add(task_id)
+                if task_id in remove:
+                    client.lrem(queue, 0, raw)
+    return ids
+
+
+def withdraw(app: Celery, store: Store, study_id: str, *, stop_stages: Collection[str] = ()) -> int:
+    """Withdraw the tasks of a study's dispatched jobs (the jobs table's task ids, so a restarted orchestrator can
+    do it too) and mark those jobs cancelled: queued messages are taken off their queues, every task is revoked (a
+    worker that holds or later receives it skips it), and the tasks of ``stop_stages`` are also stopped where
+    they run (SIGTERM to the worker process running them). Returns how many tasks were withdrawn."""
+    with store.session() as session:
+        jobs = session.execute(
+            select(Job.key, Job.stage, Job.task_id).where(
+                Job.study_id == study_id, Job.status == "running", Job.task_id.is_not(None)
+            )
+        ).all()
+    if not jobs:
+        return 0
+    try:
+        queued_task_ids(app, set(QUEUE_OF_TASK.values()), remove={task_id for _, _, task_id in jobs})
+        for stop in (True, False):
+            ids = [task_id for _, stage, task_id in jobs if (stage in stop_stages) is stop]
+            if ids:
+                app.control.revoke(ids, terminate=stop, signal="SIGTERM")
+    except BROKER_ERRORS as exc:  # the tasks may still run; nobody collects their results
+        log.warning("broker unavailable while withdrawing %d tasks of %s: %s", len(jobs), study_id, exc)
+    with store.session() as session:
+        session.execute(
+            update(Job).where(Job.key.in_([key for key, _, _ in jobs])).values(status="cancelled", task_id=None)
+        )
+    return len(jobs)
 
 
 def running_job_keys(store: Store, study_id: str) -> set[str]:

@@ -1,7 +1,9 @@
 """The distributed runner: the same stage requests as the embedded runner (``stages``), as Celery tasks.
 
 Bookkeeping lives in the results store (jobs table with task ids), so an orchestrator killed at any
-point and started again re-attaches to its in-flight tasks and skips stored work.
+point and started again re-attaches to its in-flight tasks and skips stored work. A cancelled study withdraws
+its tasks: queued ones leave their queues, running quantize and generate tasks are stopped where they run
+(execute and report tasks are short and finish), and the runner raises StudyCancelled.
 """
 
 from __future__ import annotations
@@ -16,12 +18,15 @@ from codequant.payloads import ExecuteResult, GenerateResult, PrepareResult, Rep
 from codequant.queues import TASK_NAMES
 from codequant.store import Completion, Store, Variant
 from codequant_orchestrator import bookkeeping, stages
+from codequant_orchestrator.cancellation import CancelCheck, StudyCancelled
 from codequant_orchestrator.dispatch import Dispatcher
 from codequant_orchestrator.plan import Plan, VariantPlan
 from codequant_orchestrator.progress import StageProgress
 from codequant_orchestrator.records import unexecuted, wanted_completion_keys
 
 log = logging.getLogger(__name__)
+#: Stages whose (long) tasks a cancel stops where they run; a quantization resumes from its checkpoint later.
+STOPPED_WHEN_CANCELLED = frozenset({"quantize", "generate"})
 
 
 class _VariantOnBenchmark:
@@ -62,11 +67,17 @@ class DistributedRunner:
         self.units = [_VariantOnBenchmark(v, b) for v in plan.variants for b in plan.benchmarks]
         self.failures: dict[str, str] = {}
         self.report_state = "waiting"
+        self.check_cancelled = CancelCheck(store, plan.study.name)
 
     def run(self) -> dict[str, str]:
-        """Run to completion; returns {variant label: error} for failed variants."""
+        """Run to completion; returns {variant label: error} for failed variants. Raises StudyCancelled when the
+        study is cancelled meanwhile, after withdrawing its tasks."""
         last_reap = last_progress = time.monotonic()
         while self.report_state not in ("done", "failed"):
+            if self.check_cancelled.cancelled():
+                self.dispatcher.cancel(self.plan.study.name, stop_stages=STOPPED_WHEN_CANCELLED)
+                self._show_progress()
+                raise StudyCancelled(f"study {self.plan.study.name} was cancelled")
             for variant in self.plan.variants:
                 self._advance_variant(variant)
             for unit in self.units:

@@ -1,7 +1,9 @@
 """The embedded runner: the whole study in this process (no Redis, no Docker), a process pool for execution.
 
 It calls the same stage functions the Celery workers run, with the same requests (``stages``), so the two run
-modes cannot drift apart.
+modes cannot drift apart. A cancelled study stops at the next unit: before each stage of each variant, between
+execution chunks, and from the generate stage's progress callback (every few stored completions); a
+quantization under way finishes first.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from pathlib import Path
 from codequant.errors import CodequantError
 from codequant.store import Store, Variant
 from codequant_orchestrator import bookkeeping, stages
+from codequant_orchestrator.cancellation import CancelCheck
 from codequant_orchestrator.plan import Plan, VariantPlan
 from codequant_orchestrator.progress import StageProgress
 from codequant_orchestrator.records import unexecuted, wanted_completion_keys
@@ -28,20 +31,26 @@ class EmbeddedRunner:
         self.store = store
         self.progress = progress
         self.device = device
+        self.check_cancelled = CancelCheck(store, plan.study.name)
 
     def run(self) -> dict[str, str]:
-        """Run every stage; returns {variant label: error} for variants that failed (the others continue)."""
+        """Run every stage; returns {variant label: error} for variants that failed (the others continue).
+        Raises StudyCancelled when the study is cancelled meanwhile."""
         failures: dict[str, str] = {}
         for variant in self.plan.variants:
             try:
+                self.check_cancelled()
                 model_path = self.prepare(variant)
+                self.check_cancelled()
                 self.generate(variant, model_path)
                 for benchmark in self.plan.benchmarks:
+                    self.check_cancelled()
                     self.execute(variant, benchmark)
             except CodequantError as exc:
                 failures[variant.label] = str(exc)
                 bookkeeping.record_variant(self.store, variant, status="failed", error=str(exc))
                 log.error("variant %s failed: %s", variant.label, exc)
+        self.check_cancelled()
         self.report()
         return failures
 
@@ -75,7 +84,7 @@ class EmbeddedRunner:
         result = generate_variant(
             request,
             store=self.store,
-            progress=lambda count: self.progress.advance("generate", count),
+            progress=self._generated,
             detail=lambda text: self.progress.detail("generate", f"{variant.label}: {text}"),
             job=lambda benchmark: bookkeeping.running_job(
                 self.store, self.plan.job_key("generate", variant, benchmark)
@@ -88,6 +97,11 @@ class EmbeddedRunner:
             else:  # everything was stored already
                 bookkeeping.set_job(self.store, job, status="done")
         self.progress.detail("generate", "")
+
+    def _generated(self, count: int) -> None:
+        """``count`` more completions are stored; a cancelled study stops sampling here."""
+        self.progress.advance("generate", count)
+        self.check_cancelled()
 
     # -- execute ----------------------------------------------------------------------------------------------
     def execute(self, variant: VariantPlan, benchmark: str) -> None:
@@ -105,6 +119,7 @@ class EmbeddedRunner:
         self.progress.detail("execute", f"{variant.label} on {benchmark}")
         with bookkeeping.running_job(self.store, job):
             for request in stages.execute_requests(self.plan, variant, benchmark, todo, _EXECUTE_CHUNK):
+                self.check_cancelled()
                 result = execute_batch(request, workers=self.plan.study.execution.workers, store=self.store)
                 stages.record_executed(self.store, result)
                 bookkeeping.record_environment(self.store, self.plan.study.name, job, "execute", result.environment)

@@ -48,8 +48,11 @@ class Plan:
         return ":".join(parts)
 
 
-def plan_study(study: Study, *, data_dir: Path | None = None) -> Plan:
-    """Resolve variant keys and load every benchmark (bad benchmark data fails here, before any work)."""
+def plan_study(
+    study: Study, *, data_dir: Path | None = None, benchmarks: dict[str, BenchmarkSet] | None = None
+) -> Plan:
+    """Resolve variant keys and load every benchmark (bad benchmark data fails here, before any work);
+    ``benchmarks``: the study's benchmarks loaded already (the API loads them one by one to name a bad one)."""
     variants = [
         VariantPlan(
             model=model,
@@ -60,5 +63,6 @@ def plan_study(study: Study, *, data_dir: Path | None = None) -> Plan:
         for model in study.models
         for variant in model.variants
     ]
-    benchmarks = {spec.name: spec.load(data_dir) for spec in study.benchmarks}
+    if benchmarks is None:
+        benchmarks = {spec.name: spec.load(data_dir) for spec in study.benchmarks}
     return Plan(study=study, variants=variants, benchmarks=benchmarks)

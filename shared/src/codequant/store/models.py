@@ -24,7 +24,8 @@ class Study(Base):
     id: Mapped[str] = mapped_column(String(200), primary_key=True)
     spec_yaml: Mapped[str] = mapped_column(Text)
     spec_hash: Mapped[str] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending|running|done|failed
+    #: pending | running | cancelling | cancelled | done | failed
+    status: Mapped[str] = mapped_column(String(20), default="pending")
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
@@ -145,7 +146,7 @@ class Job(Base):
     stage: Mapped[str] = mapped_column(String(20))
     variant_key: Mapped[str | None] = mapped_column(String(64))
     benchmark: Mapped[str | None] = mapped_column(String(100))
-    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending|running|done|failed
+    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending|running|done|failed|cancelled
     task_id: Mapped[str | None] = mapped_column(String(64))  # Celery task id while dispatched (distributed mode)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     done: Mapped[int] = mapped_column(Integer, default=0)

@@ -66,6 +66,16 @@ def parse_study(text: str, source: str = "<study>") -> Study:
         raise StudyError([_describe(error, node, source) for error in exc.errors()]) from None
 
 
+def problem_at(text: str, source: str, loc: list[str | int], message: str) -> Problem:
+    """A problem with the field at ``loc`` (e.g. ``["benchmarks", 0]``) of a study's YAML text, named and located
+    the way parse_study names and locates its problems (for checks made after parsing)."""
+    try:
+        line = _line_of(yaml.compose(text, Loader=yaml.SafeLoader), loc)
+    except yaml.YAMLError:
+        line = None
+    return Problem(source, message, line, _format_loc(loc))
+
+
 def _describe(error: Any, node: yaml.Node | None, source: str) -> Problem:
     loc = list(error["loc"])
     message = error["msg"].removeprefix("Value error, ")
