@@ -53,8 +53,9 @@ def output_root() -> Path:
     return Path(os.environ.get(OUTPUT_ROOT_ENV) or "runs").resolve()
 
 
-def api_store_url() -> str:
-    """The HTTP API's results store: $CODEQUANT_STORE_URL, else SQLite ``api-store.db`` in the output root.
+def api_store_url(root: Path | None = None) -> str:
+    """The HTTP API's results store: $CODEQUANT_STORE_URL, else SQLite ``api-store.db`` in the output root
+    (``root``, else ``output_root()``).
 
     `codequant status` resolves it the same way, so it reads the store that the API ran a study in."""
-    return os.environ.get(STORE_URL_ENV) or f"sqlite:///{output_root() / 'api-store.db'}"
+    return os.environ.get(STORE_URL_ENV) or f"sqlite:///{(root or output_root()).resolve() / 'api-store.db'}"

@@ -90,14 +90,15 @@ def _unknown_models(study: Study, text: str) -> list[Problem]:
 
 
 def _benchmarks(study: Study, text: str, data_dir: Path | None, problems: list[Problem]) -> dict[str, BenchmarkSet]:
-    """Each benchmark loaded as the plan loads it; one without data (or with no problems) adds a problem."""
+    """Each benchmark loaded as the plan loads it; one without data here (no file in the data folder, hub out of
+    reach, unknown problems) or without problems adds a problem."""
     loaded: dict[str, BenchmarkSet] = {}
     for index, spec in enumerate(study.benchmarks):
         try:
             benchmark = spec.load(data_dir)
         except CodequantError as exc:
             first = str(exc).splitlines()[0]
-            problems.append(_problem(text, ["benchmarks", index], f"benchmark {spec.name!r} has no data: {first}"))
+            problems.append(_problem(text, ["benchmarks", index], f"benchmark {spec.name!r} cannot be loaded: {first}"))
             continue
         if not benchmark.problems:
             problems.append(_problem(text, ["benchmarks", index], f"benchmark {spec.name!r} has no problems"))

@@ -66,10 +66,11 @@ def create_app(
     """The API over one results store; submitted studies run one at a time in a background thread.
 
     ``output_root`` (default $CODEQUANT_OUTPUT_ROOT or ./runs): every study's output goes under it.
+    ``store_url`` (default $CODEQUANT_STORE_URL or SQLite ``api-store.db`` in the output root): the results store.
     ``tokens``: the API tokens every route but /health and the dashboard requires (None: no authentication).
     """
     root = (output_root or settings.output_root()).resolve()
-    store = Store(store_url or settings.api_store_url())
+    store = Store(store_url or settings.api_store_url(root))
     runner = StudyQueue(
         store, distributed=distributed, broker_url=broker_url, data_dir=data_dir, device=device, output_root=root
     )
