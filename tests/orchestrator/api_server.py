@@ -14,7 +14,7 @@ import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
-from codequant.store import Completion, Store
+from codequant.store import Completion, ServingMeasurement, Store, StudyVariant
 from codequant.store import Study as StudyRow
 from codequant.study import parse_study
 from codequant_generator.launch import free_port
@@ -54,6 +54,13 @@ class Api:
         with self.store.session() as session:
             query = select(Completion.key, Completion.created_at).where(Completion.key.in_(self.wanted(study)))
             return dict(session.execute(query).all())
+
+    def sampled(self, study: str) -> int:
+        """Samples the generate stage has counted for the study's variants (each run adds those it generated)."""
+        with self.store.session() as session:
+            keys = select(StudyVariant.variant_key).where(StudyVariant.study_id == study)
+            query = select(func.sum(ServingMeasurement.samples)).where(ServingMeasurement.variant_key.in_(keys))
+            return session.scalar(query) or 0
 
     def executed(self, study: str) -> int:
         """How many of the study's completions have an execution."""

@@ -11,6 +11,7 @@ from codequant.payloads import ExecuteResult, ExecutionOutcome
 from codequant.store import Completion, Execution, Job, Store, StudyVariant, Variant
 from codequant.study import parse_study
 from codequant_orchestrator import bookkeeping
+from codequant_orchestrator.cancellation import CANCELLING, CancelCheck, StudyCancelled
 from codequant_orchestrator.plan import plan_study
 from codequant_orchestrator.records import unexecuted, wanted_completion_keys
 from codequant_orchestrator.stages import record_executed
@@ -112,4 +113,21 @@ def test_register_is_idempotent_and_progress_is_derived_from_the_store(store_url
         row = session.get(Job, job)
         assert (row.status, row.attempts, row.error) == ("done", 2, None)
         assert row.seconds >= 0 and row.finished_at is not None
+    store.dispose()
+
+
+def test_a_study_is_cancelled_through_its_row_and_the_job_it_stops_in_says_so(store_url: str, tmp_path: Path) -> None:
+    plan, spec = make_plan(tmp_path)
+    store = Store(store_url)
+    bookkeeping.register_study(store, plan, spec)
+    check = CancelCheck(store, "plan-test", every_s=0)
+    check()  # pending: nothing happens
+    assert bookkeeping.move_study(store, "plan-test", ("pending",), "running")
+    assert not bookkeeping.move_study(store, "plan-test", ("pending",), "cancelled")  # it is running now
+    assert bookkeeping.move_study(store, "plan-test", ("running",), CANCELLING)
+    job = plan.job_key("report")
+    with pytest.raises(StudyCancelled), bookkeeping.running_job(store, job):
+        check()
+    with store.session() as session:
+        assert (session.get(Job, job).status, session.get(Job, job).error) == ("cancelled", None)
     store.dispose()
