@@ -150,3 +150,21 @@ def test_a_bare_command_group_prints_its_help_and_exits_2(line: list[str]) -> No
     result = codequant_in_process(*line)
     assert result.returncode == 2 and "Usage:" in result.stdout and "Commands" in result.stdout
     assert "Traceback" not in result.stderr and not result.stderr.strip()
+
+
+@pytest.mark.parametrize(
+    ("model", "path"),
+    [
+        ("codellama/CodeLlama-7b-hf", False),
+        ("gpt2", False),
+        ("runs/demo/artifacts/fp32", True),
+        ("./fp32", True),
+        ("/models/fp32", True),
+        ("~/models/fp32", True),
+        ("folder/model", True),  # its first part is a folder here
+    ],
+)
+def test_a_model_that_can_only_be_a_path_is_told_from_a_hub_id(places: dict[str, Path], model: str, path: bool) -> None:
+    from codequant.option_checks import looks_like_path
+
+    assert looks_like_path(model) is path

@@ -82,7 +82,7 @@ def model_path(*, files: bool = False) -> Callable[[str | None], str | None]:
             raise typer.BadParameter(f"no such {'file or folder' if files else 'folder'}: {value}")
         if not files and not path.is_dir():
             raise typer.BadParameter(f"{value} is not a folder (give a model folder or a hub id)")
-        return str(path)
+        return str(path) if value.startswith("~") else value  # as given, so a served model keeps its name
 
     return check
 

@@ -38,7 +38,7 @@ def generate(
     model: Annotated[str | None, typer.Option(help="model name for the OpenAI API")] = None,
     api_key_env: Annotated[
         str | None,
-        typer.Option(help="environment variable holding the endpoint's API key [default: OPENAI_API_KEY, HF_TOKEN]"),
+        typer.Option(help="environment variable holding the API key (default: OPENAI_API_KEY, or HF_TOKEN for tgi)"),
     ] = None,
     header_env: Annotated[
         list[str] | None, typer.Option(help="extra header from the environment: NAME=VARIABLE (repeatable)")

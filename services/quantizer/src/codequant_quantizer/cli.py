@@ -95,7 +95,7 @@ def footprint(
     ] = "baseline",
     dtype: Annotated[
         Literal[tuple(SAFETENSORS_DTYPE)] | None,
-        typer.Option(help="with --config: unquantized tensors in this dtype [default: fp16]", show_default=False),
+        typer.Option(help="with --config: unquantized tensors in this dtype (default: fp16)", show_default=False),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
     variant_options: dict[str, Any] | None = None,
