@@ -1,7 +1,10 @@
-"""The `codequant` command as tests run it: a fresh interpreter, output captured, a time limit."""
+"""The `codequant` command as tests run it: in a fresh interpreter (output captured, a time limit), or in the
+test's own process for commands that end before any work starts (bad invocations)."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import subprocess
 import sys
 from pathlib import Path
@@ -19,3 +22,15 @@ def codequant_ok(*args: str | Path, timeout: float) -> subprocess.CompletedProce
     result = codequant(*args, timeout=timeout)
     assert result.returncode == 0, result.stderr
     return result
+
+
+def codequant_in_process(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    """``codequant ARGS...`` run in this process (``codequant.cli.run``), stdout and stderr captured: milliseconds
+    instead of the second an interpreter takes to start. For invocations that stop before doing work; a command
+    that starts work (threads, servers, torch) belongs in a subprocess."""
+    from codequant.cli import run
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = run([str(a) for a in args])
+    return subprocess.CompletedProcess(["codequant", *map(str, args)], code, out.getvalue(), err.getvalue())

@@ -189,21 +189,3 @@ def test_5xx_answers_are_retried(server: str) -> None:
     finally:
         proxy.shutdown()
     assert failures["left"] == 0 and len(records) == 2
-
-
-@pytest.mark.parametrize(
-    ("options", "message"),
-    [
-        (["--prompt-mode", "chat"], "--prompt-mode must be one of completion, instruct"),
-        (["--prompt-mode", "instruct", "--api", "tgi"], "needs the chat API"),
-    ],
-)
-def test_prompt_mode_options_are_checked_before_anything_is_sent(
-    tmp_path: Path, options: list[str], message: str
-) -> None:
-    out = tmp_path / "x.jsonl"
-    endpoint = f"http://127.0.0.1:{free_port()}"
-    args = [*CLI, "--endpoint", endpoint, "--benchmark", "humaneval", "--out", str(out), *options]
-    result = subprocess.run(args, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 2 and message in result.stderr
-    assert not out.exists()

@@ -1,9 +1,11 @@
-"""Hosted endpoints: credentials from the environment, 429 + Retry-After honoured with bounded retries, and a
-concurrency cap per endpoint — against a real local HTTP server (FastAPI on uvicorn) in front of `codequant serve`."""
+"""Hosted endpoints: credentials from the environment (the API's conventional variable, or the one named), 401/403
+answered with what to set, 429 + Retry-After honoured with bounded retries, and a concurrency cap per endpoint —
+against a real local HTTP server (FastAPI on uvicorn) in front of `codequant serve`."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 import subprocess
 import sys
 import threading
@@ -26,6 +28,7 @@ from codequant_generator.launch import free_port
 
 PROBLEMS = load_benchmark("humaneval", limit=2).problems
 CLI = [sys.executable, "-c", "from codequant.cli import main; main()", "generate"]
+KEY_VARIABLES = ("OPENAI_API_KEY", "HF_TOKEN", "CQ_TEST_KEY")
 
 
 @dataclass
@@ -39,6 +42,7 @@ class Gateway:
     headers: list[dict[str, str]] = field(default_factory=list)
     in_flight: int = 0
     most_in_flight: int = 0
+    key: str | None = None  # when set, requests without "Authorization: Bearer KEY" get 401
 
 
 @pytest.fixture
@@ -51,6 +55,10 @@ def gateway(server: str) -> Iterator[Gateway]:
     @app.api_route("/{path:path}", methods=["GET", "POST"])
     async def forward(path: str, request: Request) -> Response:
         body = await request.body()
+        if state.key is not None and request.headers.get("authorization") != f"Bearer {state.key}":
+            return JSONResponse(
+                {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}}, 401
+            )
         if request.method == "POST":
             state.times.append(time.monotonic())
             state.headers.append(dict(request.headers))
@@ -143,3 +151,51 @@ def test_a_missing_credential_is_a_one_line_input_error(tmp_path: Path, monkeypa
     )
     assert result.returncode == 2 and "CQ_TEST_UNSET is not set" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "c.jsonl").exists()
+
+
+@pytest.mark.parametrize(
+    ("api", "variable"), [("openai", "OPENAI_API_KEY"), ("openai-chat", "OPENAI_API_KEY"), ("tgi", "HF_TOKEN")]
+)
+def test_the_apis_conventional_key_variable_is_read(
+    gateway: Gateway, api: str, variable: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in KEY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(variable, "sk-conventional")
+    gateway.key = "sk-conventional"
+    records = _generate(Endpoint(gateway.url, api))  # no api_key_env
+    assert len(records) == len(PROBLEMS) * 2
+    assert {h["authorization"] for h in gateway.headers} == {"Bearer sk-conventional"}
+
+
+@pytest.mark.parametrize(
+    ("env", "api_key_env", "hint"),
+    [
+        (
+            {},
+            None,
+            "no API key was sent: set $OPENAI_API_KEY, or name the variable that holds the key with --api-key-env",
+        ),
+        ({"OPENAI_API_KEY": "sk-wrong"}, None, "the API key in $OPENAI_API_KEY was refused"),
+        ({"CQ_TEST_KEY": "sk-wrong"}, "CQ_TEST_KEY", "the API key in $CQ_TEST_KEY was refused"),
+    ],
+    ids=["no-key", "wrong-conventional-key", "wrong-named-key"],
+)
+def test_a_refused_key_is_bad_input_that_says_what_to_set(
+    gateway: Gateway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, env: dict, api_key_env: str | None, hint: str
+) -> None:
+    for name in KEY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    gateway.key = "sk-right"
+    with pytest.raises(InputError, match=re.escape(hint)) as refused:
+        _generate(Endpoint(gateway.url, "openai", api_key_env=api_key_env))
+    assert "HTTP 401" in str(refused.value)
+    out = tmp_path / "c.jsonl"
+    args = ["--endpoint", gateway.url, "--api", "openai", "--benchmark", "humaneval", "--limit", "1", "--out", str(out)]
+    args += ["--api-key-env", api_key_env] if api_key_env else []
+    result = subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=120)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and hint in lines[0], result.stderr
+    assert not out.exists()

@@ -134,11 +134,12 @@ def test_evalplus_samples_import_execute_and_export(tmp_path: Path) -> None:
     ok("convert", tmp_path / "executed.jsonl", "--from", "jsonl", "--to", "evalplus", "--out", tmp_path / "back.jsonl")
     samples = [json.loads(line) for line in SAMPLES.read_text().splitlines()]
     exported = rows(tmp_path / "back.jsonl")
-    assert [set(s) for s in exported] == [{"task_id", "solution"}] * 4
+    # The benchmark is kept where the task id would name another (HumanEval/ means humaneval-plus to EvalPlus).
+    assert [set(s) for s in exported] == [{"task_id", "solution", "benchmark"}] * 4
     for original, record, back in zip(samples, records, exported, strict=True):
         # EvalPlus runs a completion after its prompt: the exported solution is that program.
         expected = original.get("solution") or record["prompt"] + original["completion"]
-        assert back == {"task_id": original["task_id"], "solution": expected}
+        assert back == {"task_id": original["task_id"], "solution": expected, "benchmark": "humaneval"}
 
 
 def test_generate_records_export_with_their_benchmarks_problem(tmp_path: Path) -> None:
@@ -153,7 +154,8 @@ def test_generate_records_export_with_their_benchmarks_problem(tmp_path: Path) -
     ok("convert", tmp_path / "g.jsonl", "--from", "jsonl", "--to", "multiple", "--out", tmp_path / "exp")
     data = json.loads(folder(tmp_path / "exp")["HumanEval_23_strlen.json.gz"])
     header = ["name", "language", "temperature", "top_p", "max_tokens", "prompt", "tests"]
-    assert list(data) == [*header, "completions", "stop_tokens"]  # completions.py's key order
+    # completions.py's key order; then the benchmark, which MultiPL-E's HumanEval_ name would not say
+    assert list(data) == [*header, "completions", "stop_tokens", "benchmark"] and data["benchmark"] == "humaneval"
     assert data["language"] == "py" and data["tests"].rstrip().endswith("check(strlen)")
     assert data["completions"] == ["    return len(string)\n", "    return 0\n"]
     ok("convert", tmp_path / "g.jsonl", "--from", "jsonl", "--to", "evalplus", "--out", tmp_path / "samples.jsonl.gz")
@@ -223,7 +225,7 @@ def test_export_refuses_a_folder_with_files_and_bad_formats(tmp_path: Path) -> N
     result = codequant("convert", COMPLETIONS, "--from", "multiple", "--to", "evalplus", "--out", tmp_path / "taken")
     assert result.returncode == 2 and "is a folder; --to evalplus writes a file" in result.stderr
     result = codequant("convert", SAMPLES, "--from", "humaneval", "--to", "jsonl", "--out", tmp_path / "x.jsonl")
-    assert result.returncode == 2 and "--from must be one of jsonl, multiple, evalplus" in result.stderr
+    assert result.returncode == 2 and "'humaneval' is not one of 'jsonl', 'multiple', 'evalplus'" in result.stderr
 
 
 def test_a_repeated_sample_is_refused(tmp_path: Path) -> None:
@@ -267,3 +269,41 @@ def test_evalplus_eval_results_without_verdicts_are_refused(tmp_path: Path) -> N
     result = from_evalplus(tmp_path / "x_eval_results.json", out, check=False)
     assert result.returncode == 2 and "eval['HumanEval/85'][1]: field 'base_status'" in result.stderr, result.stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize("via", ["multiple", "evalplus"])
+def test_a_round_trip_keeps_the_benchmark_and_compare_pairs_with_the_original(tmp_path: Path, via: str) -> None:
+    from_evalplus(SAMPLES, tmp_path / "s.jsonl")  # humaneval records, named like MultiPL-E's HumanEval
+    ok("execute", tmp_path / "s.jsonl", "--out", tmp_path / "e.jsonl", "--workers", "2")
+    out = tmp_path / ("exported" if via == "multiple" else "exported.jsonl")
+    ok("convert", tmp_path / "e.jsonl", "--from", "jsonl", "--to", via, "--out", out)
+    back = ok("convert", out, "--from", via, "--to", "jsonl", "--out", tmp_path / "back.jsonl")
+    assert "note:" not in back.stderr  # nothing inferred: the files said which benchmark
+    assert {r["benchmark"] for r in rows(tmp_path / "back.jsonl")} == {"humaneval"}
+    if via == "evalplus":  # samples come back as completions to execute
+        ok("execute", tmp_path / "back.jsonl", "--out", tmp_path / "back.e.jsonl", "--workers", "2")
+    executed = tmp_path / ("back.jsonl" if via == "multiple" else "back.e.jsonl")
+    report = ok("compare", "--baseline", tmp_path / "e.jsonl", executed, "--json")
+    [comparison] = json.loads(report.stdout)
+    assert comparison["labels"] == {"benchmark": "humaneval"} and comparison["table"]["baseline_only"] == 0
+    assert comparison["pass_at_k"]["pass@1"] == comparison["baseline_pass_at_k"]["pass@1"] == 0.5
+
+
+def test_a_benchmark_inferred_from_problem_names_is_said(tmp_path: Path) -> None:
+    result = ok("convert", COMPLETIONS, "--from", "multiple", "--to", "jsonl", "--out", tmp_path / "c.jsonl")
+    assert "note: records read as benchmark multiple-humaneval-py, from MultiPL-E's problem names" in result.stderr
+    chosen = ok(
+        "convert", COMPLETIONS, "--from", "multiple", "--to", "jsonl", "--out", tmp_path / "h.jsonl", "--benchmark",
+        "humaneval",
+    )  # fmt: skip
+    assert "note:" not in chosen.stderr and {r["benchmark"] for r in rows(tmp_path / "h.jsonl")} == {"humaneval"}
+
+
+def test_evalplus_task_ids_without_a_benchmark_say_which_tests_they_get(tmp_path: Path) -> None:
+    result = codequant("convert", SAMPLES, "--from", "evalplus", "--to", "jsonl", "--out", tmp_path / "s.jsonl")
+    if result.returncode == 0:  # this machine has HumanEval+'s data
+        assert "note: records read as benchmark humaneval-plus, from EvalPlus's task ids" in result.stderr
+    else:
+        assert result.returncode == 2 and "humaneval-plus cannot be loaded" in result.stderr
+        assert "HumanEval/ task ids are read as humaneval-plus by default (--benchmark humaneval" in result.stderr
+        assert not (tmp_path / "s.jsonl").exists()

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from codequant_quantizer.api import footprint
+from tests.cli import codequant_in_process
 
 # config.json of codellama/CodeLlama-7b-hf and deepseek-ai/deepseek-coder-6.7b-base (architecture fields).
 CODELLAMA_7B = {
@@ -68,3 +69,10 @@ def test_footprint_cli_from_a_config(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "unknown AQLM preset" in bad.stderr
     neither = subprocess.run(cli, capture_output=True, text=True, timeout=300)
     assert neither.returncode == 2 and "exactly one of --model and --config" in neither.stderr
+    # The paper's names for the unquantized baseline: fp16 (the default dtype), bf16, fp32.
+    sizes = {}
+    for name in ("baseline", "fp16", "bf16", "fp32"):
+        named = codequant_in_process("footprint", "--config", config, "--method", name, "--json")
+        assert named.returncode == 0, named.stderr
+        sizes[name] = json.loads(named.stdout)["total_bytes"]
+    assert sizes["fp16"] == sizes["bf16"] == sizes["baseline"] == sizes["fp32"] // 2

@@ -182,4 +182,4 @@ def test_bad_requests(tiny_model: Path, tmp_path: Path) -> None:
         text=True,
         timeout=300,
     )
-    assert result.returncode == 2 and "cannot load model" in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == 2 and "no such file or folder" in result.stderr and "Traceback" not in result.stderr

@@ -1,10 +1,16 @@
 """The ``codequant`` command. Each installed service adds its subcommands through the
-``codequant.cli`` entry-point group, so an image without torch still has ``codequant execute``."""
+``codequant.cli`` entry-point group, so an image without torch still has ``codequant execute``.
+
+Every bad invocation ends the same way: one line on stderr, exit code 2 (3 for an unreachable service), no
+traceback, nothing written. Options state their own rules (ranges, choices, existing paths) so that typer
+rejects a bad value before the command runs; ``run`` turns typer's usage errors into that one line.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from importlib.metadata import entry_points
 
 import typer
@@ -20,11 +26,16 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+_loaded = False
 
 
 def _load_plugins() -> None:
+    global _loaded
+    if _loaded:
+        return
     for ep in sorted(entry_points(group="codequant.cli"), key=lambda e: e.name):
         ep.load()(app)
+    _loaded = True
 
 
 def openmp_wait_policy(load: float, cores: int) -> str | None:
@@ -38,29 +49,51 @@ def openmp_wait_policy(load: float, cores: int) -> str | None:
 
 
 def main() -> None:
-    """Entry point: run the CLI, turning CodequantError into one line on stderr and its exit code."""
+    """Entry point: run the CLI and exit with its code."""
     policy = openmp_wait_policy(os.getloadavg()[0], len(os.sched_getaffinity(0)))
     if policy and "OMP_WAIT_POLICY" not in os.environ:  # before torch loads OpenMP (nothing has yet)
         os.environ["OMP_WAIT_POLICY"] = policy  # server subprocesses inherit it
+    sys.exit(run())
+
+
+def run(args: Sequence[str] | None = None) -> int:
+    """Run ``codequant ARGS`` (default: the process's arguments) and return its exit code: 0 success, 2 bad
+    input, 3 an unreachable service. A CodequantError or a usage error is one line on stderr (a study's
+    problems one line each); a bare command group prints its help on stderr and returns 2, as click does."""
     _load_plugins()
     try:
-        # Without standalone mode click returns typer.Exit's code instead of exiting with it.
-        code = app(standalone_mode=False)
+        # Without standalone mode typer raises its usage errors and returns typer.Exit's code instead of exiting.
+        code = app(args=list(args) if args is not None else None, prog_name="codequant", standalone_mode=False)
     except CodequantError as exc:
         for line in str(exc).splitlines() or [exc.__class__.__name__]:
             err_console.print(f"error: {line}", markup=False)
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except typer.Exit as exc:
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except typer.Abort:
         err_console.print("aborted", markup=False)
-        sys.exit(130)
-    except Exception as exc:  # click's usage errors
-        import click
+        return 130
+    except typer.TyperException as exc:  # typer's (vendored click's) usage errors: bad option, value, command
+        return _usage_error(exc)
+    return code if isinstance(code, int) else 0
 
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
-    if isinstance(code, int) and code:
-        sys.exit(code)
+
+def _usage_error(exc: typer.TyperException) -> int:
+    """Report a usage error as one line (a bare group's help as the help text) and return its exit code."""
+    from pydantic import ValidationError
+    from typer._click.exceptions import NoArgsIsHelpError  # typer vendors click; this one it does not re-export
+
+    ctx = getattr(exc, "ctx", None)
+    if isinstance(exc, NoArgsIsHelpError):  # typer has printed the help (on stdout)
+        if exc.format_message().strip():
+            err_console.print(exc.format_message(), markup=False)
+        return exc.exit_code
+    message = exc.format_message().replace("Value error, ", "")
+    cause = exc.__cause__
+    if isinstance(cause, ValidationError) and cause.errors() and "input" in cause.errors()[0]:
+        given = cause.errors()[0]["input"]
+        if repr(given) not in message:
+            message = f"{message.rstrip('.')}, got {given!r}"
+    hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+    err_console.print(f"error: {' '.join(message.split())}{hint}", markup=False)
+    return getattr(exc, "exit_code", 2) or 2

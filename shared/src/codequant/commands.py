@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
@@ -16,6 +16,10 @@ from codequant.jsonl import write_jsonl
 from codequant.study import Problem, StudyError, load_study
 
 console = Console(highlight=False, soft_wrap=True)
+
+
+Source = Literal["auto", "local", "hub"]
+DataDir = Annotated[Path | None, typer.Option(help="local JSONL folder", exists=True, file_okay=False)]
 
 
 def validate(studies: Annotated[list[Path], typer.Argument(help="study YAML files")]) -> None:
@@ -45,8 +49,8 @@ benchmarks_app = typer.Typer(help="List and export benchmark problems.", no_args
 
 @benchmarks_app.command("list")
 def list_benchmarks(
-    data_dir: Annotated[Path | None, typer.Option(help="local JSONL folder")] = None,
-    source: Annotated[str, typer.Option(help="auto | local | hub")] = "auto",
+    data_dir: DataDir = None,
+    source: Annotated[Source, typer.Option(help="where the data comes from")] = "auto",
 ) -> None:
     """Show every benchmark with its problem count, exclusions and repairs (or why its data is unavailable)."""
     unavailable: list[str] = []
@@ -76,15 +80,17 @@ def list_benchmarks(
 @benchmarks_app.command("export")
 def export_benchmark(
     name: Annotated[str, typer.Argument(help=f"one of {', '.join(BENCHMARKS)}")],
-    out: Annotated[Path, typer.Option("--out", help="JSONL file to write")],
-    data_dir: Annotated[Path | None, typer.Option(help="local JSONL folder")] = None,
-    source: Annotated[str, typer.Option(help="auto | local | hub")] = "auto",
+    out: Annotated[Path, typer.Option("--out", help="JSONL file to write", dir_okay=False)],
+    data_dir: DataDir = None,
+    source: Annotated[Source, typer.Option(help="where the data comes from")] = "auto",
     exclude_humaneval_overlap: Annotated[
         bool, typer.Option(help="mceval-python: the paper's 42-problem filter")
     ] = False,
-    limit: Annotated[int | None, typer.Option(help="first N problems")] = None,
+    limit: Annotated[int | None, typer.Option(help="first N problems", min=1)] = None,
 ) -> None:
     """Write a benchmark's problems as MultiPL-E-style JSONL records."""
+    if name not in BENCHMARKS:
+        raise InputError(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)}")
     loaded = load_benchmark(
         name, data_dir=data_dir, source=source, exclude_humaneval_overlap=exclude_humaneval_overlap, limit=limit
     )

@@ -50,6 +50,15 @@ def read_jsonl_numbered(
         yield number, record
 
 
+def read_input_records(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
+    """The numbered records of a command's JSONL input; InputError when it holds none (an empty input is a
+    mistake, not an empty result)."""
+    records = list(read_jsonl_numbered(path))
+    if not records:
+        raise InputError(f"{path}: no records (the file is empty)")
+    return records
+
+
 def read_lines(path: str | Path, *, expected: str = "a JSONL file") -> list[str]:
     """The lines of a UTF-8 text file, gunzipped when its name ends in ``.gz`` (MultiPL-E's and EvalPlus's files
     often are); InputError naming the file (and the line of a byte that is not UTF-8) for anything else."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
@@ -12,20 +12,17 @@ console = Console(highlight=False, soft_wrap=True, stderr=True)
 
 
 def tiny_model(
-    out: Annotated[Path, typer.Option("--out", help="folder to write the model into")],
-    seed: Annotated[int, typer.Option(help="training seed")] = 0,
-    profile: Annotated[str, typer.Option(help="full (demo) | test (smaller, for CI)")] = "full",
+    out: Annotated[Path, typer.Option("--out", help="folder to write the model into", file_okay=False)],
+    seed: Annotated[int, typer.Option(help="training seed", min=0)] = 0,
+    profile: Annotated[Literal["full", "test"], typer.Option(help="full (demo) | test (smaller, for CI)")] = "full",
 ) -> None:
     """Build the tiny offline code model (a pipeline fixture trained on some benchmark solutions; cached).
 
     The build is made in (or copied from) the cache that studies use for `builtin: tiny-code`, so a model a
     study built is copied, not trained again, and a model built here serves later studies."""
-    from codequant.errors import InputError
     from codequant.model_source import builtin_cache_folder
-    from codequant_tiny.build import RECIPES, build_tiny_model, copy_tiny_model
+    from codequant_tiny.build import build_tiny_model, copy_tiny_model
 
-    if profile not in RECIPES:
-        raise InputError(f"--profile must be one of {', '.join(RECIPES)}, got {profile!r}")
     cache = builtin_cache_folder("tiny-code", profile, seed)
     if not copy_tiny_model(out, cache, seed, profile=profile):  # type: ignore[arg-type]  # else --out held it
         build_tiny_model(cache, seed, profile=profile)  # type: ignore[arg-type]  # a cache hit, or trained

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import collections
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -14,17 +13,20 @@ from rich.table import Table
 
 from codequant.errors import InputError
 from codequant.interop.problems import ProblemLookup
-from codequant.jsonl import read_jsonl_numbered, write_jsonl
+from codequant.jsonl import read_input_records, write_jsonl
 from codequant.limits import Limits
+from codequant.option_checks import above, check_out_file
 
 console = Console(highlight=False, soft_wrap=True, stderr=True)
 
 
 def execute(
-    input_path: Annotated[Path, typer.Argument(metavar="IN.jsonl", help="records to execute")],
+    input_path: Annotated[
+        Path, typer.Argument(metavar="IN.jsonl", help="records to execute", exists=True, dir_okay=False)
+    ],
     out: Annotated[Path, typer.Option("--out", help="results JSONL (written atomically)")],
-    workers: Annotated[int | None, typer.Option(help="parallel programs (default: CPU count)")] = None,
-    timeout: Annotated[float, typer.Option(help="wall-clock seconds per program")] = 15.0,
+    workers: Annotated[int | None, typer.Option(help="parallel programs (default: CPU count)", min=1)] = None,
+    timeout: Annotated[float, typer.Option(help="wall-clock seconds per program", callback=above(0))] = 15.0,
     memory_mb: Annotated[int, typer.Option(help="memory limit per program")] = 1024,
     store: Annotated[str | None, typer.Option(help="results store URL: reuse and keep executions")] = None,
     insecure: Annotated[
@@ -36,9 +38,9 @@ def execute(
     from codequant_executor.api import execute_records, shared_pool
 
     limits = _limits(timeout, memory_mb)
-    _check_out(out)
+    check_out_file(out)
     lookup = ProblemLookup()  # `codequant generate` records name their benchmark instead of holding its tests
-    numbered = [(n, lookup.complete(r, f"{input_path}:{n}")) for n, r in read_jsonl_numbered(input_path)]
+    numbered = [(n, lookup.complete(r, f"{input_path}:{n}")) for n, r in read_input_records(input_path)]
     shared_pool(workers, insecure=insecure or None)  # refusals and slot errors before the progress bar
     lines = [number for number, _ in numbered]
     store_handle = None
@@ -74,18 +76,6 @@ def _limits(timeout: float, memory_mb: int) -> Limits:
     except ValueError as exc:
         option = "--timeout" if str(exc).startswith("timeout") else "--memory-mb"
         raise InputError(f"{option}: {exc}") from None
-
-
-def _check_out(out: Path) -> None:
-    """``--out`` must name a file whose folder exists or can be made (checked before anything runs)."""
-    try:
-        if out.is_dir():
-            raise InputError(f"--out {out}: is a directory, expected a JSONL file path")
-        folder = next((p for p in [out.parent, *out.parent.parents] if p.exists()), Path("/"))
-    except OSError as exc:
-        raise InputError(f"--out {out}: {exc.strerror}") from None
-    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-        raise InputError(f"--out {out}: cannot write in {folder}")
 
 
 def register(app: typer.Typer) -> None:

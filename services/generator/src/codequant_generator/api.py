@@ -6,15 +6,58 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
 from typing import Any
 
 from codequant import instruct
 from codequant.benchmarks import Problem
 from codequant.errors import InputError
 from codequant.extraction import extract
-from codequant_generator.clients import Endpoint, OnRequest, Retry, client_for
+from codequant.keys import stable_hash
+from codequant_generator.clients import Endpoint, OnRequest, client_for
+from codequant_generator.retry import RequestWatch, Retry
 
-__all__ = ["Endpoint", "cut_at_stop", "generate_completions"]
+__all__ = ["Endpoint", "RequestWatch", "SampleRequest", "cut_at_stop", "generate_completions", "sample_requests"]
+
+
+@dataclass(frozen=True)
+class SampleRequest:
+    """One request for samples ``first`` .. ``first + count - 1`` of a problem, drawn with ``seed``; ``wanted``: the
+    indices among them still missing (a resumed run requests a whole request again so each sample keeps its seed,
+    and keeps only those)."""
+
+    first: int
+    count: int
+    seed: int
+    wanted: tuple[int, ...]
+
+
+def request_seed(seed: int, first: int, *, per_sample: bool) -> int:
+    """The seed of the request whose samples start at ``first``.
+
+    One sample per request (TGI): ``seed + first``. n samples per request (OpenAI APIs): ``seed`` for the first
+    request, so a problem whose n fits in one request is sampled as it always was; for a later one a seed derived
+    from (seed, first), so each request draws other samples, and a sample's seed depends only on where its request
+    starts (32 bits, which every API takes)."""
+    if per_sample:
+        return seed + first
+    return seed if first == 0 else int(stable_hash({"seed": seed, "first_sample": first})[:8], 16)
+
+
+def sample_requests(
+    missing: Sequence[int], n: int, seed: int, *, per_request: int, per_sample: bool = False
+) -> list[SampleRequest]:
+    """The requests that draw a problem's ``missing`` sample indices (of ``n``): requests cover fixed runs of
+    ``per_request`` indices (0.., per_request.., ...), so the same sample always comes from the same request and
+    a resumed run neither repeats nor loses one."""
+    size = 1 if per_sample else max(1, per_request)
+    runs: dict[int, list[int]] = {}
+    for index in sorted(set(missing)):
+        runs.setdefault(index - index % size, []).append(index)
+    return [
+        SampleRequest(first, min(size, n - first), request_seed(seed, first, per_sample=per_sample), tuple(wanted))
+        for first, wanted in runs.items()
+    ]
 
 
 def cut_at_stop(text: str, stops: Sequence[str]) -> str:
@@ -40,13 +83,17 @@ def generate_completions(
     on_request: OnRequest | None = None,
     progress: Callable[[int, int], None] | None = None,
     retry: Retry | None = None,
+    watch: RequestWatch | None = None,
 ) -> None:
     """Call ``on_record`` once per (problem, sample) not skipped; records carry name, benchmark, language, sample,
     prompt, completion (cut at the problem's stop tokens; a chat answer is kept whole), raw_completion,
     finish_reason, prompt_tokens, completion_tokens, latency_s and the sampling settings (temperature, top_p,
     max_tokens: MultiPL-E's names); `codequant execute` looks the tests up in the record's benchmark. At most
     ``concurrency`` requests are in flight (fewer if the endpoint's max_concurrency says so). Raises ServiceError
-    when the endpoint stays unreachable or rejects requests.
+    when the endpoint stays unreachable or does not answer in time, InputError when it rejects requests (4xx).
+
+    TGI gets one request per sample (sample i seeded ``seed + i``); the OpenAI APIs get n split into requests of
+    at most ``endpoint.samples_per_request`` samples (``sample_requests``), whatever n is.
 
     ``prompt_mode="instruct"``: each problem is sent as chat messages (``codequant.instruct.messages``, with the
     response prefix unless ``response_prefix`` is false) to the chat completions API; ``raw_completion`` is the
@@ -56,20 +103,27 @@ def generate_completions(
 
     ``on_request(latency_s, completion_tokens)``: once per request sent (one per sample for TGI, one per problem
     for the OpenAI APIs), from the thread that sent it; tokens of all the samples the request generated, None when
-    the server does not say."""
+    the server does not say. ``watch`` sees the requests in flight (a progress display's "waiting")."""
     if prompt_mode == "instruct" and endpoint.api == "tgi":
         raise InputError(f"endpoint {endpoint.url}: instruct mode needs the chat API (api openai or openai-chat)")
-    client = client_for(endpoint, retry)
+    client = client_for(endpoint, retry, watch)
     chat = endpoint.api == "openai-chat" or prompt_mode == "instruct"
     if endpoint.max_concurrency:
         concurrency = min(concurrency, endpoint.max_concurrency)
     client.check()
     skip = skip or (lambda _name, _sample: False)
-    work = [(p, [s for s in range(n) if not skip(p.name, s)]) for p in problems]
-    work = [(p, missing) for p, missing in work if missing]
-    if client.per_sample:
-        work = [(p, [index]) for p, missing in work for index in missing]
-    total = sum(len(missing) for _, missing in work)
+    work = [
+        (problem, request)
+        for problem in problems
+        for request in sample_requests(
+            [s for s in range(n) if not skip(problem.name, s)],
+            n,
+            seed,
+            per_request=endpoint.samples_per_request,
+            per_sample=client.per_sample,
+        )
+    ]
+    total = sum(len(request.wanted) for _, request in work)
     done = 0
     lock = threading.Lock()
     if progress:
@@ -77,7 +131,7 @@ def generate_completions(
 
     failed = threading.Event()  # after one failure, queued work is not started (the call is going to raise)
 
-    def run(problem: Problem, missing: list[int]) -> None:
+    def run(problem: Problem, request: SampleRequest) -> None:
         nonlocal done
         if failed.is_set():
             return
@@ -86,21 +140,20 @@ def generate_completions(
                 instruct.messages(problem, with_prefix=response_prefix)
                 if prompt_mode == "instruct"
                 else problem.prompt,
-                n=n,
-                indices=missing,
+                n=request.count,
                 temperature=temperature,
                 top_p=top_p,
                 max_new_tokens=max_new_tokens,
                 stop=[] if chat else problem.stop_tokens,  # a chat answer ends with the assistant's turn
-                seed=seed,
+                seed=request.seed,
                 on_request=on_request,
             )
         except BaseException:
             failed.set()
             raise
         with lock:
-            for index in missing:
-                sample = samples[index]
+            for index in request.wanted:
+                sample = samples[index - request.first]
                 extra: dict[str, Any] = {}
                 if prompt_mode == "instruct":
                     raw = (instruct.response_prefix(problem) if response_prefix else "") + sample.text
@@ -129,12 +182,12 @@ def generate_completions(
                         "max_tokens": max_new_tokens,
                     }
                 )
-            done += len(missing)
+            done += len(request.wanted)
             if progress:
                 progress(done, total)
 
     with ThreadPoolExecutor(max(1, concurrency)) as pool:
-        futures = [pool.submit(run, problem, missing) for problem, missing in work]
+        futures = [pool.submit(run, problem, request) for problem, request in work]
         try:
             for future in as_completed(futures):
                 future.result()

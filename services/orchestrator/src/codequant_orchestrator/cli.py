@@ -7,24 +7,27 @@ import os
 import sys
 from importlib import metadata
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from codequant.errors import InputError
+from codequant.option_checks import device as device_check
 from codequant.queues import QUEUES, REQUIRES
 
 console = Console(highlight=False, soft_wrap=True)
 
 
 def run(
-    study: Annotated[Path, typer.Argument(help="study YAML file")],
+    study: Annotated[Path, typer.Argument(help="study YAML file", exists=True, dir_okay=False)],
     distributed: Annotated[bool, typer.Option(help="dispatch work to Celery workers over Redis")] = False,
     broker: Annotated[str | None, typer.Option(help="broker URL (default: $CODEQUANT_BROKER_URL)")] = None,
     store: Annotated[str | None, typer.Option(help="results store URL (default: the study's)")] = None,
-    device: Annotated[str, typer.Option(help="cpu | cuda: where quantization runs")] = "cpu",
+    device: Annotated[
+        str, typer.Option(help="cpu | cuda | cuda:N: where quantization runs", callback=device_check)
+    ] = "cpu",
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
 ) -> None:
     """Run a study: quantize, serve and sample, execute, compare and report. Stored work is skipped."""
@@ -87,9 +90,11 @@ def status(
 
 def worker(
     queue: Annotated[str, typer.Argument(help=f"one of {', '.join(QUEUES)}")],
-    concurrency: Annotated[int, typer.Option(help="worker processes")] = 1,
+    concurrency: Annotated[int, typer.Option(help="worker processes", min=1)] = 1,
     broker: Annotated[str | None, typer.Option(help="broker URL (default: $CODEQUANT_BROKER_URL)")] = None,
-    loglevel: Annotated[str, typer.Option(help="Celery log level")] = "INFO",
+    loglevel: Annotated[
+        Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], typer.Option(help="Celery log level")
+    ] = "INFO",
 ) -> None:
     """Start a Celery worker consuming one queue."""
     if queue not in QUEUES:
@@ -130,7 +135,7 @@ def _installed(distribution: str) -> bool:
 
 def api(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="port")] = 8000,
+    port: Annotated[int, typer.Option(help="port (0: any free one)", min=0, max=65535)] = 8000,
     store: Annotated[
         str | None, typer.Option(help="results store URL (default: $CODEQUANT_STORE_URL or SQLite in the output root)")
     ] = None,
@@ -139,7 +144,9 @@ def api(
     ] = None,
     distributed: Annotated[bool, typer.Option(help="run studies on Celery workers")] = False,
     broker: Annotated[str | None, typer.Option(help="broker URL (default: $CODEQUANT_BROKER_URL)")] = None,
-    device: Annotated[str, typer.Option(help="cpu | cuda: where quantization runs")] = "cpu",
+    device: Annotated[
+        str, typer.Option(help="cpu | cuda | cuda:N: where quantization runs", callback=device_check)
+    ] = "cpu",
     no_auth: Annotated[
         bool, typer.Option("--no-auth", help="serve without API tokens even on an address other hosts can reach")
     ] = False,

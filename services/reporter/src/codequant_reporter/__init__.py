@@ -1,1 +1,4 @@
 """codequant reporter service."""
+
+#: The files a report can be written as.
+FORMATS = ("md", "html", "csv", "tex", "json")

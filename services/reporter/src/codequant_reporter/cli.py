@@ -6,14 +6,16 @@ import json
 import sys
 from collections import defaultdict
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from codequant.errors import InputError
-from codequant.jsonl import read_jsonl
+from codequant.jsonl import read_input_records
+from codequant.option_checks import one_of_each
+from codequant_reporter import FORMATS
 
 console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 240)
 err_console = Console(highlight=False, soft_wrap=True, stderr=True)
@@ -33,15 +35,28 @@ def _by_benchmark(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any
     return groups
 
 
+def _open_unit(value: float) -> float:
+    if not 0 < value < 1:
+        raise typer.BadParameter(f"must be above 0 and below 1, got {value}")
+    return value
+
+
 def compare(
-    variants: Annotated[list[Path], typer.Argument(metavar="VARIANT.jsonl...", help="variant execution results")],
-    baseline: Annotated[Path, typer.Option("--baseline", help="baseline execution results (JSONL)")],
+    variants: Annotated[
+        list[Path],
+        typer.Argument(metavar="VARIANT.jsonl...", help="variant execution results", exists=True, dir_okay=False),
+    ],
+    baseline: Annotated[
+        Path, typer.Option("--baseline", help="baseline execution results (JSONL)", exists=True, dir_okay=False)
+    ],
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
-    alpha: Annotated[float, typer.Option(help="significance level")] = 0.05,
+    alpha: Annotated[float, typer.Option(help="significance level", callback=_open_unit)] = 0.05,
     k: Annotated[str, typer.Option("--k", help="pass@k values, comma-separated")] = "1",
-    correction: Annotated[str, typer.Option(help="benjamini-hochberg | bonferroni | none")] = "benjamini-hochberg",
-    bootstrap: Annotated[int, typer.Option(help="bootstrap resamples")] = 10000,
-    seed: Annotated[int, typer.Option(help="bootstrap seed")] = 0,
+    correction: Annotated[
+        Literal["benjamini-hochberg", "bonferroni", "none"], typer.Option(help="multiple-testing correction")
+    ] = "benjamini-hochberg",
+    bootstrap: Annotated[int, typer.Option(help="bootstrap resamples", min=100)] = 10000,
+    seed: Annotated[int, typer.Option(help="bootstrap seed", min=0)] = 0,
 ) -> None:
     """Compare variants with a baseline: pass@k, McNemar on paired samples, odds ratio, BH, problem-level tests
     (a warning when the records say they were sampled with other settings than the baseline's)."""
@@ -52,13 +67,13 @@ def compare(
         ks = tuple(sorted({int(v) for v in k.split(",")}))
     except ValueError:
         raise InputError(f"--k: expected comma-separated integers, got {k!r}") from None
-    if correction not in ("benjamini-hochberg", "bonferroni", "none"):
-        raise InputError(f"--correction: unknown {correction!r}")
-    base_records = list(read_jsonl(baseline))
+    if min(ks) < 1:
+        raise InputError(f"--k: pass@k needs k >= 1, got {k!r}")
+    base_records = [record for _, record in read_input_records(baseline)]
     base_groups = _by_benchmark(base_records)
     results = []
     for path in variants:
-        records = list(read_jsonl(path))
+        records = [record for _, record in read_input_records(path)]
         theirs, ours = _sampling(base_records), _sampling(records)
         if theirs and ours and theirs != ours:
             err_console.print(
@@ -126,11 +141,12 @@ def report(
     source: Annotated[str, typer.Argument(metavar="STUDY_ID_OR_DIR", help="study output folder, or study id")],
     out: Annotated[Path | None, typer.Option(help="output folder (default: <output_dir>/report)")] = None,
     formats: Annotated[
-        str, typer.Option("--format", help="comma-separated: md,html,csv,tex,json")
-    ] = "md,html,csv,tex,json",
+        str, typer.Option("--format", help="comma-separated: md,html,csv,tex,json", callback=one_of_each(FORMATS))
+    ] = ",".join(FORMATS),
     store: Annotated[str | None, typer.Option(help="results store URL (for a study id)")] = None,
     export: Annotated[
-        str | None, typer.Option(help="also log metrics and files to mlflow | wandb (needs its package)")
+        Literal["mlflow", "wandb"] | None,
+        typer.Option(help="also log metrics and files to MLflow or W&B (needs its package)"),
     ] = None,
     experiment: Annotated[
         str | None, typer.Option(help="MLflow experiment / W&B project (default: the study's name)")

@@ -13,7 +13,7 @@ from codequant.jsonl import atomic_writer
 from codequant.payloads import ReportRequest, ReportResult
 from codequant.store import Store
 from codequant.study import parse_study
-from codequant_reporter import render
+from codequant_reporter import FORMATS, render
 from codequant_reporter.cost import cost_table
 from codequant_reporter.export import check_target, export_report
 from codequant_reporter.methods_section import PACKAGES, methods_section
@@ -28,8 +28,6 @@ from codequant_reporter.tables import (
     model_size_table,
     pass1_tables,
 )
-
-FORMATS = ("md", "html", "csv", "tex", "json")
 
 
 def resolve(source: str | Path, store_url: str | None) -> tuple[Store, str, Path]:

@@ -3,7 +3,8 @@
 Written by hand because the server must decode the n samples of one prompt from one prefill (the cache
 expanded to n rows), let new requests join the running decode batch at step boundaries, stop each
 sequence at its own stop string or EOS and free its cache row, and draw every sample from its own
-seeded generator so a sample is reproducible whatever else the server decodes at the same time.
+seeded generator so a sample is reproducible whatever else the server decodes at the same time, and queue
+requests for more samples than one batch holds (they join in parts, each sample seeded as if they fit).
 transformers' ``generate`` has no per-sequence stops, per-sample seeds or cross-request batching; its
 ``ContinuousBatchingManager`` samples every request from one shared generator and has no stop strings;
 no maintained server runs AQLM models any more.
@@ -44,7 +45,7 @@ class Sequence:
     finish_reason: str  # "eos_token" | "stop_sequence" | "length" | "cancelled"
     generated_tokens: int
     prompt_tokens: int
-    seed: int | None
+    seed: int  # the request's seed (TGI's API echoes it), or the random seed an unseeded sample drew with
     stop: str | None = None
 
 
@@ -65,7 +66,9 @@ class TokenEvent:
 
 @dataclass(eq=False)
 class Request:
-    """One prompt to sample ``n`` times. ``on_event``, if given, is called from the engine thread per token."""
+    """One prompt to sample ``n`` times. ``on_event``, if given, is called from the engine thread per token.
+
+    ``n`` may exceed the engine's batch: the request then joins the batch in parts as rows free up."""
 
     prompt: str
     n: int = 1
@@ -80,6 +83,7 @@ class Request:
     cancelled: bool = False  # set when a streaming client goes away: its rows leave the batch at the next step
     future: Future = field(default_factory=Future)
     queued_at: float = field(default_factory=time.monotonic)
+    rows: list[_Row] = field(default_factory=list)  # its samples admitted to the batch so far, in index order
 
 
 def sample_seed(seed: int, index: int) -> int:
@@ -130,8 +134,6 @@ class Engine:
                 f"input tokens + max_new_tokens must be <= {self.max_context}; given {len(request.prompt_ids)} "
                 f"input tokens and {request.max_new_tokens} max_new_tokens"
             )
-        if request.n > self.max_batch_size:
-            raise RequestError(f"n must be <= {self.max_batch_size} (the server's --max-batch-size)")
 
     def submit(self, request: Request) -> Future:
         """Queue a request; its future resolves to a list of Sequence (one per sample, in index order)."""
@@ -160,16 +162,18 @@ class Engine:
                     self._step(batch)
             except Exception as exc:  # a bug or out-of-memory must not kill the server: fail these requests
                 log.exception("generation failed")
-                failed = list(new) + ([row.request for row in batch.rows] if batch is not None else [])
+                failed = [r for r, _ in new] + ([row.request for row in batch.rows] if batch is not None else [])
                 for request in failed:
                     if not request.future.done():
                         request.future.set_exception(exc)
                 batch = None
 
-    def _admit(self, free_rows: int, *, wait: bool) -> list[Request]:
-        """Queued requests that fit in ``free_rows``, first come first served. An idle engine blocks for the first
-        request, then waits JOIN_WINDOW_S for requests sent together with it."""
-        taken: list[Request] = []
+    def _admit(self, free_rows: int, *, wait: bool) -> list[tuple[Request, int]]:
+        """Queued requests that fit in ``free_rows``, first come first served, each with how many of its samples
+        join now: all of them, or for a request larger than a whole batch as many as there are free rows (the
+        rest stays first in line). An idle engine blocks for the first request, then waits JOIN_WINDOW_S for
+        requests sent together with it."""
+        taken: list[tuple[Request, int]] = []
         deadline = 0.0
         while True:
             if not self._waiting:
@@ -183,22 +187,27 @@ class Engine:
                 except queue.Empty:
                     return taken
             request = self._waiting[0]
-            if request.cancelled:
+            if request.cancelled or request.future.done():  # cancelled, or failed with part of it decoded
                 self._waiting.popleft()
-                request.future.set_result([])
+                if not request.future.done():
+                    request.future.set_result([])
                 continue
-            if request.n > free_rows:
+            remaining = request.n - len(request.rows) - sum(count for r, count in taken if r is request)
+            count = remaining if remaining <= free_rows else free_rows if remaining > self.max_batch_size else 0
+            if count == 0:
                 return taken
-            taken.append(self._waiting.popleft())
-            free_rows -= request.n
+            taken.append((request, count))
+            if count == remaining:
+                self._waiting.popleft()
+            free_rows -= count
             deadline = deadline or time.monotonic() + JOIN_WINDOW_S
 
     @torch.inference_mode()
-    def _prefill(self, requests: list[Request]) -> _Batch:
-        """One forward pass over the distinct prompts (left-padded); each request's n rows share its prompt's
-        cache; every row's first token is sampled from the prefill's logits."""
+    def _prefill(self, admitted: list[tuple[Request, int]]) -> _Batch:
+        """One forward pass over the distinct prompts (left-padded); the rows admitted of each request share its
+        prompt's cache; every row's first token is sampled from the prefill's logits."""
         prompts: dict[tuple[int, ...], int] = {}
-        for request in requests:
+        for request, _ in admitted:
             prompts.setdefault(tuple(request.prompt_ids), len(prompts))
         unique = list(prompts)
         width = max(map(len, unique))
@@ -216,14 +225,15 @@ class Engine:
             past_key_values=GrowingCache() if self.growing_cache else None,
             use_cache=True,
         )
-        index = torch.tensor([prompts[tuple(r.prompt_ids)] for r in requests for _ in range(r.n)], device=self.device)
+        index = torch.tensor([prompts[tuple(r.prompt_ids)] for r, count in admitted for _ in range(count)])
+        index = index.to(self.device)
         cache = out.past_key_values
         select_rows(cache, index)
         rows: list[_Row] = []
-        for request in requests:
-            siblings: list[_Row] = []
-            siblings.extend(_Row(request, j, siblings, self) for j in range(request.n))
-            rows.extend(siblings)
+        for request, count in admitted:
+            first = len(request.rows)
+            request.rows.extend(_Row(request, j, self) for j in range(first, first + count))
+            rows.extend(request.rows[first:])
         batch = _Batch(rows, cache, mask[index], positions[index, -1])
         self._advance(batch, out.logits[index, -1, :])
         return batch
@@ -312,15 +322,13 @@ class _Batch:
 class _Row:
     """One sample being decoded: its own generator, parameters, text and stop conditions."""
 
-    def __init__(self, request: Request, index: int, siblings: list[_Row], engine: Engine) -> None:
+    def __init__(self, request: Request, index: int, engine: Engine) -> None:
         self.request = request
         self.index = index
-        self.siblings = siblings  # every row of the request, this one included
         self.eos_ids = engine.eos_ids
-        self.seed = sample_seed(request.seed, index) if request.seed is not None else None
         self.generator = torch.Generator()
-        if self.seed is not None:
-            self.generator.manual_seed(self.seed)
+        if request.seed is not None:
+            self.generator.manual_seed(sample_seed(request.seed, index))
         else:
             self.generator.seed()
         self.greedy = not request.do_sample or request.temperature == 0
@@ -374,13 +382,13 @@ class _Row:
 
     def resolve(self) -> None:
         """Resolve the request's future once all its samples are done."""
-        if all(row.done for row in self.siblings) and not self.request.future.done():
-            self.request.future.set_result([row.result() for row in self.siblings])
+        rows = self.request.rows
+        if len(rows) == self.request.n and all(row.done for row in rows) and not self.request.future.done():
+            self.request.future.set_result([row.result() for row in rows])
 
     def result(self) -> Sequence:
-        return Sequence(
-            self.final, self.finish_reason, len(self.tokens), len(self.request.prompt_ids), self.seed, self.stop
-        )
+        seed = self.request.seed if self.request.seed is not None else self.generator.initial_seed()
+        return Sequence(self.final, self.finish_reason, len(self.tokens), len(self.request.prompt_ids), seed, self.stop)
 
 
 def _eos_ids(model: Any, tokenizer: Any) -> set[int]:

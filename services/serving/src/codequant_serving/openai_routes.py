@@ -28,7 +28,7 @@ class StreamOptions(BaseModel):
 
 class _Sampling(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    model: str
+    model: str | None = None  # any name: this server serves one model (as TGI does; its clients send "tgi", "dummy")
     n: int = Field(1, ge=1)
     temperature: float = Field(1.0, ge=0, le=2)
     top_p: float = Field(1.0, gt=0, le=1)
@@ -81,9 +81,9 @@ class ChatRequest(_Sampling):
     add_generation_prompt: bool = True
 
 
-def openai_error(status: int, message: str, param: str | None = None, code: str | None = None) -> JSONResponse:
+def openai_error(status: int, message: str, param: str | None = None) -> JSONResponse:
     kind = "invalid_request_error" if status < 500 else "server_error"
-    return JSONResponse({"error": {"message": message, "type": kind, "param": param, "code": code}}, status_code=status)
+    return JSONResponse({"error": {"message": message, "type": kind, "param": param, "code": None}}, status_code=status)
 
 
 def openai_text(sequence: Sequence) -> str:
@@ -164,15 +164,9 @@ def add_openai_routes(app: FastAPI, engine: Engine, metrics: Metrics, model_id: 
             "data": [{"id": model_id, "object": "model", "created": created, "owned_by": "codequant"}],
         }
 
-    def rejected(route: str, status: int, message: str, param: str | None, code: str | None = None) -> JSONResponse:
+    def rejected(route: str, status: int, message: str, param: str | None) -> JSONResponse:
         metrics.requests.labels(route, str(status)).inc()
-        return openai_error(status, message, param=param, code=code)
-
-    def unknown_model(route: str, body: _Sampling) -> JSONResponse | None:
-        if body.model == model_id:
-            return None
-        message = f"The model `{body.model}` does not exist; this server serves `{model_id}`"
-        return rejected(route, 404, message, "model", "model_not_found")
+        return openai_error(status, message, param=param)
 
     def gen_request(body: _Sampling, prompt: str, max_tokens: int | None, prompt_ids: list[int] | None = None):
         return GenRequest(
@@ -258,8 +252,6 @@ def add_openai_routes(app: FastAPI, engine: Engine, metrics: Metrics, model_id: 
     @app.post("/v1/completions")
     async def completions(body: CompletionRequest) -> Response:
         route = "/v1/completions"
-        if (error := unknown_model(route, body)) is not None:
-            return error
         prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
         if not prompts or any(not p for p in prompts):
             return rejected(route, 400, "prompt must be a non-empty string or list of non-empty strings", "prompt")
@@ -290,8 +282,6 @@ def add_openai_routes(app: FastAPI, engine: Engine, metrics: Metrics, model_id: 
     @app.post("/v1/chat/completions")
     async def chat_completions(body: ChatRequest) -> Response:
         route = "/v1/chat/completions"
-        if (error := unknown_model(route, body)) is not None:
-            return error
         try:
             if body.continue_final_message and body.add_generation_prompt:
                 raise RequestError("continue_final_message needs add_generation_prompt: false")

@@ -1,7 +1,11 @@
 """EvalPlus's samples file: JSON Lines, one sample per line, ``{"task_id": "HumanEval/0", "solution": PROGRAM}``
 (the whole function, prompt included) or ``{"task_id", "completion"}`` (appended to EvalPlus's prompt); gzipped
 when the name ends in ``.gz``. A task's samples are numbered in the order they appear. Also EvalPlus's
-evaluation results (``*_eval_results.json``), read as executed records."""
+evaluation results (``*_eval_results.json``), read as executed records.
+
+Samples codequant writes also hold ``benchmark`` when it is not the one a task id's prefix maps to by default
+(``humaneval`` samples, whose tests are HumanEval's, not HumanEval+'s), so a round trip keeps it; EvalPlus reads
+only ``task_id`` and ``solution``."""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from codequant.benchmarks import Problem
+from codequant.benchmarks import BENCHMARKS, Problem
 from codequant.errors import InputError
 from codequant.interop.problems import ProblemLookup
 from codequant.jsonl import atomic_writer, read_jsonl_numbered, read_lines
@@ -24,24 +28,34 @@ PLUS_BENCHMARKS = {"humaneval-plus", "mbpp-plus"}
 _RESULT_FIELDS = ("solution", "base_status", "plus_status")
 
 
-def read_samples(paths: list[Path], lookup: ProblemLookup, benchmark: str | None = None) -> list[Located]:
+def read_samples(
+    paths: list[Path],
+    lookup: ProblemLookup,
+    benchmark: str | None = None,
+    inferred: set[str] | None = None,
+) -> list[Located]:
     """Records of EvalPlus samples files (execute-ready) and evaluation results files (``*_eval_results.json``,
     already executed; see ``_read_eval_results``): name, benchmark, language, sample, task_id, prompt,
     completion, tests, stop_tokens. A ``solution`` becomes the completion of an empty prompt, so the program run
-    is the solution followed by the tests. Task ids map to ``benchmark``'s problems (default: HumanEval/ ->
-    humaneval-plus, Mbpp/ -> mbpp-plus)."""
+    is the solution followed by the tests. Task ids map to ``benchmark``'s problems, else to the sample's own
+    ``benchmark``, else by their prefix (HumanEval/ -> humaneval-plus, Mbpp/ -> mbpp-plus; benchmarks so chosen
+    are added to ``inferred``)."""
     located: list[Located] = []
     counts: dict[str, int] = {}
     for path in paths:
         if path.name.endswith(".json"):
-            located.extend(_read_eval_results(path, lookup, benchmark))
+            located.extend(_read_eval_results(path, lookup, benchmark, inferred))
             continue
         for number, sample in read_jsonl_numbered(path):
             where = f"{path}:{number}"
             task_id = sample.get("task_id")
             if not isinstance(task_id, str):
                 raise InputError(f"{where}: field 'task_id': expected a string like 'HumanEval/0'")
-            problem = lookup.by_task_id(_benchmark(task_id, benchmark, where), task_id, where)
+            recorded = sample.get("benchmark")
+            if recorded is not None and recorded not in BENCHMARKS:
+                known = ", ".join(BENCHMARKS)
+                raise InputError(f"{where}: field 'benchmark': unknown benchmark {recorded!r}; known: {known}")
+            problem = _problem(lookup, task_id, benchmark or recorded, where, inferred)
             if isinstance(sample.get("solution"), str):
                 prompt, completion = "", sample["solution"]
             elif isinstance(sample.get("completion"), str):
@@ -53,11 +67,28 @@ def read_samples(paths: list[Path], lookup: ProblemLookup, benchmark: str | None
     return located
 
 
-def _benchmark(task_id: str, benchmark: str | None, where: str) -> str:
-    name = benchmark or BENCHMARK_OF_PREFIX.get(task_id.split("/")[0])
+def _problem(
+    lookup: ProblemLookup, task_id: str, benchmark: str | None, where: str, inferred: set[str] | None
+) -> Problem:
+    """The problem ``task_id`` names in ``benchmark``, else in the benchmark its prefix maps to by default (which
+    is added to ``inferred``)."""
+    if benchmark:
+        return lookup.by_task_id(benchmark, task_id, where)
+    name = _default_benchmark(task_id)
     if name is None:
         raise InputError(f"{where}: field 'task_id': {task_id!r} is not HumanEval/N or Mbpp/N; give --benchmark")
-    return name
+    try:
+        problem = lookup.by_task_id(name, task_id, where)
+    except InputError as exc:
+        hint = f"--benchmark {name.removesuffix('-plus')} for the original tests"
+        raise InputError(f"{exc}; {task_id.split('/')[0]}/ task ids are read as {name} by default ({hint})") from None
+    if inferred is not None:
+        inferred.add(name)
+    return problem
+
+
+def _default_benchmark(task_id: str) -> str | None:
+    return BENCHMARK_OF_PREFIX.get(task_id.split("/")[0])
 
 
 def _record(problem: Problem, task_id: str, sample: int, prompt: str, completion: str) -> dict[str, Any]:
@@ -74,7 +105,9 @@ def _record(problem: Problem, task_id: str, sample: int, prompt: str, completion
     }
 
 
-def _read_eval_results(path: Path, lookup: ProblemLookup, benchmark: str | None) -> list[Located]:
+def _read_eval_results(
+    path: Path, lookup: ProblemLookup, benchmark: str | None, inferred: set[str] | None
+) -> list[Located]:
     """Executed records of an EvalPlus evaluation results file (``evalplus/evaluate.py``): ``{"date", "hash",
     "eval": {task_id: [{"task_id", "solution", "base_status", "plus_status", "base_fail_tests",
     "plus_fail_tests"}, ...]}, "pass_at_k"}``, samples in order; verdicts are pass, fail or timeout.
@@ -93,8 +126,8 @@ def _read_eval_results(path: Path, lookup: ProblemLookup, benchmark: str | None)
         where = f"{path}: eval[{task_id!r}]"
         if not isinstance(samples, list):
             raise InputError(f"{where}: expected a list of results")
-        name = _benchmark(task_id, benchmark, where)
-        problem = lookup.by_task_id(name, task_id, where)
+        problem = _problem(lookup, task_id, benchmark, where, inferred)
+        name = problem.benchmark
         for index, sample in enumerate(samples):
             at = f"{where}[{index}]"
             fields = {key: sample.get(key) if isinstance(sample, dict) else None for key in _RESULT_FIELDS}
@@ -118,7 +151,8 @@ def _read_eval_results(path: Path, lookup: ProblemLookup, benchmark: str | None)
 def write_samples(out: Path, located: list[Located], lookup: ProblemLookup) -> int:
     """Write records as an EvalPlus samples file of whole solutions (prompt + completion); return the count.
 
-    The task id is the record's ``task_id``, else its problem's upstream id looked up in its benchmark."""
+    The task id is the record's ``task_id``, else its problem's upstream id looked up in its benchmark; the
+    record's benchmark is kept when the task id alone would map to another one."""
     samples = []
     for where, record in located:
         if record.get("language") not in ("python", "py"):
@@ -131,7 +165,11 @@ def write_samples(out: Path, located: list[Located], lookup: ProblemLookup) -> i
             if task_id is None:
                 raise InputError(f"{where}: field 'name': {record['name']} has no upstream task id")
         prompt = record["prompt"] if isinstance(record.get("prompt"), str) else lookup.problem(record, where).prompt
-        samples.append({"task_id": task_id, "solution": prompt + record["completion"]})
+        sample = {"task_id": task_id, "solution": prompt + record["completion"]}
+        benchmark = record.get("benchmark")
+        if benchmark and benchmark != _default_benchmark(task_id):
+            sample["benchmark"] = benchmark
+        samples.append(sample)
     text = "".join(json.dumps(sample) + "\n" for sample in samples)
     with atomic_writer(out) as handle:
         if out.name.endswith(".gz"):

@@ -5,6 +5,10 @@ completions (a list of strings), stop_tokens. ``NAME.results.json.gz`` (``evalua
 without ``completions``, plus ``results``, one per completion: program, stdout, stderr, exit_code, status (OK,
 Exception, SyntaxError or Timeout) and timestamp. MultiPL-E's ``pass_k.py`` counts a result as passed when its
 status is OK and its exit code 0; it also reads plain ``.json`` files.
+
+Files codequant writes also hold ``benchmark`` when the problem names alone would suggest another one (a
+``humaneval`` record is named like MultiPL-E's HumanEval), so a round trip keeps the benchmark; MultiPL-E's own
+scripts ignore the key.
 """
 
 from __future__ import annotations
@@ -36,19 +40,22 @@ COMPLETIONS_SUFFIXES = (".json.gz", ".json")
 Located = tuple[str, dict[str, Any]]
 
 
-def read_experiments(paths: list[Path], benchmark: str | None = None) -> list[Located]:
+def read_experiments(
+    paths: list[Path], benchmark: str | None = None, inferred: set[str] | None = None
+) -> list[Located]:
     """Records (each with where it came from) of MultiPL-E folders or files, one per completion or result.
 
     A folder's result files are read when it has any, else its completion files. Records get our field names:
-    name, benchmark (``benchmark``, else ``multiple-humaneval-LANG`` for HumanEval problems in a language we
-    run), language (ours where known), sample, prompt, tests, stop_tokens, the sampling settings, and either
-    ``completion`` or the result's status, passed, exit_code, stdout, stderr, timestamp (and ``completion``
-    cut from the program, or the whole ``program`` when it is not composed as prompt + completion + tests).
+    name, benchmark (``benchmark``, else the file's own ``benchmark`` key, else ``multiple-humaneval-LANG`` for
+    HumanEval problems in a language we run, then added to ``inferred``), language (ours where known), sample,
+    prompt, tests, stop_tokens, the sampling settings, and either ``completion`` or the result's status, passed,
+    exit_code, stdout, stderr, timestamp (and ``completion`` cut from the program, or the whole ``program`` when it
+    is not composed as prompt + completion + tests).
     """
     located: list[Located] = []
     for path in paths:
         for file in _files(path):
-            located.extend(_read_file(file, benchmark))
+            located.extend(_read_file(file, benchmark, inferred))
     return located
 
 
@@ -86,7 +93,7 @@ def _field(data: dict[str, Any], key: str, kind: type, where: str) -> Any:
     return value
 
 
-def _read_file(file: Path, benchmark: str | None) -> list[Located]:
+def _read_file(file: Path, benchmark: str | None, inferred: set[str] | None) -> list[Located]:
     data = _load(file)
     where = str(file)
     name = _field(data, "name", str, where)
@@ -97,9 +104,14 @@ def _read_file(file: Path, benchmark: str | None) -> list[Located]:
     if not (isinstance(stops, list) and all(isinstance(s, str) for s in stops)):
         raise InputError(f"{where}: field 'stop_tokens': expected a list of strings")
     head: dict[str, Any] = {"name": name}
-    label = benchmark or _benchmark_of(name, language)
+    recorded = data.get("benchmark")
+    if recorded is not None and recorded not in BENCHMARKS:
+        raise InputError(f"{where}: field 'benchmark': unknown benchmark {recorded!r}; known: {', '.join(BENCHMARKS)}")
+    label = benchmark or recorded or _benchmark_of(name, language)
     if label:
         head["benchmark"] = label
+        if not benchmark and not recorded and inferred is not None:
+            inferred.add(label)
     head |= {"language": LANGUAGES.get(language, language), "prompt": prompt, "tests": tests, "stop_tokens": stops}
     head |= {key: data[key] for key in SAMPLING_FIELDS if key in data}
     if file.name.endswith(RESULTS_SUFFIXES):
@@ -202,7 +214,7 @@ def _completions_file(group: list[Located]) -> dict[str, Any]:
     data = _header(*group[0])
     data["completions"] = [_field(record, "completion", str, where) for where, record in group]
     data["stop_tokens"] = group[0][1].get("stop_tokens", [])
-    return data
+    return data | _benchmark_key(group[0][1], data["language"])
 
 
 def _results_file(group: list[Located]) -> dict[str, Any]:
@@ -229,7 +241,13 @@ def _results_file(group: list[Located]) -> dict[str, Any]:
             }
         )
     data["results"] = results
-    return data
+    return data | _benchmark_key(group[0][1], data["language"])
+
+
+def _benchmark_key(record: dict[str, Any], language: str) -> dict[str, Any]:
+    """``{"benchmark": ...}`` (last, after MultiPL-E's own keys) when the problem's name would not say it."""
+    benchmark = record.get("benchmark")
+    return {"benchmark": benchmark} if benchmark and benchmark != _benchmark_of(record["name"], language) else {}
 
 
 def _write_folder(out: Path, files: dict[str, str]) -> None:

@@ -12,6 +12,8 @@ import pkgutil
 
 from codequant.study.methods.base import (
     CALIBRATION_RECIPES,
+    DEFAULT_REQUEST_TIMEOUT_S,
+    DEFAULT_SAMPLES_PER_REQUEST,
     DTYPE_BITS,
     CalibrationSpec,
     EndpointSpec,
@@ -35,6 +37,8 @@ for _name in [*_FIRST, *sorted({m.name for m in pkgutil.iter_modules(__path__)} 
 
 __all__ = [
     "CALIBRATION_RECIPES",
+    "DEFAULT_REQUEST_TIMEOUT_S",
+    "DEFAULT_SAMPLES_PER_REQUEST",
     "DTYPE_BITS",
     "CalibrationSpec",
     "EndpointSpec",

@@ -53,6 +53,12 @@ def calibration_shorthand(value: Any) -> Any:
     return {"set": value} if isinstance(value, str) else value
 
 
+#: How long a client waits for one attempt of a request, by default (a slow model on a CPU needs minutes).
+DEFAULT_REQUEST_TIMEOUT_S = 600.0
+#: OpenAI APIs: a problem's n is split into requests of at most this many samples, by default.
+DEFAULT_SAMPLES_PER_REQUEST = 32
+
+
 class EndpointSpec(Strict):
     """An external TGI / vLLM / OpenAI-compatible or hosted server that already serves this variant.
 
@@ -66,6 +72,14 @@ class EndpointSpec(Strict):
         default_factory=dict, description="extra HTTP headers: header name -> environment variable holding its value"
     )
     max_concurrency: int | None = Field(None, ge=1, description="requests in flight to this endpoint, at most")
+    request_timeout_s: float = Field(
+        DEFAULT_REQUEST_TIMEOUT_S, gt=0, description="seconds to wait for an answer to one attempt of a request"
+    )
+    samples_per_request: int = Field(
+        DEFAULT_SAMPLES_PER_REQUEST,
+        ge=1,
+        description="OpenAI APIs: a problem's n is split into requests of at most this many samples",
+    )
 
     def key_config(self) -> dict[str, Any]:
         """The fields that decide what the endpoint generates (credentials and limits do not)."""

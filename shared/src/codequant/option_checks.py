@@ -1,0 +1,99 @@
+"""Rules of command-line options that typer's own (``min``/``max``, ``Literal`` choices, ``exists``) cannot state,
+as option callbacks: typer checks them before the command runs, and ``codequant.cli.run`` reports a failure as one
+line, exit code 2."""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+import typer
+
+from codequant.errors import InputError
+
+N = TypeVar("N", int, float)
+_DEVICE = re.compile(r"^(cpu|cuda(:\d+)?)$")
+#: A Hugging Face hub repository id: ``name`` or ``owner/name`` (huggingface_hub's rule, without its length cap).
+_HUB_ID = re.compile(r"^(?:[\w.-]+/)?[\w.-]+$")
+
+
+def above(bound: float) -> Callable[[N | None], N | None]:
+    """A callback refusing a value that is not a finite number above ``bound`` (typer's ``min`` includes it)."""
+
+    def check(value: N | None) -> N | None:
+        if value is not None and not (math.isfinite(value) and value > bound):
+            raise typer.BadParameter(f"must be above {bound:g}, got {value}")
+        return value
+
+    return check
+
+
+def fraction(value: float | None) -> float | None:
+    """A callback refusing a value outside (0, 1]."""
+    if value is not None and not 0 < value <= 1:
+        raise typer.BadParameter(f"must be above 0 and at most 1, got {value}")
+    return value
+
+
+def device(value: str | None) -> str | None:
+    """A callback accepting ``cpu``, ``cuda`` or ``cuda:N``."""
+    if value is not None and not _DEVICE.match(value):
+        raise typer.BadParameter(f"must be cpu, cuda or cuda:N, got {value!r}")
+    return value
+
+
+def one_of_each(choices: Sequence[str]) -> Callable[[str | None], str | None]:
+    """A callback for a comma-separated list whose every item is one of ``choices``."""
+
+    def check(value: str | None) -> str | None:
+        if value is None:
+            return value
+        items = [item.strip() for item in value.split(",") if item.strip()]
+        unknown = [item for item in items if item not in choices]
+        if not items or unknown:
+            raise typer.BadParameter(f"expected a comma-separated list of {', '.join(choices)}, got {value!r}")
+        return value
+
+    return check
+
+
+def looks_like_path(model: str) -> bool:
+    """Whether ``model`` (a folder or a hub id) can only be meant as a local path: it starts with ``/``, ``.`` or
+    ``~``, is not a valid hub id (``owner/name``), or starts with a folder that exists here."""
+    if model.startswith(("/", ".", "~")) or not _HUB_ID.match(model):
+        return True
+    first = model.split("/", 1)[0]
+    return "/" in model and Path(first).is_dir()
+
+
+def model_path(*, files: bool = False) -> Callable[[str | None], str | None]:
+    """A callback refusing, at once, a ``--model`` that looks like a path (``looks_like_path``) but names no folder
+    (nor file, with ``files``); a hub id passes."""
+
+    def check(value: str | None) -> str | None:
+        if value is None or not looks_like_path(value):
+            return value
+        path = Path(value).expanduser()
+        if not path.exists():
+            raise typer.BadParameter(f"no such {'file or folder' if files else 'folder'}: {value}")
+        if not files and not path.is_dir():
+            raise typer.BadParameter(f"{value} is not a folder (give a model folder or a hub id)")
+        return str(path) if value.startswith("~") else value  # as given, so a served model keeps its name
+
+    return check
+
+
+def check_out_file(out: Path, flag: str = "--out") -> None:
+    """``out`` must name a file whose folder exists or can be made (checked before anything runs); InputError."""
+    try:
+        if out.is_dir():
+            raise InputError(f"{flag} {out}: is a directory, expected a file path")
+        folder = next((p for p in [out.parent, *out.parent.parents] if p.exists()), Path("/"))
+    except OSError as exc:
+        raise InputError(f"{flag} {out}: {exc.strerror}") from None
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(f"{flag} {out}: cannot write in {folder}")
