@@ -91,12 +91,15 @@ CASES: list[tuple[list[str], int, str]] = [
     (["report", "{dir}", "--out", "{out}", "--export", "neptune"], 2, "'neptune' is not one of 'mlflow', 'wandb'"),
     (["run", "{missing}"], 2, "does not exist"),
     (["run", "{study}", "--device", "tpu"], 2, "must be cpu, cuda or cuda:N"),
-    (["status", "{dir}"], 2, "not a study file or folder"),
+    (["status", "{dir}"], 2, "no results store holds study"),
     (["worker", "nosuch"], 2, "unknown queue 'nosuch'"),
     (["worker", "execute", "--concurrency", "0"], 2, "'--concurrency'"),
     (["worker", "execute", "--loglevel", "LOUD"], 2, "'LOUD' is not one of"),
     (["api", "--port", "-1"], 2, "'--port'"),
     (["api", "--device", "tpu"], 2, "must be cpu, cuda or cuda:N"),
+    (["api", "--host", "0.0.0.0"], 2, "without API tokens"),
+    (["api-token", "alice"], 2, "give --file or set $CODEQUANT_API_TOKENS_FILE"),
+    (["api-token", "alice", "--file", "{dir}"], 2, "cannot read the API tokens file"),
 ]
 
 
@@ -105,6 +108,8 @@ def places(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("CODEQUANT_STORE_URL", raising=False)
     monkeypatch.delenv("CQ_TEST_UNSET_VARIABLE", raising=False)
+    for variable in ("CODEQUANT_API_TOKEN", "CODEQUANT_API_TOKENS_FILE"):
+        monkeypatch.delenv(variable, raising=False)
     (tmp_path / "folder").mkdir()
     (tmp_path / "empty.jsonl").write_text("")
     (tmp_path / "records.jsonl").write_text(json.dumps(RECORD) + "\n")
