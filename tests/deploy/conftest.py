@@ -1,0 +1,37 @@
+"""The compose stack tests share: one stack per session, built and brought up once, torn down at the end."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.deploy.stack import EngineUnavailable, Stack, build_images, start_engine
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The codequant stack as `make images` and `docker compose up` deploy it on this host (the CPU and, without
+    a registry, offline compose files), with fresh passwords and API token; API on 127.0.0.1. Skipped, with
+    the engine's own error, where no Docker engine can be started."""
+    try:
+        start_engine()
+    except EngineUnavailable as exc:
+        pytest.skip(f"no Docker engine could be started here: {exc}")
+    files = build_images()
+    stack = Stack.create(f"codequant-test-{os.getpid()}", files, tmp_path_factory.mktemp("compose"))
+    try:
+        stack.up_seconds = stack.up(timeout=900)
+        yield stack
+    finally:
+        stack.down()
+
+
+@pytest.fixture(scope="session")
+def tiny_model_in_stack(stack: Stack, tiny_model: Path) -> Path:
+    """The CI-sized tiny model (built or cached on the host) placed in the stack's model cache, where the
+    quantizer looks for `builtin: tiny-code` before it trains one."""
+    stack.put_folder("quantizer", tiny_model, f"/models/cache/models/{tiny_model.name}")
+    return tiny_model
