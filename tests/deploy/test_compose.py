@@ -8,10 +8,13 @@ import re
 import subprocess
 import sys
 import tomllib
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import jsonschema
 import pytest
+import typer
+import typer.main
 import yaml
 
 from codequant.queues import QUEUES, REQUIRES
@@ -40,11 +43,25 @@ def codequant_commands() -> dict[str, list[str]]:
 
 
 def image_distributions(dockerfile: str) -> set[str]:
-    """The codequant distributions a Dockerfile pip-installs from this repository (./shared, ./services/X...)."""
+    """The codequant distributions an image has from this repository (./shared, ./services/X...): those its
+    Dockerfile pip-installs and those of the base image it starts from (docker/base.Dockerfile's)."""
     text = (REPO / dockerfile).read_text()
     installs = " ".join(line for line in text.replace("\\\n", " ").splitlines() if "pip install" in line)
     folders = re.findall(r"\./((?:shared|services/[a-z-]+|models/[a-z-]+))", installs)
-    return {tomllib.loads((REPO / f / "pyproject.toml").read_text())["project"]["name"] for f in folders}
+    found = {tomllib.loads((REPO / f / "pyproject.toml").read_text())["project"]["name"] for f in folders}
+    if re.search(r"^ARG BASE_IMAGE=codequant/base", text, re.MULTILINE):
+        found |= image_distributions("docker/base.Dockerfile")
+    return found
+
+
+def subcommands() -> dict[str, set[str]]:
+    """Distribution -> the `codequant` subcommands it adds (its ``codequant.cli`` entry point)."""
+    provided = {}
+    for entry in entry_points(group="codequant.cli"):
+        app = typer.Typer()
+        entry.load()(app)
+        provided[entry.dist.name] = set(typer.main.get_group(app).commands)
+    return provided
 
 
 def routing_problems(compose: dict) -> list[str]:
@@ -89,6 +106,16 @@ def test_every_command_is_a_real_cli_entry_point(service: str) -> None:
     assert result.returncode == 0, result.stderr
     options = set(re.findall(r"--[a-z][a-z-]*", result.stdout))
     assert {a for a in args if a.startswith("--")} <= options
+
+
+def test_every_command_is_installed_in_its_image() -> None:
+    # `codequant worker` comes from the shared library, `codequant api` from the orchestrator: a worker image
+    # without the distribution that adds its subcommand would fail at start ("No such command").
+    provided = subcommands()
+    for service, args in codequant_commands().items():
+        image = image_distributions(SERVICES[service]["build"]["dockerfile"])
+        available = set().union(*(provided.get(name, set()) for name in image))
+        assert args[0] in available, f"{service}: `codequant {args[0]}` is not in its image ({sorted(image)})"
 
 
 def test_every_dockerfile_exists_and_the_executor_image_has_no_torch() -> None:

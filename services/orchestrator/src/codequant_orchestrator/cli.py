@@ -1,20 +1,15 @@
-"""Subcommands the orchestrator adds to `codequant`: run, status, worker."""
+"""Subcommands the orchestrator adds to `codequant`: run, status, api."""
 
 from __future__ import annotations
 
 import json
-import os
 import sys
-from importlib import metadata
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
-
-from codequant.errors import InputError
-from codequant.queues import QUEUES, REQUIRES
 
 console = Console(highlight=False, soft_wrap=True)
 
@@ -79,49 +74,6 @@ def status(
     console.print(table)
 
 
-def worker(
-    queue: Annotated[str, typer.Argument(help=f"one of {', '.join(QUEUES)}")],
-    concurrency: Annotated[int, typer.Option(help="worker processes")] = 1,
-    broker: Annotated[str | None, typer.Option(help="broker URL (default: $CODEQUANT_BROKER_URL)")] = None,
-    loglevel: Annotated[str, typer.Option(help="Celery log level")] = "INFO",
-) -> None:
-    """Start a Celery worker consuming one queue."""
-    if queue not in QUEUES:
-        raise InputError(f"unknown queue {queue!r}; known: {', '.join(QUEUES)}")
-    missing = [name for name in REQUIRES[queue] if not _installed(name)]
-    if missing:
-        raise InputError(f"this machine cannot run {queue!r} tasks: {', '.join(missing)} not installed")
-    from codequant.celery_app import app
-
-    if broker:  # the tasks are registered on this app, so point it at the broker rather than make another
-        app.conf.broker_url = app.conf.result_backend = broker
-    app.worker_main(
-        [
-            "worker",
-            "--queues",
-            queue,
-            "--concurrency",
-            str(concurrency),
-            "--prefetch-multiplier",
-            "1",
-            "--hostname",
-            f"{queue}-{os.getpid()}@%h",
-            "--loglevel",
-            loglevel,
-            "--without-gossip",
-            "--without-mingle",
-        ]
-    )
-
-
-def _installed(distribution: str) -> bool:
-    try:
-        metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return False
-    return True
-
-
 def api(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port")] = 8000,
@@ -149,5 +101,4 @@ def register(app: typer.Typer) -> None:
     """Add this service's subcommands to the `codequant` command."""
     app.command()(run)
     app.command()(status)
-    app.command()(worker)
     app.command()(api)
