@@ -10,12 +10,19 @@ import pytest
 
 from tests.deploy.stack import EngineUnavailable, Stack, build_images, start_engine
 
+#: Developing the stack's tests: the env file of a stack left running (its project is the file's stem), which the
+#: tests then use as it is, without building, starting or removing anything.
+ATTACH_ENV = "CODEQUANT_TEST_STACK_ENV"
+
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The codequant stack as `make images` and `docker compose up` deploy it on this host (the CPU and, without
     a registry, offline compose files), with fresh passwords and API token; API on 127.0.0.1. Skipped, with
     the engine's own error, where no Docker engine can be started."""
+    if os.environ.get(ATTACH_ENV):
+        yield Stack.attach(Path(os.environ[ATTACH_ENV]))
+        return
     try:
         start_engine()
     except EngineUnavailable as exc:

@@ -89,6 +89,14 @@ class Stack:
         env_file.chmod(0o600)
         return cls(project, list(files), env_file, port, token, env)
 
+    @classmethod
+    def attach(cls, env_file: Path) -> Stack:
+        """The running stack a `Stack.create` env file describes (project: the file's stem)."""
+        settings = dict(line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line)
+        files = COMPOSE_FILES.read_text().strip().split(":")
+        port = int(settings["CODEQUANT_API_PORT"])
+        return cls(env_file.stem, files, env_file, port, settings["CODEQUANT_API_TOKEN"], settings)
+
     # -- docker compose ----------------------------------------------------------------------------------------
     def compose(
         self, *args: str, check: bool = True, timeout: float = 600, input: str | bytes | None = None
