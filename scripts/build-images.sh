@@ -57,20 +57,32 @@ build_base() {  # TARGET TAG PYTHON_IMAGE [extra build args...]
   logged "build/images-$target.log" docker build --progress=plain -f docker/base.Dockerfile --target "$target" \
     -t "$tag" --build-arg PYTHON_IMAGE="$python" "${base_args[@]}" "$@" .
 }
-build_base base codequant/base "$PYTHON_IMAGE"
-if [ "$device" = cuda ]; then
-  build_base base-torch codequant/base-torch "$CUDA_IMAGE" --build-arg TORCH=
-else
-  build_base base-torch codequant/base-torch "$PYTHON_IMAGE"
-fi
-
 files=()
 for name in "${names[@]}"; do files+=(-f "$name"); done
 # Building needs no password; compose refuses to read compose.yaml without them.
 export CODEQUANT_REDIS_PASSWORD="${CODEQUANT_REDIS_PASSWORD:-unused-at-build}"
 export CODEQUANT_EXECUTOR_REDIS_PASSWORD="${CODEQUANT_EXECUTOR_REDIS_PASSWORD:-unused-at-build}"
-echo "images: the services (docker compose ${files[*]} build)"
-logged build/images-services.log docker compose "${files[@]}" --progress plain build
+mapfile -t services < <(docker compose "${files[@]}" config --services)
+torch_free=()
+for service in "${services[@]}"; do
+  case "$service" in quantizer | serving) ;; *) torch_free+=("$service") ;; esac
+done
+
+build_base base codequant/base "$PYTHON_IMAGE"
+# codequant/base-torch while the torch-free services build: downloads, unpacking and installs overlap.
+torch_args=()
+torch_python="$PYTHON_IMAGE"
+if [ "$device" = cuda ]; then
+  torch_python="$CUDA_IMAGE"
+  torch_args=(--build-arg TORCH=)
+fi
+build_base base-torch codequant/base-torch "$torch_python" "${torch_args[@]}" &
+torch_build=$!
+echo "images: ${torch_free[*]} (docker compose ${files[*]} build)"
+logged build/images-services.log docker compose "${files[@]}" --progress plain build "${torch_free[@]}"
+wait "$torch_build" || exit 1
+echo "images: quantizer serving"
+logged build/images-torch-services.log docker compose "${files[@]}" --progress plain build quantizer serving
 
 (IFS=:; echo "${names[*]}") >build/compose-files
 echo "images: built in $(($(date +%s) - start)) s; the compose files for this host: COMPOSE_FILE=$(cat build/compose-files)"

@@ -8,11 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from codequant.queues import QUEUES
 from tests.deploy.stack import EngineUnavailable, Stack, build_images, start_engine
 
 #: Developing the stack's tests: the env file of a stack left running (its project is the file's stem), which the
 #: tests then use as it is, without building, starting or removing anything.
 ATTACH_ENV = "CODEQUANT_TEST_STACK_ENV"
+#: The workers compose.yaml starts, by queue: one each (the stack is usable once they all answer).
+WORKERS = {queue: 1 for queue in QUEUES}
 
 
 @pytest.fixture(scope="session")
@@ -31,6 +34,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     stack = Stack.create(f"codequant-test-{os.getpid()}", files, tmp_path_factory.mktemp("compose"))
     try:
         stack.up_seconds = stack.up(timeout=900)
+        stack.wait_for_workers(WORKERS)
         yield stack
     finally:
         stack.down()

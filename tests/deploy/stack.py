@@ -7,6 +7,7 @@ and stop, kill or restart containers. ``start_stack`` brings one up from `make i
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -146,6 +147,53 @@ class Stack:
 
     def logs(self, service: str) -> str:
         return self.compose("logs", "--no-color", service, check=False).stdout
+
+    def worker_queues(self) -> dict[str, int]:
+        """Queue -> how many Celery workers consuming it answer a ping (asked from the orchestrator container)."""
+        ping = (
+            "import json; from codequant.celery_app import create_app; "
+            "print(json.dumps([next(iter(r)) for r in create_app().control.ping(timeout=2.0) or []]))"
+        )
+        result = self.exec("orchestrator", "python", "-c", ping)
+        if result.returncode != 0:
+            raise AssertionError(f"pinging the workers failed: {result.stderr[-2000:]}")
+        queues: dict[str, int] = {}
+        for hostname in json.loads(result.stdout):  # codequant worker names them QUEUE-PID@HOST
+            queue = hostname.split("@")[0].rsplit("-", 1)[0]
+            queues[queue] = queues.get(queue, 0) + 1
+        return queues
+
+    def wait_for_workers(self, expected: dict[str, int], timeout: float = 180) -> None:
+        """Until at least ``expected[queue]`` workers answer on each queue; else fail with their logs."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.worker_queues()
+            if all(found.get(queue, 0) >= count for queue, count in expected.items()):
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"workers answering: {found}, wanted {expected}\n{self.diagnosis()}")
+            time.sleep(2)
+
+    def diagnosis(self, lines: int = 25) -> str:
+        """`docker compose ps` and the end of every service's log, for a failing assertion."""
+        parts = [self.compose("ps", "--all", check=False).stdout]
+        services = self.compose("config", "--services", check=False).stdout.split()
+        for service in services:
+            parts.append(f"--- {service}\n" + "\n".join(self.logs(service).splitlines()[-lines:]))
+        return "\n".join(parts)
+
+    def zombies(self, container: str) -> int:
+        """Exited processes nobody reaped in a container (each holds a pid of its pids_limit)."""
+        count = (
+            "import glob\n"
+            "def state(path):\n"
+            "    try:\n"
+            "        return open(path).read().rsplit(')', 1)[1].split()[0]\n"
+            "    except OSError:\n"
+            "        return ''\n"
+            "print(sum(state(p) == 'Z' for p in glob.glob('/proc/[0-9]*/stat')))"
+        )
+        return int(self.docker("exec", container, "python", "-c", count).stdout)
 
     # -- the HTTP API ------------------------------------------------------------------------------------------
     @property

@@ -129,6 +129,13 @@ def test_every_dockerfile_exists_and_the_executor_image_has_no_torch() -> None:
     assert "codequant-serving" not in image_distributions(SERVICES["quantizer"]["build"]["dockerfile"])
 
 
+def test_every_codequant_container_has_an_init_to_reap_orphans() -> None:
+    # Without one the worker is PID 1 and never reaps the sandbox's orphaned processes: their zombies filled the
+    # executor's pids_limit after some hundred programs ("can't start new thread").
+    ours = [name for name, s in SERVICES.items() if str(s.get("image", "")).startswith("codequant/")]
+    assert ours and [name for name in ours if SERVICES[name].get("init") is not True] == []
+
+
 def test_scaled_services_have_no_container_name() -> None:
     assert [name for name, s in SERVICES.items() if "container_name" in s] == []
 

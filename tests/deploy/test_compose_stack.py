@@ -66,15 +66,7 @@ def follow(
             if progress["status"] in FINISHED:
                 return progress
         time.sleep(1)
-    raise AssertionError(f"study {study_id} did not finish in {timeout:.0f} s:\n{diagnosis(stack)}")
-
-
-def diagnosis(stack: Stack) -> str:
-    """What the services say, for a failing assertion."""
-    parts = [stack.compose("ps", "--all", check=False).stdout]
-    for service in ("orchestrator", "quantizer", "serving", "executor", "reporter"):
-        parts.append(f"--- {service}\n" + "\n".join(stack.logs(service).splitlines()[-25:]))
-    return "\n".join(parts)
+    raise AssertionError(f"study {study_id} did not finish in {timeout:.0f} s:\n{stack.diagnosis()}")
 
 
 def pass_at_k_tables(report: dict[str, Any]) -> dict[str, list[list[str]]]:
@@ -115,7 +107,7 @@ def test_a_study_through_the_api_reports_what_the_embedded_runner_does(
 
     progress = follow(stack, study_id, timeout=1200)
     compose_seconds = time.monotonic() - started
-    assert progress["status"] == "done", f"{progress}\n{diagnosis(stack)}"
+    assert progress["status"] == "done", f"{progress}\n{stack.diagnosis()}"
     expected = 3 * (SMALL["python"] + SMALL["java"]) * SMALL["n"]
     assert progress["stages"]["execute"] == {"done": expected, "total": expected, "failed": 0}
 
@@ -157,10 +149,13 @@ def test_the_study_survives_a_killed_executor_a_restarted_redis_and_a_restarted_
 
     study_id = submit(stack, STUDY.format(**FAULTS))
     progress = follow(stack, study_id, timeout=1500, on_progress=inject)
-    assert progress["status"] == "done", f"{progress}\n{diagnosis(stack)}"
+    assert progress["status"] == "done", f"{progress}\n{stack.diagnosis()}"
     assert faults == ["redis", "worker", "executor"], f"faults injected: {faults}"
     expected = 3 * (FAULTS["python"] + FAULTS["java"]) * FAULTS["n"]
     assert_nothing_lost_twice_or_stuck(stack, study_id, expected)
+    # Every sandboxed program's processes were reaped (zombies would exhaust the executor's pids_limit).
+    executors = stack.containers("executor")
+    assert executors and [stack.zombies(container) for container in executors] == [0] * len(executors)
 
 
 def busy_executor(stack: Stack) -> str | None:
