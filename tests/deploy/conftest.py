@@ -1,4 +1,5 @@
-"""The compose stack tests share: one stack per session, built and brought up once, torn down at the end."""
+"""The compose stack tests share: one stack for tests/deploy, built and brought up once, torn down after the
+last of them (not at the end of the whole session, so the rest of the suite runs without it)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ ATTACH_ENV = "CODEQUANT_TEST_STACK_ENV"
 WORKERS = {queue: 1 for queue in QUEUES}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The codequant stack as `make images` and `docker compose up` deploy it on this host (the CPU and, without
     a registry, offline compose files), with fresh passwords and API token; API on 127.0.0.1. Skipped, with
@@ -40,7 +41,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         stack.down()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def tiny_model_in_stack(stack: Stack, tiny_model: Path) -> Path:
     """The CI-sized tiny model (built or cached on the host) placed in the stack's model cache, where the
     quantizer looks for `builtin: tiny-code` before it trains one."""
