@@ -35,7 +35,7 @@ from codequant.limits import Limits
 from codequant.model_source import resolve_model
 from codequant_executor.api import execute_records
 from tests.deploy.stack import COMPOSE_FILES, Stack, build_images, start_engine
-from tests.deploy.test_compose_stack import SMALL, STUDY, follow, submit
+from tests.deploy.test_compose_stack import SMALL, STUDY
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -134,7 +134,7 @@ def study_times(stack: Stack, folder: Path) -> None:
     stack.put_folder("quantizer", model, f"/models/cache/models/{model.name}")
     study = STUDY.format(**SMALL)
     start = time.monotonic()
-    progress = follow(stack, submit(stack, study), timeout=1800)
+    progress = stack.follow(stack.submit(study), timeout=1800)
     in_compose = time.monotonic() - start
     (folder / "study.yaml").write_text(f"{study}output_dir: {folder / 'embedded'}\n")
     start = time.monotonic()

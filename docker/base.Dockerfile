@@ -39,7 +39,7 @@ ARG TORCH=torch==2.13.0
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
 RUN --mount=type=bind,source=docker/wheelhouse,target=/wheelhouse \
     if [ -n "$TORCH" ]; then \
-      pip install $PIP_OFFLINE --find-links /wheelhouse --extra-index-url "$TORCH_INDEX" "$TORCH"; \
+      pip install $PIP_OFFLINE --find-links /wheelhouse --index-url "$TORCH_INDEX" "$TORCH"; \
     fi \
  && pip install $PIP_OFFLINE --find-links /wheelhouse -c constraints.txt -r docker/requirements/torch.txt
 

@@ -14,7 +14,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -207,6 +207,28 @@ class Stack:
                 base_url=self.api_url, headers={"Authorization": f"Bearer {self.token}"}, timeout=30
             )
         return self._client.request(method, path, **kwargs)
+
+    def submit(self, study_yaml: str) -> str:
+        """POST a study (YAML) to the API; returns its id (202 expected)."""
+        response = self.api("POST", "/studies", content=study_yaml, headers={"Content-Type": "application/yaml"})
+        assert response.status_code == 202, response.text
+        return response.json()["id"]
+
+    def follow(
+        self, study_id: str, *, timeout: float, on_progress: Callable[[dict[str, Any]], None] | None = None
+    ) -> dict[str, Any]:
+        """Poll a study's progress until it is done or failed; ``on_progress`` sees every reading."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            response = self.api("GET", f"/studies/{study_id}/progress")
+            if response.status_code == 200:
+                progress = response.json()
+                if on_progress is not None:
+                    on_progress(progress)
+                if progress["status"] in ("done", "failed"):
+                    return progress
+            time.sleep(1)
+        raise AssertionError(f"study {study_id} did not finish in {timeout:.0f} s:\n{self.diagnosis()}")
 
     # -- the results store (PostgreSQL in the stack) -----------------------------------------------------------
     def sql(self, query: str) -> list[list[str]]:

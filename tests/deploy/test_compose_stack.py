@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,30 +42,6 @@ SMALL = {"name": "compose-e2e", "python": 6, "java": 3, "n": 2, "seed": 0}
 #: The fault study: more samples (another seed: none of them stored yet), so each stage lasts long enough to
 #: be interrupted; the variants are the small study's, already quantized.
 FAULTS = {"name": "compose-faults", "python": 8, "java": 6, "n": 4, "seed": 1}
-FINISHED = ("done", "failed")
-
-
-def submit(stack: Stack, study: str) -> str:
-    response = stack.api("POST", "/studies", content=study, headers={"Content-Type": "application/yaml"})
-    assert response.status_code == 202, response.text
-    return response.json()["id"]
-
-
-def follow(
-    stack: Stack, study_id: str, *, timeout: float, on_progress: Callable[[dict[str, Any]], None] | None = None
-) -> dict[str, Any]:
-    """Poll the study's progress until it finishes; ``on_progress`` sees every reading."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        response = stack.api("GET", f"/studies/{study_id}/progress")
-        if response.status_code == 200:
-            progress = response.json()
-            if on_progress is not None:
-                on_progress(progress)
-            if progress["status"] in FINISHED:
-                return progress
-        time.sleep(1)
-    raise AssertionError(f"study {study_id} did not finish in {timeout:.0f} s:\n{stack.diagnosis()}")
 
 
 def pass_at_k_tables(report: dict[str, Any]) -> dict[str, list[list[str]]]:
@@ -98,14 +73,14 @@ def test_a_study_through_the_api_reports_what_the_embedded_runner_does(
     assert stack.api("GET", "/health").status_code == 200
     study = STUDY.format(**SMALL)
     started = time.monotonic()
-    study_id = submit(stack, study)
+    study_id = stack.submit(study)
     # The same study on the embedded runner, in a subprocess on the host, meanwhile.
     embedded_out = tmp_path / "embedded"
     (tmp_path / "study.yaml").write_text(f"{study}output_dir: {embedded_out}\n")
     embedded = cli.codequant("run", tmp_path / "study.yaml", "--no-progress", timeout=1200)
     assert embedded.returncode == 0, embedded.stderr[-3000:]
 
-    progress = follow(stack, study_id, timeout=1200)
+    progress = stack.follow(study_id, timeout=1200)
     compose_seconds = time.monotonic() - started
     assert progress["status"] == "done", f"{progress}\n{stack.diagnosis()}"
     expected = 3 * (SMALL["python"] + SMALL["java"]) * SMALL["n"]
@@ -147,8 +122,8 @@ def test_the_study_survives_a_killed_executor_a_restarted_redis_and_a_restarted_
                 faults.append("executor")
                 stack.docker("kill", busy)
 
-    study_id = submit(stack, STUDY.format(**FAULTS))
-    progress = follow(stack, study_id, timeout=1500, on_progress=inject)
+    study_id = stack.submit(STUDY.format(**FAULTS))
+    progress = stack.follow(study_id, timeout=1500, on_progress=inject)
     assert progress["status"] == "done", f"{progress}\n{stack.diagnosis()}"
     assert faults == ["redis", "worker", "executor"], f"faults injected: {faults}"
     expected = 3 * (FAULTS["python"] + FAULTS["java"]) * FAULTS["n"]
