@@ -30,13 +30,12 @@ class EngineUnavailable(Exception):
     """No Docker engine could be started here; the message is the engine's own error."""
 
 
-def start_engine() -> None:
-    """Install and start the engine as CI does (scripts/docker-engine.sh, idempotent)."""
+def start_engine(script: Path = REPO / "scripts" / "docker-engine.sh") -> None:
+    """Install and start the engine as CI does (scripts/docker-engine.sh, idempotent); EngineUnavailable with
+    the script's own error when it cannot."""
     if shutil.which("bash") is None:
         raise EngineUnavailable("bash is missing")
-    result = subprocess.run(
-        ["bash", str(REPO / "scripts" / "docker-engine.sh")], capture_output=True, text=True, timeout=900
-    )
+    result = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=900)
     if result.returncode != 0:
         raise EngineUnavailable((result.stderr or result.stdout).strip() or f"exit code {result.returncode}")
 
