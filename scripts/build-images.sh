@@ -78,6 +78,7 @@ if [ "$device" = cuda ]; then
 fi
 build_base base-torch codequant/base-torch "$torch_python" "${torch_args[@]}" &
 torch_build=$!
+trap 'kill "$torch_build" 2>/dev/null || true' EXIT  # a failed build elsewhere stops it too
 echo "images: ${torch_free[*]} (docker compose ${files[*]} build)"
 logged build/images-services.log docker compose "${files[@]}" --progress plain build "${torch_free[@]}"
 wait "$torch_build" || exit 1

@@ -2,7 +2,8 @@
 # A Docker engine for codequant's compose stack on a Debian machine without one: installs Debian's docker.io
 # (engine and CLI), debootstrap (scripts/offline-base.sh) and iptables when missing, the Compose v2 and buildx
 # CLI plugins when `docker compose` / `docker buildx` are missing, then starts dockerd in the background if
-# no engine answers and waits until `docker info` works. Idempotent: it does nothing when all is in place.
+# no engine answers and waits until `docker info` works. Idempotent: it does nothing when an engine with
+# Compose v2 and buildx already answers (Docker Desktop included).
 #
 # Compose v2 and buildx are packaged by Debian only from trixie on (bookworm has Compose v1, 1.29); both are
 # static Go binaries, so the trixie .debs are fetched with apt-get against a private apt state (the host's
@@ -17,6 +18,12 @@ LOG=/var/log/codequant-dockerd.log
 PLUGINS=/usr/local/lib/docker/cli-plugins
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
+
+ready() { docker info >/dev/null 2>&1 && docker compose version >/dev/null 2>&1 && docker buildx version >/dev/null 2>&1; }
+if ready; then  # an engine with Compose v2 and buildx already answers (any OS): nothing to do
+  echo "docker-engine: $(docker version --format 'engine {{.Server.Version}}'), $(docker compose version --short | sed 's/^/compose /')"
+  exit 0
+fi
 
 need=()
 command -v dockerd >/dev/null || need+=(docker.io)

@@ -41,7 +41,7 @@ if [ "$current" = "$fingerprint" ]; then
   exit 0
 fi
 
-command -v debootstrap >/dev/null || { echo "offline-base: debootstrap is missing (scripts/docker-engine.sh installs it)" >&2; exit 1; }
+command -v debootstrap >/dev/null || { echo "offline-base: debootstrap is missing (Debian package debootstrap; scripts/docker-engine.sh installs it with the engine)" >&2; exit 1; }
 root="$(mktemp -d /var/tmp/codequant-rootfs.XXXXXX)"
 trap '$sudo rm -rf "$root"' EXIT
 echo "offline-base: debootstrap --variant=minbase $SUITE from $mirror"
