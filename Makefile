@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 SERVICES := executor reporter generator serving quantizer orchestrator
 EDITABLES := -e shared $(foreach s,$(SERVICES),-e services/$(s)) -e models/tiny -e 'services/quantizer[compressors]' -e 'services/serving[formats]'
 
-.PHONY: install system test test-fast lint format demo clean
+.PHONY: install system test test-fast lint format demo clean engine images compose-test
 
 install: $(VENV)/.installed
 
@@ -38,6 +38,18 @@ lint: install
 format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# The Docker engine (Debian's docker.io and the Compose v2 plugin; started when not running), codequant's images
+# (on a host without a registry: a local Debian base and a wheelhouse first), and the compose stack's
+# end-to-end and fault test (builds the images and runs the stack; docs/deployment.md).
+engine:
+	bash scripts/docker-engine.sh
+
+images: engine
+	bash scripts/build-images.sh
+
+compose-test: install engine
+	$(BIN)/pytest -v tests/deploy/test_compose_stack.py
 
 demo: install
 	$(BIN)/codequant run examples/demo.yaml

@@ -1,12 +1,12 @@
 # codequant generator: samples completions from TGI / vLLM / OpenAI-compatible endpoints. No torch.
-# Build from the repository root:  docker build -f docker/generator.Dockerfile -t codequant-generator .
-FROM python:3.11-slim-bookworm
-WORKDIR /opt/codequant
-COPY constraints.txt ./
-COPY shared/ shared/
+# On codequant/base (docker/base.Dockerfile); `make images` builds both. Build arguments: BASE_IMAGE, PIP_OFFLINE.
+ARG BASE_IMAGE=codequant/base
+FROM ${BASE_IMAGE}
+
+ARG PIP_OFFLINE=""
 COPY services/generator/ services/generator/
-RUN pip install --no-cache-dir -c constraints.txt ./shared ./services/generator \
- && useradd --system --uid 10001 --create-home codequant
+RUN --mount=type=bind,source=docker/wheelhouse,target=/wheelhouse \
+    pip install $PIP_OFFLINE --find-links /wheelhouse -c constraints.txt ./services/generator
 USER codequant
 ENTRYPOINT ["codequant"]
-CMD ["worker", "generate"]
+CMD ["worker", "generate-remote"]

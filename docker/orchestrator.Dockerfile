@@ -1,12 +1,12 @@
 # codequant orchestrator: the HTTP API and dashboard, `codequant run --distributed`, and flower. No torch.
-# Build from the repository root:  docker build -f docker/orchestrator.Dockerfile -t codequant-orchestrator .
-FROM python:3.11-slim-bookworm
-WORKDIR /opt/codequant
-COPY constraints.txt ./
-COPY shared/ shared/
+# On codequant/base (docker/base.Dockerfile); `make images` builds both. Build arguments: BASE_IMAGE, PIP_OFFLINE.
+ARG BASE_IMAGE=codequant/base
+FROM ${BASE_IMAGE}
+
+ARG PIP_OFFLINE=""
 COPY services/orchestrator/ services/orchestrator/
-RUN pip install --no-cache-dir -c constraints.txt "./shared[hub]" ./services/orchestrator flower \
- && useradd --system --uid 10001 --create-home codequant
+RUN --mount=type=bind,source=docker/wheelhouse,target=/wheelhouse \
+    pip install $PIP_OFFLINE --find-links /wheelhouse -c constraints.txt "./shared[hub]" ./services/orchestrator flower
 USER codequant
 WORKDIR /data
 EXPOSE 8000

@@ -1,12 +1,12 @@
 # codequant reporter: statistics, tables and plots from the results store. No torch.
-# Build from the repository root:  docker build -f docker/reporter.Dockerfile -t codequant-reporter .
-FROM python:3.11-slim-bookworm
-WORKDIR /opt/codequant
-COPY constraints.txt ./
-COPY shared/ shared/
+# On codequant/base (docker/base.Dockerfile); `make images` builds both. Build arguments: BASE_IMAGE, PIP_OFFLINE.
+ARG BASE_IMAGE=codequant/base
+FROM ${BASE_IMAGE}
+
+ARG PIP_OFFLINE=""
 COPY services/reporter/ services/reporter/
-RUN pip install --no-cache-dir -c constraints.txt ./shared ./services/reporter \
- && useradd --system --uid 10001 --create-home codequant
+RUN --mount=type=bind,source=docker/wheelhouse,target=/wheelhouse \
+    pip install $PIP_OFFLINE --find-links /wheelhouse -c constraints.txt ./services/reporter
 USER codequant
 ENV MPLCONFIGDIR=/tmp/matplotlib
 ENTRYPOINT ["codequant"]

@@ -80,3 +80,10 @@ def test_the_study_runs_end_to_end_and_reruns_from_the_store(tiny_model: Path, r
     status = codequant("status", str(out), "--json", timeout=120)
     stages = json.loads(status.stdout)["stages"]
     assert stages["execute"] == {"done": 99, "total": 99, "failed": 0}
+
+    # Another study over the same variants reuses them, and says its quantize stage is done.
+    other = out.parent / "other.yaml"
+    other.write_text((out.parent / "study.yaml").read_text().replace("name: e2e", "name: e2e-other", 1))
+    assert codequant("run", str(other), "--no-progress").returncode == 0
+    other_status = codequant("status", str(other), "--json", timeout=120)
+    assert json.loads(other_status.stdout)["stages"]["quantize"] == {"done": 3, "total": 3, "failed": 0}

@@ -1,4 +1,4 @@
-"""Subcommands provided by the shared library: validate, benchmarks, convert."""
+"""Subcommands provided by the shared library: validate, benchmarks, convert, worker."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from codequant.errors import InputError, ServiceError
 from codequant.interop.command import convert
 from codequant.jsonl import write_jsonl
 from codequant.study import Problem, StudyError, load_study
+from codequant.worker_command import worker
 
 console = Console(highlight=False, soft_wrap=True)
 
@@ -105,3 +106,4 @@ def register(app: typer.Typer) -> None:
     app.command()(validate)
     app.add_typer(benchmarks_app, name="benchmarks")
     app.command()(convert)
+    app.command()(worker)

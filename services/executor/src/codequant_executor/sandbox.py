@@ -82,9 +82,11 @@ def _warn_once(key: str, message: str) -> None:
 
 def _probe_bwrap(bwrap: str) -> str:
     """Why bubblewrap cannot isolate a process here ("" when it can); Docker's default seccomp profile, for
-    one, forbids the namespaces it needs. Probed once per binary."""
+    one, forbids the namespaces it needs, and Docker's masked /proc paths forbid the fresh /proc that runs mount
+    (without it Python would still run, but no Java compile server would start). Probed once per binary."""
     if bwrap not in _probe_cache:
         command = [bwrap, "--ro-bind", "/usr", "/usr", "--unshare-net", "--unshare-pid", "--dev", "/dev"]
+        command += ["--proc", "/proc"]
         command += ["--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64", "--", "/usr/bin/true"]
         try:
             result = subprocess.run(command, capture_output=True, text=True, timeout=30)

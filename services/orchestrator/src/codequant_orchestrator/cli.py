@@ -1,13 +1,12 @@
-"""Subcommands the orchestrator adds to `codequant`: run, status, worker."""
+"""Subcommands the orchestrator adds to `codequant`: run, status, api."""
 
 from __future__ import annotations
 
 import json
 import os
 import sys
-from importlib import metadata
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -15,7 +14,6 @@ from rich.table import Table
 
 from codequant.errors import InputError
 from codequant.option_checks import device as device_check
-from codequant.queues import QUEUES, REQUIRES
 
 console = Console(highlight=False, soft_wrap=True)
 
@@ -88,51 +86,6 @@ def status(
     console.print(table)
 
 
-def worker(
-    queue: Annotated[str, typer.Argument(help=f"one of {', '.join(QUEUES)}")],
-    concurrency: Annotated[int, typer.Option(help="worker processes", min=1)] = 1,
-    broker: Annotated[str | None, typer.Option(help="broker URL (default: $CODEQUANT_BROKER_URL)")] = None,
-    loglevel: Annotated[
-        Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], typer.Option(help="Celery log level")
-    ] = "INFO",
-) -> None:
-    """Start a Celery worker consuming one queue."""
-    if queue not in QUEUES:
-        raise InputError(f"unknown queue {queue!r}; known: {', '.join(QUEUES)}")
-    missing = [name for name in REQUIRES[queue] if not _installed(name)]
-    if missing:
-        raise InputError(f"this machine cannot run {queue!r} tasks: {', '.join(missing)} not installed")
-    from codequant.celery_app import app
-
-    if broker:  # the tasks are registered on this app, so point it at the broker rather than make another
-        app.conf.broker_url = app.conf.result_backend = broker
-    app.worker_main(
-        [
-            "worker",
-            "--queues",
-            queue,
-            "--concurrency",
-            str(concurrency),
-            "--prefetch-multiplier",
-            "1",
-            "--hostname",
-            f"{queue}-{os.getpid()}@%h",
-            "--loglevel",
-            loglevel,
-            "--without-gossip",
-            "--without-mingle",
-        ]
-    )
-
-
-def _installed(distribution: str) -> bool:
-    try:
-        metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return False
-    return True
-
-
 def api(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port (0: any free one)", min=0, max=65535)] = 8000,
@@ -200,6 +153,5 @@ def register(app: typer.Typer) -> None:
     """Add this service's subcommands to the `codequant` command."""
     app.command()(run)
     app.command()(status)
-    app.command()(worker)
     app.command()(api)
     app.command("api-token")(api_token)

@@ -102,7 +102,8 @@ class DistributedRunner:
             row = session.get(Variant, variant.key)
             ready = row is not None and row.status == "ready" and row.artifact_path
             path = row.artifact_path if ready else None
-        if path:
+        if path:  # quantized before, maybe by another study: this study's job is done too
+            bookkeeping.set_job(self.store, self.plan.job_key("quantize", variant), status="done")
             self.variant_state[variant.key], self.model_paths[variant.key] = "ready", path
             return
         self.variant_state[variant.key] = "quantizing"

@@ -61,9 +61,12 @@ class EmbeddedRunner:
 
         with self.store.session() as session:
             row = session.get(Variant, variant.key)
-            if row is not None and row.status == "ready" and row.artifact_path and Path(row.artifact_path).exists():
-                self.progress.advance("quantize")
-                return row.artifact_path
+            ready = row is not None and row.status == "ready" and row.artifact_path and Path(row.artifact_path).exists()
+            path = row.artifact_path if ready else None
+        if path:  # quantized before, maybe by another study: this study's job is done too
+            bookkeeping.set_job(self.store, self.plan.job_key("quantize", variant), status="done")
+            self.progress.advance("quantize")
+            return path
         self.progress.detail("quantize", variant.label)
         with bookkeeping.running_job(self.store, self.plan.job_key("quantize", variant)):
             result = prepare_variant(
