@@ -62,6 +62,7 @@ for name in "${names[@]}"; do files+=(-f "$name"); done
 # Building needs no password; compose refuses to read compose.yaml without them.
 export CODEQUANT_REDIS_PASSWORD="${CODEQUANT_REDIS_PASSWORD:-unused-at-build}"
 export CODEQUANT_EXECUTOR_REDIS_PASSWORD="${CODEQUANT_EXECUTOR_REDIS_PASSWORD:-unused-at-build}"
+export CODEQUANT_API_TOKEN="${CODEQUANT_API_TOKEN:-unused-at-build}"
 mapfile -t services < <(docker compose "${files[@]}" config --services)
 torch_free=()
 for service in "${services[@]}"; do
