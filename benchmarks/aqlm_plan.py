@@ -17,7 +17,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from codequant_quantizer.plan import DEVICES, GB, Settings, load_model_config, model_shape, plan
+from codequant_quantizer.aqlm.planner import DEVICES, GB, Settings, load_model_config, model_shape, plan
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "quantizer" / "fixtures"
 SHAPES = {"1x16 g8": (1, 16), "1x15 g8 (paper's 2-bit preset)": (1, 15), "2x8 g8": (2, 8)}

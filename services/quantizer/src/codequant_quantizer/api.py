@@ -63,7 +63,7 @@ def quantize(
 
     AQLM only: ``activation_dtype`` (auto | float32 | float16 | bfloat16) of the calibration activations kept
     between blocks, ``offload`` (auto | none | cpu | disk) where they live, ``gpu_memory_gb`` the GPU memory the
-    plan may count on (default: the device's); see ``codequant_quantizer.plan``."""
+    plan may count on (default: the device's); see ``codequant_quantizer.aqlm.planner``."""
     spec = variant_model(variant)
     config = spec.method_config()
     method = config["method"]
