@@ -12,6 +12,7 @@ from pathlib import Path
 
 from sqlalchemy import update
 
+from codequant.executions import store_executions
 from codequant.jsonl import write_jsonl
 from codequant.payloads import (
     ExecuteRequest,
@@ -23,7 +24,7 @@ from codequant.payloads import (
     ReportRequest,
 )
 from codequant.queues import GENERATE, GENERATE_REMOTE, TASK_NAMES
-from codequant.store import Completion, Execution, Store
+from codequant.store import Completion, Store
 from codequant_orchestrator import bookkeeping
 from codequant_orchestrator.plan import Plan, VariantPlan
 from codequant_orchestrator.records import result_records
@@ -99,24 +100,9 @@ def execute_requests(
 
 
 def record_executed(store: Store, result: ExecuteResult) -> None:
-    """Insert executions (idempotent by key) and link each completion to its execution."""
-    outcomes = {o.execution_key: o for o in result.outcomes}
-    store.insert_ignore(
-        Execution,
-        [
-            {
-                "key": o.execution_key,
-                "language": o.language,
-                "status": o.status,
-                "passed": o.passed,
-                "exit_code": o.exit_code,
-                "stdout": o.stdout,
-                "stderr": o.stderr,
-                "duration_s": o.duration_s,
-            }
-            for o in outcomes.values()
-        ],
-    )
+    """Store the executions (the executions table's one writer in both run modes: ``store_executions``, idempotent
+    by key) and link each completion to its execution."""
+    store_executions(store, (o.model_dump() for o in result.outcomes))
     with store.session() as session:
         for o in result.outcomes:
             session.execute(
