@@ -14,6 +14,7 @@ from sqlalchemy import update
 
 from codequant.executions import store_executions
 from codequant.jsonl import write_jsonl
+from codequant.keys import stable_hash
 from codequant.payloads import (
     ExecuteRequest,
     ExecuteResult,
@@ -97,6 +98,12 @@ def execute_requests(
     ]
     for start in range(0, len(items), chunk):
         yield ExecuteRequest(items=items[start : start + chunk], limits=limits)
+
+
+def execute_chunk_suffix(request: ExecuteRequest) -> str:
+    """What tells the distributed runner's execute chunks of one variant and benchmark apart in their job keys: a
+    digest of the chunk's completion keys (so a restarted runner that cuts the same chunks finds their jobs)."""
+    return stable_hash(sorted(item.completion_key for item in request.items))[:16]
 
 
 def record_executed(store: Store, result: ExecuteResult) -> None:

@@ -46,6 +46,15 @@ def model_identity(model: str) -> dict[str, Any]:
     return {"hub_id": model}
 
 
+def quantization_fingerprint(model: str, config: dict[str, Any], dtype: str, activation_dtype: str = "auto") -> str:
+    """What a quantized folder was made from (input weights, method config, dtypes): a finished folder with the same
+    fingerprint is reused, and an unfinished run resumes only its own checkpoints."""
+    identity = {"model": model_identity(model), "variant": config, "dtype": dtype}
+    if activation_dtype != "auto":  # changes the numbers; where the activations live does not
+        identity["activation_dtype"] = activation_dtype
+    return stable_hash(identity)[:24]
+
+
 def quantize(
     model: str,
     variant: dict[str, Any] | VariantModel,
@@ -76,10 +85,7 @@ def quantize(
     except KeyError as exc:
         raise InputError(str(exc.args[0])) from None
     out_dir = Path(out_dir)
-    identity = {"model": model_identity(model), "variant": config, "dtype": dtype}
-    if activation_dtype != "auto":  # changes the numbers; where the activations live does not
-        identity["activation_dtype"] = activation_dtype
-    fingerprint = stable_hash(identity)[:24]
+    fingerprint = quantization_fingerprint(model, config, dtype, activation_dtype)
     # Same seed, same codes: scatter-adds in backward passes (AQLM's codebook gradients) must not race. The
     # library methods only warn where a CUDA kernel has no deterministic version.
     deterministic_torch(warn_only=not quantizer.strict_determinism)
