@@ -16,6 +16,9 @@ from codequant.limits import Limits
 from codequant.payloads import ExecuteRequest, ExecuteResult, ExecutionOutcome
 from codequant_executor.pool import LANGUAGES, ExecutorPool, insecure_from_env
 
+#: The executor's public entry points: records in, verdicts out; the stage function; the pool that runs programs.
+__all__ = ["LANGUAGES", "ExecutorPool", "execute_batch", "execute_records", "program_of", "shared_pool"]
+
 _POOL: ExecutorPool | None = None
 _POOL_LOCK = threading.Lock()
 

@@ -1,5 +1,9 @@
 """``quantize`` and ``footprint``: one entry point per job, dispatching on the study's method string through the
-method registries (``codequant.study.methods`` for what a method is, ``codequant_quantizer.methods`` for how)."""
+method registries (``codequant.study.methods`` for what a method is, ``codequant_quantizer.methods`` for how).
+
+The quantizer's public entry points (``__all__``) are these, and what tools and benchmarks build on beside them:
+calibration windows, a model loaded as the quantizer loads it, a block's linear layers in quantization order,
+deterministic torch."""
 
 from __future__ import annotations
 
@@ -16,9 +20,23 @@ from codequant.errors import InputError
 from codequant.keys import stable_hash
 from codequant.study.methods import VariantModel, parse_variant, quantized_methods
 from codequant_quantizer import footprint as _footprint
+from codequant_quantizer.calibration import build_calibration
 from codequant_quantizer.determinism import deterministic_torch
 from codequant_quantizer.methods import QuantizeJob, quantizer_for
+from codequant_quantizer.model_io import linear_groups, load_for_quantization
 from codequant_quantizer.record import RECORD, read_record
+
+__all__ = [
+    "build_calibration",
+    "deterministic_torch",
+    "footprint",
+    "linear_groups",
+    "load_for_quantization",
+    "model_identity",
+    "quantization_fingerprint",
+    "quantize",
+    "variant_model",
+]
 
 #: Folder inside the output marking an unfinished run (AQLM keeps its per-block checkpoints there).
 PARTIAL = ".partial"
