@@ -17,7 +17,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from codequant_quantizer.plan import DEVICES, GB, Settings, load_model_config, model_shape, plan
+from codequant_quantizer.aqlm.planner import DEVICES, GB, Settings, load_model_config, model_shape, plan
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "quantizer" / "fixtures"
 SHAPES = {"1x16 g8": (1, 16), "1x15 g8 (paper's 2-bit preset)": (1, 15), "2x8 g8": (2, 8)}
@@ -54,18 +54,19 @@ def epochs() -> None:
     """quantize_layer at its defaults (beam 8, up to 100 alternations, 1 % tolerance) on the first block of the
     quantizer tests' small code model, calibrated on 64 x 256 tokens of standard-library code."""
     from codequant import settings
-    from codequant_quantizer.aqlm.activations import Activations
-    from codequant_quantizer.aqlm.block import accumulate_xtx
-    from codequant_quantizer.aqlm.layer import LayerSettings, quantize_layer
-    from codequant_quantizer.aqlm.stream import block_inputs
-    from codequant_quantizer.aqlm.weight import AqlmShape
-    from codequant_quantizer.calibration import build_calibration
-    from codequant_quantizer.model_io import linear_groups
-    from codequant_serving.loading import load_model
+    from codequant_quantizer.api import build_calibration, linear_groups, load_for_quantization
+    from codequant_quantizer.aqlm import (
+        Activations,
+        AqlmShape,
+        LayerSettings,
+        accumulate_xtx,
+        block_inputs,
+        quantize_layer,
+    )
     from tests.quantizer.small_model import build_small_model
 
     folder = build_small_model(settings.cache_dir() / "models" / "small-code-test")
-    model, tokenizer = load_model(str(folder))
+    model, tokenizer, _ = load_for_quantization(str(folder))
     ids, _ = build_calibration(tokenizer, "code", nsamples=64, seqlen=256, seed=0)
     hidden = Activations((64, 256, model.config.hidden_size), torch.float32, place="device", device=torch.device("cpu"))
     arguments = block_inputs(model, ids, hidden)

@@ -212,14 +212,17 @@ def _agreement(model: Path, work: Path, variant: dict[str, Any], device: str) ->
     reference."""
     from transformers import AutoModelForCausalLM
 
-    from codequant_quantizer.aqlm.activations import Activations
-    from codequant_quantizer.aqlm.block import accumulate_xtx
-    from codequant_quantizer.aqlm.kernels import KernelAqLinear
-    from codequant_quantizer.aqlm.layer import LayerSettings, quantize_layer
-    from codequant_quantizer.aqlm.modules import AqLinear
-    from codequant_quantizer.aqlm.stream import block_inputs
-    from codequant_quantizer.aqlm.weight import AqlmShape
-    from codequant_quantizer.determinism import deterministic_torch
+    from codequant_quantizer.api import deterministic_torch
+    from codequant_quantizer.aqlm import (
+        Activations,
+        AqLinear,
+        AqlmShape,
+        KernelAqLinear,
+        LayerSettings,
+        accumulate_xtx,
+        block_inputs,
+        quantize_layer,
+    )
 
     deterministic_torch(warn_only=False)
     if device == "cpu":  # aqlm's numba kernel races on several threads (docs/quantizer.md)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from codequant.benchmarks import load_benchmark
 from codequant.limits import Limits
-from codequant_executor.pool import ExecutorPool
+from codequant_executor.api import ExecutorPool
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "benchmarks"
 COMPLETIONS = {

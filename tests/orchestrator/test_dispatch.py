@@ -122,7 +122,7 @@ def test_results_arrive_and_jobs_are_booked(broker: redis.Redis, tmp_path: Path)
 
 
 def test_a_killed_worker_loses_nothing(broker: redis.Redis, tmp_path: Path) -> None:
-    dispatcher, _ = make_dispatcher(tmp_path)
+    dispatcher, store = make_dispatcher(tmp_path)
     victim = start_worker("victim")
     done: dict[str, list] = {}
     for i in range(3):
@@ -138,13 +138,24 @@ def test_a_killed_worker_loses_nothing(broker: redis.Redis, tmp_path: Path) -> N
         assert time.monotonic() < deadline, "the worker never started a task"
         time.sleep(0.1)
     kill_tree(victim)  # mid-task: the message is unacked, Redis would redeliver it only after hours
+    killed = int(broker.lindex("probe:started", 0))
+    assert [int(x) for x in broker.lrange("probe:finished", 0, -1)] == []  # it died before finishing anything
+    with store.session() as session:
+        first_task = session.get(Job, f"j{killed}").task_id
     survivor = start_worker("survivor")
     try:
         drive(dispatcher, lambda: len(done) == 3, timeout=120)
     finally:
         kill_tree(survivor)
+    started = [int(x) for x in broker.lrange("probe:started", 0, -1)]
     finished = [int(x) for x in broker.lrange("probe:finished", 0, -1)]
-    assert sorted(set(finished)) == [0, 1, 2]
+    assert sorted(set(finished)) == [0, 1, 2] and done[f"j{killed}"] == [{"id": killed, "done": True}]
+    # The killed task was delivered again — by the dispatcher, as a new task (not by Redis's hours-long
+    # visibility timeout) — and ran to the end the second time.
+    assert started.count(killed) == 2 and finished.count(killed) == 1
+    with store.session() as session:
+        row = session.get(Job, f"j{killed}")
+        assert row.attempts == 2 and row.task_id != first_task
 
 
 def test_a_restarted_orchestrator_reattaches_instead_of_resending(broker: redis.Redis, tmp_path: Path) -> None:

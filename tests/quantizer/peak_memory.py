@@ -23,9 +23,9 @@ from transformers import AutoTokenizer
 
 from codequant_quantizer.api import quantize, variant_model
 from codequant_quantizer.aqlm.meter import peak_rss
+from codequant_quantizer.aqlm.planner import plan_for_run
 from codequant_quantizer.calibration import build_calibration
 from codequant_quantizer.model_io import load_config
-from codequant_quantizer.plan import plan_for_run
 
 
 def _rss() -> int:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from codequant.errors import InputError
-from codequant_quantizer.plan import DEVICES, GB, Settings, load_model_config, model_shape, plan
+from codequant_quantizer.aqlm.planner import DEVICES, GB, Settings, load_model_config, model_shape, plan
 from tests.quantizer.small_model import TRAIN_MODULES
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -16,6 +16,9 @@ from codequant.limits import Limits
 from codequant.payloads import ExecuteRequest, ExecuteResult, ExecutionOutcome
 from codequant_executor.pool import LANGUAGES, ExecutorPool, insecure_from_env
 
+#: The executor's public entry points: records in, verdicts out; the stage function; the pool that runs programs.
+__all__ = ["LANGUAGES", "ExecutorPool", "execute_batch", "execute_records", "program_of", "shared_pool"]
+
 _POOL: ExecutorPool | None = None
 _POOL_LOCK = threading.Lock()
 
@@ -78,7 +81,8 @@ def execute_records(
     progress: Callable[[int, int], None] | None = None,
     where: Callable[[int], str] = lambda i: f"record {i + 1}",
 ) -> list[dict[str, Any]]:
-    """Execute records; identical programs run once; with a store, stored results are reused and new ones kept.
+    """Execute records; identical programs run once; with a store, stored results are reused (this function only
+    reads it: whoever holds the store keeps new results, ``codequant.executions.store_executions``).
 
     A program's key includes where its tests start, so a bare ``program`` and the same text in
     prompt/completion form never share a verdict.
@@ -91,7 +95,11 @@ def execute_records(
     limits_key = limits.as_key()
     keys = [execution_key(program, language, limits_key, tests_line) for program, language, tests_line in programs]
     unique = dict(zip(keys, programs, strict=True))  # identical programs run once
-    known = _stored(store, list(unique)) if store is not None else {}
+    known: dict[str, dict[str, Any]] = {}
+    if store is not None:
+        from codequant.executions import stored_executions  # the store's library loads only when one is given
+
+        known = stored_executions(store, unique)
     todo = [key for key in unique if key not in known]
     done = len(records) - sum(1 for k in keys if k in todo)
     total = len(records)
@@ -117,8 +125,6 @@ def execute_records(
             "stderr": verdict.stderr,
             "duration_s": round(verdict.duration_s, 4),
         }
-    if store is not None and todo:
-        _remember(store, {key: (unique[key][1], results[key]) for key in todo})
     return [{**record, **results[key], "execution_key": key} for record, key in zip(records, keys, strict=True)]
 
 
@@ -129,8 +135,9 @@ def execute_batch(
     store: Any = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> ExecuteResult:
-    """The execute stage: run a chunk of completions against their tests (with a store, stored results are reused
-    and new ones kept); outcomes carry each completion's key and its execution key."""
+    """The execute stage: run a chunk of completions against their tests (with a store, stored results are reused;
+    the orchestrator stores the outcomes, in both run modes); outcomes carry each completion's key and its execution
+    key."""
     records = [item.model_dump() for item in request.items]
     results = execute_records(
         records, Limits.from_dict(request.limits), workers=workers, store=store, progress=progress
@@ -139,32 +146,4 @@ def execute_batch(
     outcomes = [ExecutionOutcome(**{k: v for k, v in r.items() if k in fields}) for r in results]
     return ExecuteResult(
         outcomes=outcomes, environment=describe(("codequant-executor",), commands=("java", "g++", "node"))
-    )
-
-
-def _stored(store: Any, keys: list[str]) -> dict[str, dict[str, Any]]:
-    from sqlalchemy import select
-
-    from codequant.store import Execution
-
-    found: dict[str, dict[str, Any]] = {}
-    with store.session() as session:
-        for start in range(0, len(keys), 500):
-            for row in session.scalars(select(Execution).where(Execution.key.in_(keys[start : start + 500]))):
-                found[row.key] = {
-                    "status": row.status,
-                    "passed": row.passed,
-                    "exit_code": row.exit_code,
-                    "stdout": row.stdout,
-                    "stderr": row.stderr,
-                    "duration_s": row.duration_s,
-                }
-    return found
-
-
-def _remember(store: Any, results: dict[str, tuple[str, dict[str, Any]]]) -> None:
-    from codequant.store import Execution
-
-    store.insert_ignore(
-        Execution, [{"key": key, "language": language, **result} for key, (language, result) in results.items()]
     )

@@ -35,7 +35,7 @@ def execute(
 ) -> None:
     """Run untrusted completions against their tests in the sandbox (records without tests get them from the
     benchmark they name, as `codequant generate` writes them)."""
-    from codequant_executor.api import execute_records, shared_pool
+    from codequant_executor.api import execute_records, program_of, shared_pool
 
     limits = _limits(timeout, memory_mb)
     check_out_file(out)
@@ -61,6 +61,10 @@ def execute(
             progress=lambda done, total: bar.update(task, completed=done, total=total),
             where=lambda i: f"{input_path}:{lines[i]}",
         )
+    if store_handle is not None:
+        from codequant.executions import store_executions
+
+        store_executions(store_handle, ({**r, "language": program_of(r)[1]} for r in results))
     write_jsonl(out, results)
     counts = collections.Counter(r["status"] for r in results)
     table = Table("status", "programs", title=f"{out}: {len(results)} results")

@@ -13,7 +13,6 @@ import time
 from typing import Any
 
 from codequant.celery_app import create_app
-from codequant.keys import stable_hash
 from codequant.payloads import ExecuteResult, GenerateResult, PrepareResult, ReportResult
 from codequant.queues import TASK_NAMES
 from codequant.store import Completion, Store, Variant
@@ -173,8 +172,7 @@ class DistributedRunner:
         if not todo:
             return
         for request in stages.execute_requests(self.plan, unit.variant, unit.benchmark, todo, self.execute_chunk):
-            suffix = stable_hash(sorted(item.completion_key for item in request.items))[:16]
-            job = self._job("execute", unit.variant, unit.benchmark, suffix)
+            job = self._job("execute", unit.variant, unit.benchmark, stages.execute_chunk_suffix(request))
             unit.open_chunks.add(job["key"])
             self.dispatcher.submit(
                 job,

@@ -12,7 +12,9 @@ from pathlib import Path
 
 from sqlalchemy import update
 
+from codequant.executions import store_executions
 from codequant.jsonl import write_jsonl
+from codequant.keys import stable_hash
 from codequant.payloads import (
     ExecuteRequest,
     ExecuteResult,
@@ -23,7 +25,7 @@ from codequant.payloads import (
     ReportRequest,
 )
 from codequant.queues import GENERATE, GENERATE_REMOTE, TASK_NAMES
-from codequant.store import Completion, Execution, Store
+from codequant.store import Completion, Store
 from codequant_orchestrator import bookkeeping
 from codequant_orchestrator.plan import Plan, VariantPlan
 from codequant_orchestrator.records import result_records
@@ -98,25 +100,16 @@ def execute_requests(
         yield ExecuteRequest(items=items[start : start + chunk], limits=limits)
 
 
+def execute_chunk_suffix(request: ExecuteRequest) -> str:
+    """What tells the distributed runner's execute chunks of one variant and benchmark apart in their job keys: a
+    digest of the chunk's completion keys (so a restarted runner that cuts the same chunks finds their jobs)."""
+    return stable_hash(sorted(item.completion_key for item in request.items))[:16]
+
+
 def record_executed(store: Store, result: ExecuteResult) -> None:
-    """Insert executions (idempotent by key) and link each completion to its execution."""
-    outcomes = {o.execution_key: o for o in result.outcomes}
-    store.insert_ignore(
-        Execution,
-        [
-            {
-                "key": o.execution_key,
-                "language": o.language,
-                "status": o.status,
-                "passed": o.passed,
-                "exit_code": o.exit_code,
-                "stdout": o.stdout,
-                "stderr": o.stderr,
-                "duration_s": o.duration_s,
-            }
-            for o in outcomes.values()
-        ],
-    )
+    """Store the executions (the executions table's one writer in both run modes: ``store_executions``, idempotent
+    by key) and link each completion to its execution."""
+    store_executions(store, (o.model_dump() for o in result.outcomes))
     with store.session() as session:
         for o in result.outcomes:
             session.execute(

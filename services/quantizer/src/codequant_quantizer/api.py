@@ -1,5 +1,9 @@
 """``quantize`` and ``footprint``: one entry point per job, dispatching on the study's method string through the
-method registries (``codequant.study.methods`` for what a method is, ``codequant_quantizer.methods`` for how)."""
+method registries (``codequant.study.methods`` for what a method is, ``codequant_quantizer.methods`` for how).
+
+The quantizer's public entry points (``__all__``) are these, and what tools and benchmarks build on beside them:
+calibration windows, a model loaded as the quantizer loads it, a block's linear layers in quantization order,
+deterministic torch."""
 
 from __future__ import annotations
 
@@ -16,9 +20,23 @@ from codequant.errors import InputError
 from codequant.keys import stable_hash
 from codequant.study.methods import VariantModel, parse_variant, quantized_methods
 from codequant_quantizer import footprint as _footprint
+from codequant_quantizer.calibration import build_calibration
 from codequant_quantizer.determinism import deterministic_torch
 from codequant_quantizer.methods import QuantizeJob, quantizer_for
+from codequant_quantizer.model_io import linear_groups, load_for_quantization
 from codequant_quantizer.record import RECORD, read_record
+
+__all__ = [
+    "build_calibration",
+    "deterministic_torch",
+    "footprint",
+    "linear_groups",
+    "load_for_quantization",
+    "model_identity",
+    "quantization_fingerprint",
+    "quantize",
+    "variant_model",
+]
 
 #: Folder inside the output marking an unfinished run (AQLM keeps its per-block checkpoints there).
 PARTIAL = ".partial"
@@ -46,6 +64,15 @@ def model_identity(model: str) -> dict[str, Any]:
     return {"hub_id": model}
 
 
+def quantization_fingerprint(model: str, config: dict[str, Any], dtype: str, activation_dtype: str = "auto") -> str:
+    """What a quantized folder was made from (input weights, method config, dtypes): a finished folder with the same
+    fingerprint is reused, and an unfinished run resumes only its own checkpoints."""
+    identity = {"model": model_identity(model), "variant": config, "dtype": dtype}
+    if activation_dtype != "auto":  # changes the numbers; where the activations live does not
+        identity["activation_dtype"] = activation_dtype
+    return stable_hash(identity)[:24]
+
+
 def quantize(
     model: str,
     variant: dict[str, Any] | VariantModel,
@@ -63,7 +90,7 @@ def quantize(
 
     AQLM only: ``activation_dtype`` (auto | float32 | float16 | bfloat16) of the calibration activations kept
     between blocks, ``offload`` (auto | none | cpu | disk) where they live, ``gpu_memory_gb`` the GPU memory the
-    plan may count on (default: the device's); see ``codequant_quantizer.plan``."""
+    plan may count on (default: the device's); see ``codequant_quantizer.aqlm.planner``."""
     spec = variant_model(variant)
     config = spec.method_config()
     method = config["method"]
@@ -76,10 +103,7 @@ def quantize(
     except KeyError as exc:
         raise InputError(str(exc.args[0])) from None
     out_dir = Path(out_dir)
-    identity = {"model": model_identity(model), "variant": config, "dtype": dtype}
-    if activation_dtype != "auto":  # changes the numbers; where the activations live does not
-        identity["activation_dtype"] = activation_dtype
-    fingerprint = stable_hash(identity)[:24]
+    fingerprint = quantization_fingerprint(model, config, dtype, activation_dtype)
     # Same seed, same codes: scatter-adds in backward passes (AQLM's codebook gradients) must not race. The
     # library methods only warn where a CUDA kernel has no deterministic version.
     deterministic_torch(warn_only=not quantizer.strict_determinism)

@@ -63,9 +63,11 @@ def quantize(
     methods it applies to; omitted ones take the defaults a study file has."""
     variant = variant_from_options(method, variant_options or {})
     if plan:
-        from codequant_quantizer.plan import print_plan
+        from codequant_quantizer.api import variant_model
+        from codequant_quantizer.aqlm.planner import print_plan
 
-        print_plan(model, variant, device=device, dtype=dtype, activation_dtype=activation_dtype, offload=offload,
+        config = variant_model(variant).method_config()
+        print_plan(model, config, device=device, dtype=dtype, activation_dtype=activation_dtype, offload=offload,
                    gpu_memory_gb=gpu_memory_gb)  # fmt: skip
         return
     if out is None:

@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from codequant.errors import InputError
+from codequant_reporter.analysis import REPORTED_K, Analysis, pass_at, samples
 from codequant_reporter.cost import cost_figures
-from codequant_reporter.tables import REPORTED_K, Analysis, pass_at, samples
 
 TARGETS = {"mlflow": "mlflow", "wandb": "wandb"}  # target -> the module it needs
 COST_METRICS = ("tokens_per_s", "latency_p50_s", "peak_memory_bytes", "perplexity")

@@ -11,7 +11,8 @@ import matplotlib.pyplot as plt
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, ScalarFormatter
 
 from codequant.benchmarks import benchmark_info
-from codequant_reporter.tables import LANGUAGE_LABEL, Analysis, pass_at
+from codequant_reporter.analysis import Analysis, pass_at
+from codequant_reporter.formatting import LANGUAGE_LABEL
 
 MARKERS = "osD^vP*Xh<>"
 

@@ -14,14 +14,13 @@ from codequant.payloads import ReportRequest, ReportResult
 from codequant.store import Store
 from codequant.study import parse_study
 from codequant_reporter import FORMATS, render
+from codequant_reporter.analysis import Analysis, analyse
 from codequant_reporter.cost import cost_table
 from codequant_reporter.export import check_target, export_report
 from codequant_reporter.methods_section import PACKAGES, methods_section
 from codequant_reporter.plots import PLOTS
 from codequant_reporter.study_data import load_study_data
 from codequant_reporter.tables import (
-    Analysis,
-    analyse,
     calibration_table,
     comparisons_table,
     memory_table,

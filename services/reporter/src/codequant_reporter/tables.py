@@ -1,25 +1,20 @@
-"""The study's comparisons and tables in the reference study's layouts (its Tables 3, 5 and 6), plus details.
+"""The study's tables in the reference study's layouts (its Tables 3, 5 and 6), plus details.
 
-The layouts are specific to this study design, so they are assembled here by hand; the statistics come
-from ``compare``.
+The layouts are specific to this study design, so they are assembled here by hand; the comparisons come from
+``analysis``, the number formats from ``formatting``.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from codequant.benchmarks import benchmark_info
-from codequant.passk import mean_pass_at_k
-from codequant_reporter.compare import Comparison, adjust_family, compare_paired
-from codequant_reporter.pairing import pair
-from codequant_reporter.study_data import ModelData, StudyData, VariantData, suites
-
-#: The pass@k a table shows, each where every row of the table has at least k samples per problem.
-REPORTED_K = (1, 10, 100)
-LANGUAGE_LABEL = {"python": "Python", "java": "Java", "cpp": "C++", "javascript": "JavaScript"}
+from codequant_reporter.analysis import REPORTED_K, Analysis, comparison_ks, pass_at, table_ks
+from codequant_reporter.compare import Comparison
+from codequant_reporter.formatting import LANGUAGE_LABEL, bench_label, num, odds, pct, pvalue, signed, size
+from codequant_reporter.study_data import StudyData, VariantData, suites
 
 
 @dataclass
@@ -35,132 +30,6 @@ class Table:
     notes: list[str] = field(default_factory=list)
 
 
-@dataclass
-class Analysis:
-    """All comparisons of a study."""
-
-    data: StudyData
-    main: dict[tuple[str, str], Comparison]  # (variant key, benchmark) -> vs its model's baseline
-    calibration: list[tuple[VariantData, VariantData, str, Comparison]]  # (random twin, variant, benchmark, c)
-
-
-def analyse(data: StudyData) -> Analysis:
-    """Compare every variant with its baseline, and every calibration set with its random twin."""
-    options = data.study.statistics
-    main: dict[tuple[str, str], Comparison] = {}
-    for model in data.models:
-        base = model.baseline
-        for variant in model.variants:
-            if variant.is_baseline or not data.usable(variant) or not data.usable(base):
-                continue
-            for benchmark in data.benchmarks:
-                main[(variant.key, benchmark)] = _compare(data, base, variant, benchmark)
-    for family in _families(data, main, options.family):
-        adjust_family(family, options.correction, options.alpha)
-    calibration = []
-    for model in data.models:
-        for twin, variant in _calibration_pairs(data, model):
-            for benchmark in data.benchmarks:
-                calibration.append((twin, variant, benchmark, _compare(data, twin, variant, benchmark)))
-    adjust_family([c for *_, c in calibration], options.correction, options.alpha)
-    return Analysis(data, main, calibration)
-
-
-def _compare(data: StudyData, base: VariantData, variant: VariantData, benchmark: str) -> Comparison:
-    label = f"{variant.model}/{variant.name} on {benchmark}"
-    paired = pair(data.outcomes[(base.key, benchmark)], data.outcomes[(variant.key, benchmark)], label)
-    memory = (base.size_bytes, variant.size_bytes) if base.size_bytes and variant.size_bytes else None
-    info = benchmark_info(benchmark)
-    n = min(samples(data, base, benchmark), samples(data, variant, benchmark))
-    return compare_paired(
-        paired,
-        variant.name,
-        ks=[k for k in REPORTED_K if k <= n],
-        bootstrap_samples=data.study.statistics.bootstrap_samples,
-        seed=data.study.statistics.seed,
-        memory=memory,
-        labels={
-            "model": variant.model,
-            "baseline": base.name,
-            "benchmark": benchmark,
-            "suite": info.suite,
-            "language": info.language,
-        },
-    )
-
-
-def _families(data: StudyData, main: dict[tuple[str, str], Comparison], family: str) -> list[list[Comparison]]:
-    groups: dict[str, list[Comparison]] = defaultdict(list)
-    for (_, benchmark), comparison in main.items():
-        key = {"table": benchmark_info(benchmark).suite, "benchmark": benchmark, "study": "all"}[family]
-        groups[key].append(comparison)
-    return list(groups.values())
-
-
-def _calibration_pairs(data: StudyData, model: ModelData) -> list[tuple[VariantData, VariantData]]:
-    by_setting: dict[tuple, list[VariantData]] = defaultdict(list)
-    for variant in model.variants:
-        if variant.calibration is not None and data.usable(variant):
-            by_setting[variant.setting()].append(variant)
-    pairs = []
-    for variants in by_setting.values():
-        twin = next((v for v in variants if v.calibration == "random"), None)
-        if twin is not None:
-            pairs += [(twin, v) for v in variants if v is not twin]
-    return pairs
-
-
-# -- formatting --------------------------------------------------------------------------------------------------
-def pct(value: float | None, digits: int = 1) -> str:
-    return "–" if value is None else f"{100 * value:.{digits}f}"
-
-
-def signed(value: float | None, digits: int = 1) -> str:
-    if value is None:
-        return "–"
-    text = f"{value:+.{digits}f}"
-    return text if text.strip("+-0.") else f"{0:.{digits}f}"  # no "-0.0" for a change that rounds to zero
-
-
-def odds(value: float) -> str:
-    return f"{value:.2f}"
-
-
-def pvalue(value: float | None) -> str:
-    if value is None:
-        return "–"
-    return "<0.001" if value < 0.001 else f"{value:.3f}"
-
-
-def size(variant: VariantData) -> str:
-    if variant.size_bytes is None:
-        return "–"
-    gb = variant.size_bytes / 1e9
-    return f"{gb:.2f} GB" if gb >= 0.1 else f"{variant.size_bytes / 1e6:.2f} MB"
-
-
-def pass_at(data: StudyData, variant: VariantData, benchmark: str, k: int = 1) -> float | None:
-    """Mean unbiased pass@k of a variant on a benchmark; None without outcomes or with fewer than k samples."""
-    table = data.outcomes.get((variant.key, benchmark))
-    if not table or k > samples(data, variant, benchmark):
-        return None
-    return mean_pass_at_k(((len(s), sum(s.values())) for s in table.values()), k)
-
-
-def samples(data: StudyData, variant: VariantData, benchmark: str) -> int:
-    """Samples per problem of a variant on a benchmark (the fewest any problem has); 0 without outcomes."""
-    table = data.outcomes.get((variant.key, benchmark))
-    return min((len(s) for s in table.values()), default=0) if table else 0
-
-
-def table_ks(data: StudyData, cells: list[tuple[VariantData, str]]) -> list[int]:
-    """The reported k that every (variant, benchmark) cell with outcomes has enough samples for."""
-    counts = [samples(data, v, b) for v, b in cells if (v.key, b) in data.outcomes]
-    fewest = min(counts, default=1)
-    return [k for k in REPORTED_K if k <= fewest]
-
-
-# -- tables ------------------------------------------------------------------------------------------------------
 def pass1_tables(analysis: Analysis) -> list[Table]:
     """pass@k of every variant, one table per suite (the reference study's Table 3 layout): Model | Params |
     Precision | Size | per language: pass@1 (mark), pass@10 and pass@100 where n allows, OR."""
@@ -231,9 +100,9 @@ def calibration_table(analysis: Analysis) -> Table | None:
         "Model",
         "Precision",
         "Calibration",
-        *[f"{_bench_label(n)} pass@1" for n in names],
-        *[f"{_bench_label(n)} pass@{k}" for k in ks[1:] for n in names],
-        *[f"{_bench_label(n)} OR" for n in names],
+        *[f"{bench_label(n)} pass@1" for n in names],
+        *[f"{bench_label(n)} pass@{k}" for k in ks[1:] for n in names],
+        *[f"{bench_label(n)} OR" for n in names],
     ]
     grouped: dict[tuple[str, str], dict[str, Comparison]] = defaultdict(dict)
     pairs: dict[tuple[str, str], tuple[VariantData, VariantData]] = {}
@@ -292,11 +161,11 @@ def model_size_table(analysis: Analysis) -> Table:
     layout)."""
     data = analysis.data
     names = list(data.benchmarks)
-    ks = _comparison_ks(analysis.main.values())
+    ks = comparison_ks(analysis.main.values())
     columns = ["Model", "Params", "Precision"]
     for n in names:
-        columns += [f"{_bench_label(n)} base", f"{_bench_label(n)} quant.", f"{_bench_label(n)} Dec %"]
-        columns += [f"{_bench_label(n)} pass@{k} {side}" for k in ks[1:] for side in ("base", "quant.")]
+        columns += [f"{bench_label(n)} base", f"{bench_label(n)} quant.", f"{bench_label(n)} Dec %"]
+        columns += [f"{bench_label(n)} pass@{k} {side}" for k in ks[1:] for side in ("base", "quant.")]
     rows, records = [], []
     ordered = sorted(data.models, key=lambda m: m.num_parameters or 0)
     for model in ordered:
@@ -335,7 +204,7 @@ def model_size_table(analysis: Analysis) -> Table:
 
 def comparisons_table(analysis: Analysis) -> Table:
     """Every comparison with all its statistics, including the problem-level analyses."""
-    ks = _comparison_ks(analysis.main.values())
+    ks = comparison_ks(analysis.main.values())
     columns = [
         "Model",
         "Variant",
@@ -411,8 +280,8 @@ def memory_table(data: StudyData) -> Table:
                     variant.precision,
                     size(variant),
                     signed(reduction),
-                    _num(fp.get("nominal_bits_per_param")),
-                    _num(fp.get("stored_bits_per_param")),
+                    num(fp.get("nominal_bits_per_param")),
+                    num(fp.get("stored_bits_per_param")),
                 ]
             )
             records.append({"model": model.name, "variant": variant.name, "footprint": fp, "reduction_pct": reduction})
@@ -426,15 +295,6 @@ def memory_table(data: StudyData) -> Table:
     )
 
 
-def _num(value: Any) -> str:
-    return "–" if value is None else f"{float(value):.3g}"
-
-
-def _bench_label(name: str) -> str:
-    info = benchmark_info(name)
-    return f"{info.suite} {LANGUAGE_LABEL.get(info.language, info.language)}"
-
-
 def _slug(text: str) -> str:
     return "".join(ch.lower() if ch.isalnum() else "-" for ch in text).strip("-").replace("--", "-")
 
@@ -444,12 +304,6 @@ def _passk_note(ks: list[int]) -> str:
     hidden = [f"pass@{k}" for k in REPORTED_K if k not in ks]
     note = f"{shown}: unbiased estimator of Chen et al. (2021), mean over problems"
     return note + (f"; {', '.join(hidden)} left out: some row has fewer samples per problem." if hidden else ".")
-
-
-def _comparison_ks(comparisons: Iterable[Comparison]) -> list[int]:
-    """The reported k that every comparison (both sides paired) has enough samples for."""
-    fewest = min((c.samples_per_problem for c in comparisons), default=1)
-    return [k for k in REPORTED_K if k <= fewest]
 
 
 def _marks_note(data: StudyData) -> str:

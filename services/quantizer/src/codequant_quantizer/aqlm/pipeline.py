@@ -1,5 +1,5 @@
 """AQLM over a whole model: the full-precision model stays in host memory and one block at a time goes to the
-compute device; calibration activations live where the memory plan puts them (``codequant_quantizer.plan``);
+compute device; calibration activations live where the memory plan puts them (``codequant_quantizer.aqlm.planner``);
 a killed run resumes after its last finished linear layer."""
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from codequant_quantizer.aqlm.export import save_aqlm
 from codequant_quantizer.aqlm.layer import LayerSettings, QuantizedLayer
 from codequant_quantizer.aqlm.meter import Meter
 from codequant_quantizer.aqlm.modules import AqLinear, replace_module
+from codequant_quantizer.aqlm.planner import Plan, plan_for_run
 from codequant_quantizer.aqlm.stream import block_inputs, forward_all
 from codequant_quantizer.aqlm.weight import AqlmShape
 from codequant_quantizer.calibration import build_calibration
 from codequant_quantizer.model_io import decoder_layers, linear_groups, load_config, load_for_quantization
-from codequant_quantizer.plan import Plan, plan_for_run
 from codequant_quantizer.progress import LayerProgress
 from codequant_quantizer.record import save_and_record
 

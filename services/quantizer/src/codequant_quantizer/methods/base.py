@@ -30,7 +30,8 @@ class QuantizeJob:
     calibration_dir: Path | None
     progress: bool
     fingerprint: str  # identifies model + variant + dtype; recorded so a finished folder is recognised
-    # AQLM only (see codequant_quantizer.plan): dtype and place of the calibration activations, GPU memory to plan for
+    # AQLM only (see codequant_quantizer.aqlm.planner): dtype and place of the calibration activations, GPU memory to
+    # plan for
     activation_dtype: str = "auto"
     offload: str = "auto"
     gpu_memory_gb: float | None = None
