@@ -46,7 +46,7 @@ def main() -> None:
     passed = sum(v.passed for v in pool.run_many(jobs, limits))
     python_s = time.perf_counter() - start
     java = programs.java_programs()
-    pool.java()
+    pool.runner("java")
     start = time.perf_counter()
     java_passed = sum(v.passed for v in pool.run_many([(p, "java") for p in java], limits))
     java_s = time.perf_counter() - start

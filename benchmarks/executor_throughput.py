@@ -148,7 +148,7 @@ def compare_java(engine: ExecutorPool, args: argparse.Namespace, limits: Limits)
     java = java_programs()[: args.limit]
     if args.terminating:
         java = [p for p, ends in zip(java, terminating(engine, [(p, "java") for p in java]), strict=True) if ends]
-    engine.java()  # start the compile server (its warm-up is part of the measurement below)
+    engine.runner("java")  # start the compile server (its warm-up is part of the measurement below)
     ours_java, ours_java_rate = timed(
         "java    codequant (compile server, sandboxed)",
         len(java),

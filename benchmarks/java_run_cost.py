@@ -16,8 +16,8 @@ import time
 from collections.abc import Callable
 
 from codequant.limits import Limits
-from codequant_executor.java_runner import JVM_FLAGS, NPROC
-from codequant_executor.pool import ExecutorPool
+from codequant_executor.api import ExecutorPool
+from codequant_executor.java_runner import JVM_FLAGS
 from codequant_executor.sandbox import PROOF_FD
 
 PROGRAM = (
@@ -40,7 +40,7 @@ def main() -> None:
     parser.add_argument("--timeline", action="store_true", help="landmarks of one harness run")
     args = parser.parse_args()
     pool = ExecutorPool(workers=1)
-    runner = pool.java()
+    runner = pool.runner("java")
     work = runner.sandbox.workdir(runner.spool)
     try:
         (work / "classes").mkdir(mode=0o755)
@@ -54,18 +54,10 @@ def main() -> None:
 
         def sandboxed(argv: list[str]) -> Callable[[], object]:
             if runner.servers is not None:
-                return lambda: runner.servers.execute(argv, limits, slot, b"0" * 32 + b"\n", NPROC, work / "classes")
-            return lambda: runner.sandbox.run(
-                argv,
-                workdir=work,
-                mounts=runner.mounts,
-                limits=limits,
-                slot=slot,
-                nproc=NPROC,
-                memory="data",
-                stdin=b"0" * 32 + b"\n",
-                proof=True,
-            )
+                return lambda: runner.servers.execute(
+                    argv, limits, slot, b"0" * 32 + b"\n", runner.nproc, work / "classes"
+                )
+            return lambda: runner.sandboxed(argv, work, limits, slot, b"0" * 32 + b"\n")
 
         variants = {
             "JVM alone": sandboxed(alone),
@@ -76,7 +68,7 @@ def main() -> None:
         if args.timeline and runner.servers is not None:
             logged = [*java[:-1], "-Xlog:class+load=info:stdout:uptime", "-cp", *harness[len(java) :]]
             big = Limits(10.0, 1024, max_output_bytes=10_000_000)
-            outcome = runner.servers.execute(logged, big, slot, b"0" * 32 + b"\n", NPROC, work / "classes")
+            outcome = runner.servers.execute(logged, big, slot, b"0" * 32 + b"\n", runner.nproc, work / "classes")
             for line in outcome.stdout.splitlines():
                 if any(mark in line for mark in LANDMARKS):
                     print("  ", line[:110])

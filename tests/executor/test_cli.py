@@ -69,7 +69,7 @@ def test_bad_input_names_file_and_line_and_writes_nothing(tmp_path: Path) -> Non
     out = tmp_path / "out.jsonl"
     result = run(str(source), "--out", str(out))
     assert result.returncode == 2
-    assert f"{source}:3: field 'language' must be one of python, java, cpp, javascript, got 'rust'" in result.stderr
+    assert f"{source}:3: field 'language' must be one of cpp, java, javascript, python, got 'rust'" in result.stderr
     assert "Traceback" not in result.stderr and not out.exists()
     source.write_text('{"name": "a", "language": "python", "prompt": "x"}\n')
     result = run(str(source), "--out", str(out))

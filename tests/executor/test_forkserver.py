@@ -63,7 +63,7 @@ def one_slot() -> Iterator[ExecutorPool]:
 
 @needs_servers
 def test_nothing_crosses_from_one_program_to_the_next(one_slot: ExecutorPool) -> None:
-    assert one_slot.python.servers is not None
+    assert one_slot.runner("python").servers is not None
     first = one_slot.run_one(LEAVE_BEHIND, "python", FAST)
     assert first.status == "OK" and first.stdout.startswith("3 "), first.stderr
     second = one_slot.run_one(LOOK_AROUND, "python", FAST)
@@ -162,7 +162,7 @@ def test_system_v_and_posix_ipc_are_refused(tmp_path: Path) -> None:
 @needs_servers
 def test_java_runs_through_the_fork_server_with_the_same_harness(one_slot: ExecutorPool) -> None:
     """Assertions, the security manager and the proof work as in a fresh sandbox; nothing crosses runs."""
-    assert one_slot.java().servers is not None
+    assert one_slot.runner("java").servers is not None
     main = "class P {{ public static void main(String[] a) throws Exception {{ {} }} }}"
     jobs = {
         "fails": main.format("assert 1 == 2;"),
@@ -198,7 +198,7 @@ def test_harness_archive_is_keyed_by_the_base_archive_it_is_layered_on(tmp_path:
 @needs_servers
 def test_java_runs_map_the_harness_and_security_manager_classes_from_the_archive(one_slot: ExecutorPool) -> None:
     """Every run maps the harness's archive (on top of the JDK's, with its module graph) instead of loading."""
-    runner = one_slot.java()
+    runner = one_slot.runner("java")
     assert any(flag.startswith("-XX:SharedArchiveFile=") for flag in runner.sharing)
     program = "class P { public static void main(String[] a) { java.util.List.of(1).forEach(x -> {}); } }"
     work = runner.sandbox.workdir(runner.spool)

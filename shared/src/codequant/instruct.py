@@ -12,14 +12,13 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from codequant.benchmarks import Problem
+from codequant.languages import get_language
 
 PromptMode = Literal["completion", "instruct"]
 PROMPT_MODES: tuple[str, ...] = ("completion", "instruct")
 
 #: Bumped whenever the instruction or the response prefix changes: instruct completions are keyed by it.
 INSTRUCT_VERSION = 1
-
-LANGUAGE_NAMES = {"python": "Python", "java": "Java"}
 
 
 def _fenced(language: str, code: str) -> str:
@@ -28,7 +27,7 @@ def _fenced(language: str, code: str) -> str:
 
 def instruction(problem: Problem) -> str:
     """The user message: what to write, then the problem's prompt in a fenced code block."""
-    name = LANGUAGE_NAMES[problem.language]
+    name = get_language(problem.language).label
     return (
         f"Complete the following {name} function so that it passes its tests. Answer with the complete function, "
         f"with the imports and helpers it needs, in one fenced code block; do not write tests or example usage.\n\n"

@@ -8,16 +8,29 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from codequant.benchmarks.convert import LANGUAGES as LANGUAGE_NAMES
 from codequant.environment import describe
 from codequant.errors import InputError
 from codequant.keys import execution_key
+from codequant.languages import canonical_name
 from codequant.limits import Limits
 from codequant.payloads import ExecuteRequest, ExecuteResult, ExecutionOutcome
-from codequant_executor.pool import LANGUAGES, ExecutorPool, insecure_from_env
+from codequant_executor.pool import ExecutorPool, insecure_from_env
+from codequant_executor.runner import Runner, RunnerSetup, UnknownLanguage, runner_class, runner_languages
 
-#: The executor's public entry points: records in, verdicts out; the stage function; the pool that runs programs.
-__all__ = ["LANGUAGES", "ExecutorPool", "execute_batch", "execute_records", "program_of", "shared_pool"]
+#: The executor's public entry points: records in, verdicts out; the stage function; the pool that runs programs;
+#: the runners' base class and registry (a new language's runner subclasses ``Runner``).
+__all__ = [
+    "ExecutorPool",
+    "Runner",
+    "RunnerSetup",
+    "UnknownLanguage",
+    "execute_batch",
+    "execute_records",
+    "program_of",
+    "runner_class",
+    "runner_languages",
+    "shared_pool",
+]
 
 _POOL: ExecutorPool | None = None
 _POOL_LOCK = threading.Lock()
@@ -43,10 +56,10 @@ def program_of(record: dict[str, Any], where: str = "record") -> tuple[str, str,
     """(program, language, first line of the tests or 0) of an input record; InputError naming the field otherwise.
 
     MultiPL-E's language names (``py``, ``js``) are accepted for ours."""
-    language = record.get("language")
-    language = LANGUAGE_NAMES.get(language, language) if isinstance(language, str) else language
-    if language not in LANGUAGES:
-        raise InputError(f"{where}: field 'language' must be one of {', '.join(LANGUAGES)}, got {language!r}")
+    given = record.get("language")
+    language = canonical_name(given) if isinstance(given, str) else None
+    if language not in runner_languages():
+        raise InputError(f"{where}: field 'language' must be one of {', '.join(runner_languages())}, got {given!r}")
     if "program" in record:
         if not isinstance(record["program"], str):
             raise InputError(f"{where}: field 'program' must be a string")
@@ -144,6 +157,5 @@ def execute_batch(
     )
     fields = ExecutionOutcome.model_fields
     outcomes = [ExecutionOutcome(**{k: v for k, v in r.items() if k in fields}) for r in results]
-    return ExecuteResult(
-        outcomes=outcomes, environment=describe(("codequant-executor",), commands=("java", "g++", "node"))
-    )
+    commands = tuple(command for language in runner_languages() for command in runner_class(language).commands)
+    return ExecuteResult(outcomes=outcomes, environment=describe(("codequant-executor",), commands=commands))

@@ -6,7 +6,6 @@ import hashlib
 import logging
 import os
 import re
-import secrets
 import shutil
 import signal
 import subprocess
@@ -14,8 +13,9 @@ from pathlib import Path
 
 from codequant import settings
 from codequant.limits import Limits
-from codequant_executor.outcome import Verdict, generic_status, proven
-from codequant_executor.sandbox import PROOF_FD, Outcome, Sandbox
+from codequant_executor.outcome import Verdict, generic_status
+from codequant_executor.runner import HARNESS, Runner, RunnerSetup
+from codequant_executor.sandbox import PROOF_FD, Outcome
 from codequant_executor.status import Status
 
 #: MultiPL-E compiles C++ as C++17.
@@ -37,7 +37,7 @@ def gxx() -> str:
     return os.path.realpath(found)
 
 
-HARNESS = Path(__file__).resolve().parent / "harness" / "run_cpp.cpp"
+HARNESS_SOURCE = HARNESS / "run_cpp.cpp"
 HARNESS_OBJECT = "run_cpp.o"
 
 
@@ -65,7 +65,7 @@ def support_folder(compiler: str) -> Path | None:
     if header is None:
         return None
     layout = f"{HARNESS_OBJECT}, bits/stdc++.h and its .gch"  # what the folder holds
-    key = [version, header, layout, HARNESS.read_text(), *CXX_FLAGS]
+    key = [version, header, layout, HARNESS_SOURCE.read_text(), *CXX_FLAGS]
     digest = hashlib.sha256("\0".join(key).encode()).hexdigest()[:16]
     folder = settings.cache_dir() / "cpp" / digest
     if (folder / HARNESS_OBJECT).exists():
@@ -74,7 +74,7 @@ def support_folder(compiler: str) -> Path | None:
     (staging / "bits").mkdir(parents=True, exist_ok=True)
     for command in (
         [compiler, *CXX_FLAGS, "-x", "c++-header", header, "-o", str(staging / "bits" / "stdc++.h.gch")],
-        [compiler, *CXX_FLAGS, "-c", str(HARNESS), "-o", str(staging / HARNESS_OBJECT)],
+        [compiler, *CXX_FLAGS, "-c", str(HARNESS_SOURCE), "-o", str(staging / HARNESS_OBJECT)],
     ):
         built = subprocess.run(command, capture_output=True, text=True, timeout=600)
         if built.returncode != 0:
@@ -96,7 +96,7 @@ def support_folder(compiler: str) -> Path | None:
     return folder
 
 
-class CppRunner:
+class CppRunner(Runner):
     """Compiles ``program`` (with ``harness/run_cpp.cpp``, precompiled when possible, if it has tests) inside the
     sandbox, then runs it.
 
@@ -105,17 +105,19 @@ class CppRunner:
     program passes on exit 0.
     """
 
-    def __init__(self, sandbox: Sandbox) -> None:
-        self.sandbox = sandbox
+    language = "cpp"
+    bare_exit_passes = True
+    commands = ("g++",)
+
+    def __init__(self, setup: RunnerSetup) -> None:
         self.compiler = gxx()
         support = support_folder(self.compiler)
-        self.mounts = sandbox.mounts([support or HARNESS.parent])
-        self.harness = f"{self.mounts[0].inside}/{HARNESS_OBJECT if support else HARNESS.name}"
+        super().__init__(setup, setup.sandbox.mounts([support or HARNESS_SOURCE.parent]))
+        self.harness = f"{self.mounts[0].inside}/{HARNESS_OBJECT if support else HARNESS_SOURCE.name}"
         self.pch = self.mounts[0].inside if support else None
 
-    def run(self, program: str, limits: Limits, slot: int, tests_line: int = 0) -> Verdict:
-        with self.sandbox.scratch() as workdir:
-            (workdir / "program.cpp").write_text(program, encoding="utf-8")
+    def execute(self, program: str, limits: Limits, slot: int, tests_line: int, secret: bytes) -> Outcome | Verdict:
+        with self.scratch(program) as (workdir, _):
             if self.sandbox.drops_uid(self.mounts):
                 os.chown(workdir, self.sandbox.uid(slot), self.sandbox.uid(slot))
             compiled = self._compile(
@@ -123,25 +125,12 @@ class CppRunner:
             )
             if compiled is not None:
                 return compiled
-            secret = secrets.token_hex(16).encode() + b"\n"
             argv = [f"{self.sandbox.inside_workdir(workdir)}/program"] + ([PROOF_FD] if tests_line else [])
-            outcome = self.sandbox.run(
-                argv,
-                workdir=workdir,
-                mounts=self.mounts,
-                limits=limits,
-                slot=slot,
-                nproc=64,
-                memory="address-space",
-                stdin=secret,
-                proof=bool(tests_line),
-                proc=False,
-            )
-        completed, note = proven(outcome, secret) if tests_line else (outcome.exit_code == 0, "")
+            return self.sandboxed(argv, workdir, limits, slot, secret, proof=bool(tests_line))
+
+    def status(self, outcome: Outcome, completed: bool) -> Status:
         status = generic_status(outcome, completed)
-        if status in (None, Status.KILLED):
-            status = _classify(outcome)
-        return Verdict(status, outcome.exit_code, outcome.stdout, outcome.stderr + note, outcome.duration_s)
+        return self.classify(outcome) if status in (None, Status.KILLED) else status
 
     def _compile(self, workdir: Path, limits: Limits, slot: int, *, with_harness: bool, stdcxx: bool) -> Verdict | None:
         """g++ in the sandbox (the source is untrusted: ``#include "/etc/..."`` sees only the sandbox), writing
@@ -158,16 +147,7 @@ class CppRunner:
         budget = Limits(
             max(limits.timeout_s, COMPILE_TIMEOUT_S), max(limits.memory_mb, COMPILE_MEMORY_MB), limits.max_output_bytes
         )
-        outcome = self.sandbox.run(
-            argv,
-            workdir=workdir,
-            mounts=self.mounts,
-            limits=budget,
-            slot=slot,
-            nproc=64,
-            memory="address-space",
-            writable=[workdir],
-        )
+        outcome = self.sandboxed(argv, workdir, budget, slot, proof=False, proc=True, writable=[workdir])
         if outcome.exit_code == 0 and not outcome.timed_out:
             return None
         if outcome.timed_out:
@@ -175,14 +155,13 @@ class CppRunner:
         diagnostics = outcome.stderr.replace(f"{workdir}/", "")
         return Verdict(Status.SYNTAX_ERROR, outcome.exit_code, "", diagnostics, outcome.duration_s)
 
-
-def _classify(outcome: Outcome) -> Status:
-    """Status of a C++ program that exited non-zero or died: a failed ``assert`` aborts with its message."""
-    code = outcome.exit_code
-    if code is not None and code < 0:
-        if -code == signal.SIGABRT and _ASSERTION.search(outcome.stderr):
-            return Status.FAILURE
-        if "std::bad_alloc" in outcome.stderr:
-            return Status.MEMORY_LIMIT
-        return Status.EXCEPTION if -code in _CRASH else Status.KILLED
-    return Status.EXCEPTION
+    def classify(self, outcome: Outcome) -> Status:
+        """A C++ program that exited non-zero or died: a failed ``assert`` aborts with its message."""
+        code = outcome.exit_code
+        if code is not None and code < 0:
+            if -code == signal.SIGABRT and _ASSERTION.search(outcome.stderr):
+                return Status.FAILURE
+            if "std::bad_alloc" in outcome.stderr:
+                return Status.MEMORY_LIMIT
+            return Status.EXCEPTION if -code in _CRASH else Status.KILLED
+        return Status.EXCEPTION

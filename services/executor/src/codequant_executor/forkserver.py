@@ -14,7 +14,6 @@ from inside the namespace); elsewhere each program gets a fresh sandboxed interp
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import selectors
 import shutil
@@ -25,16 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from codequant.limits import Limits
-from codequant_executor.sandbox import (
-    PROOF_CAP,
-    PROOF_FD,
-    SCRATCH_MB,
-    Mount,
-    Outcome,
-    Sandbox,
-    SandboxFailure,
-    sweep_uid,
-)
+from codequant_executor.sandbox import PROOF_CAP, PROOF_FD, Mount, Outcome, Sandbox, SandboxFailure, sweep_uid
+from codequant_executor.sandbox.limits import NOFILE, SCRATCH_MB, cpu_seconds
 
 PROGRAM = "program.py"
 #: Where a Python server sees /proc: below a folder only root may enter (its programs run without /proc).
@@ -101,9 +92,10 @@ class ForkServers:
 
     def _limits(self, slot: int, limits: Limits, nproc: int, *, address_space: bool) -> list[str]:
         """UID CPU_S MEMORY_BYTES ADDRESS_SPACE FSIZE NOFILE NPROC, as the server reads them."""
-        cpu = math.ceil(limits.timeout_s) + 1
+        cpu = cpu_seconds(limits.timeout_s)
         size = limits.memory_mb * 1024 * 1024
-        return [str(v) for v in (self.sandbox.uid(slot), cpu, size, int(address_space), SCRATCH_MB << 20, 512, nproc)]
+        fields = (self.sandbox.uid(slot), cpu, size, int(address_space), SCRATCH_MB << 20, NOFILE, nproc)
+        return [str(v) for v in fields]
 
     def _run(
         self, slot: int, server: _Server, limits: Limits, fields: list[str], stdin: bytes, proof_owner: int = -1

@@ -6,18 +6,19 @@ import hashlib
 import logging
 import os
 import re
-import secrets
 import shutil
 import tempfile
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
 from codequant.limits import Limits
 from codequant_executor.forkserver import ForkServers
 from codequant_executor.java_compiler import HARNESS_JAR, CompilerPool, CompileTimeout, java_home, support_classes
-from codequant_executor.outcome import Verdict, generic_status, proven
-from codequant_executor.python_runner import HARNESS, interpreter
-from codequant_executor.sandbox import PROOF_FD, Mount, Sandbox
+from codequant_executor.outcome import Verdict
+from codequant_executor.python_runner import interpreter
+from codequant_executor.runner import HARNESS, Runner, RunnerSetup
+from codequant_executor.sandbox import PROOF_FD, Mount, Outcome
 from codequant_executor.status import Status
 
 log = logging.getLogger(__name__)
@@ -84,18 +85,25 @@ def tests_offset(program: str, tests_line: int) -> int:
     return len(head.encode("utf-16-le")) // 2
 
 
-class JavaRunner:
+class JavaRunner(Runner):
     """Compiles through the compile-server pool, then runs ``CqHarness`` with the program's main class."""
 
-    def __init__(self, sandbox: Sandbox, compile_slots: list[int], folder: Path | None = None) -> None:
-        """``folder`` (private to the executor) holds the slots' fork-server folders: with it, where fork
-        servers can be used (``ForkServers.usable``), each run is a JVM executed by the slot's fork server
-        instead of a fresh bubblewrap sandbox."""
-        self.sandbox = sandbox
+    language = "java"
+    nproc = NPROC
+    memory = "data"
+    proc = True
+    commands = ("java",)
+
+    def __init__(self, setup: RunnerSetup) -> None:
+        """With ``setup.folder`` (private to the executor: the slots' fork-server folders), where fork servers can
+        be used (``ForkServers.usable``), each run is a JVM executed by the slot's fork server instead of a fresh
+        bubblewrap sandbox."""
+        sandbox = setup.sandbox
+        compile_slots = list(setup.compile_slots)
         self.home = java_home()
         self.jar = javatuples_jar()
-        self.mounts = sandbox.mounts([self.home, support_classes(), self.jar.parent])
-        self.mounts += sandbox.mounts(linked_folders(self.home), same_path=True)
+        mounts = sandbox.mounts([self.home, support_classes(), self.jar.parent])
+        super().__init__(setup, mounts + sandbox.mounts(linked_folders(self.home), same_path=True))
         self.java = f"{self.mounts[0].inside}/bin/java"
         self.harness = f"{self.mounts[1].inside}/{HARNESS_JAR}"
         self.jar_inside = f"{self.mounts[2].inside}/{self.jar.name}"
@@ -107,7 +115,7 @@ class JavaRunner:
         if archive.exists() or self._dump_archive(archive, compile_slots[0]):
             self.sharing = [f"-XX:SharedArchiveFile={self.mounts[1].inside}/{archive.name}", "-Xshare:auto"]
         self.servers = None
-        if folder is not None and ForkServers.usable(sandbox):
+        if setup.folder is not None and ForkServers.usable(sandbox):
             prefix, binary = interpreter()  # the fork server's own interpreter, beside the JDK
             mounts = [*self.mounts, Mount(prefix, "/opt/cq/python"), Mount(HARNESS, "/opt/cq/python-harness")]
             self.servers = ForkServers(
@@ -115,7 +123,7 @@ class JavaRunner:
                 f"/opt/cq/python/{binary}",
                 "/opt/cq/python-harness/zygote.py",
                 mounts,
-                folder,
+                setup.folder,
                 name="java",
                 proc=True,
             )
@@ -137,18 +145,7 @@ class JavaRunner:
             inside = self.sandbox.inside_workdir(workdir)
             argv = [self.java, *JVM_FLAGS, f"-XX:ArchiveClassesAtExit={dump}/{archive.name}", "-Xmx256m", "-cp"]
             argv += [self.harness, "CqHarness", f"{inside}/classes", self.jar_inside, "CqTraining", PROOF_FD]
-            outcome = self.sandbox.run(
-                argv,
-                workdir=workdir,
-                mounts=self.mounts,
-                limits=Limits(120.0, 1024),
-                slot=slot,
-                nproc=NPROC,
-                memory="data",
-                stdin=b"0" * 32 + b"\n",
-                proof=True,
-                writable=[dump],
-            )
+            outcome = self.sandboxed(argv, workdir, Limits(120.0, 1024), slot, b"0" * 32 + b"\n", writable=[dump])
             if not (compiled.ok and outcome.exit_code == 0 and (dump / archive.name).exists()):
                 log.warning("no class-data sharing archive for Java runs: %s", outcome.stderr[-500:])
                 return False
@@ -165,11 +162,14 @@ class JavaRunner:
             if dump is not None:
                 self.sandbox.cleanup(dump)
 
-    def run(self, program: str, limits: Limits, slot: int, tests_line: int = 0) -> Verdict:
-        with self.sandbox.scratch(self.spool) as workdir:
+    @property
+    def source_name(self) -> str:
+        return "Program.java"  # javac wants a public class's file named after it; ours have none
+
+    def execute(self, program: str, limits: Limits, slot: int, tests_line: int, secret: bytes) -> Outcome | Verdict:
+        with self.scratch(program, self.spool) as (workdir, _):
             (workdir / "classes").mkdir(mode=0o755)
-            source = workdir / "Program.java"
-            source.write_text(program, encoding="utf-8")
+            source = workdir / self.source_name
             try:
                 compiled = self.compiler.compile(source, workdir / "classes", self.jar_inside, limits.timeout_s)
             except CompileTimeout as exc:
@@ -183,40 +183,18 @@ class JavaRunner:
                 return Verdict(
                     Status.SYNTAX_ERROR, None, "", f"codequant: no class declares static void main {where}\n", 0.0
                 )
-            secret = secrets.token_hex(16).encode() + b"\n"
             inside = self.sandbox.inside_workdir(workdir)
             heap = max(32, limits.memory_mb - JVM_OVERHEAD_MB)
-            argv = [
-                self.java,
-                *JVM_FLAGS,
-                *self.sharing,
-                f"-Xmx{heap}m",
-                "-cp",
-                self.harness,
-                "CqHarness",
-                f"{inside}/classes",
-                self.jar_inside,
-                main,
-                PROOF_FD,
-            ]
+            argv = [self.java, *JVM_FLAGS, *self.sharing, f"-Xmx{heap}m", "-cp", self.harness, "CqHarness"]
+            argv += [f"{inside}/classes", self.jar_inside, main, PROOF_FD]
             if self.servers is not None:
                 outcome = self.servers.execute(argv, limits, slot, secret, NPROC, workdir / "classes")
             else:
-                outcome = self.sandbox.run(
-                    argv,
-                    workdir=workdir,
-                    mounts=self.mounts,
-                    limits=limits,
-                    slot=slot,
-                    nproc=NPROC,
-                    memory="data",
-                    stdin=secret,
-                    proof=True,
-                )
-        stderr = _SM_WARNING.sub("", outcome.stderr, count=1)
-        completed, note = proven(outcome, secret)
-        status = generic_status(outcome, completed) or _classify(stderr)
-        return Verdict(status, outcome.exit_code, outcome.stdout, stderr + note, outcome.duration_s)
+                outcome = self.sandboxed(argv, workdir, limits, slot, secret)
+        return replace(outcome, stderr=_SM_WARNING.sub("", outcome.stderr, count=1))
+
+    def classify(self, outcome: Outcome) -> Status:
+        return _classify(outcome.stderr)
 
     @staticmethod
     def _main_class(mains: list[tuple[str, int]], offset: int) -> str | None:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import shutil
 from pathlib import Path
 
 from codequant.limits import Limits
-from codequant_executor.outcome import Verdict, generic_status, proven
-from codequant_executor.sandbox import PROOF_FD, Sandbox
+from codequant_executor.outcome import generic_status
+from codequant_executor.runner import HARNESS, Runner, RunnerSetup
+from codequant_executor.sandbox import PROOF_FD, Outcome
 from codequant_executor.status import Status
 
 #: V8's own memory beside its JavaScript heap (code, stacks, buffers): the heap gets the rest of the limit.
@@ -29,7 +29,7 @@ def node() -> str:
     return os.path.realpath(found)
 
 
-class NodeRunner:
+class NodeRunner(Runner):
     """Runs ``program`` under the harness, which proves on a separate descriptor, with a per-run secret, that
     the program's last line (after the tests) ran; ``process.exit(0)`` before that does not pass.
 
@@ -37,48 +37,32 @@ class NodeRunner:
     heap size (``--max-old-space-size``), as for the JVM.
     """
 
-    def __init__(self, sandbox: Sandbox) -> None:
-        self.sandbox = sandbox
+    language = "javascript"
+    memory = "data"
+    bare_exit_passes = True  # the harness adds no end call to a bare program
+    commands = ("node",)
+
+    def __init__(self, setup: RunnerSetup) -> None:
         binary = Path(node())
-        harness = Path(__file__).resolve().parent / "harness"
-        folders = [harness] if binary.is_relative_to("/usr") else [harness, binary.parent]
-        self.mounts = sandbox.mounts(folders)
+        folders = [HARNESS] if binary.is_relative_to("/usr") else [HARNESS, binary.parent]
+        super().__init__(setup, setup.sandbox.mounts(folders))
         self.node = str(binary) if len(folders) == 1 else f"{self.mounts[1].inside}/{binary.name}"
         self.harness = f"{self.mounts[0].inside}/run_node.js"
 
-    def run(self, program: str, limits: Limits, slot: int, tests_line: int = 0) -> Verdict:
-        secret = secrets.token_hex(16).encode() + b"\n"
+    def execute(self, program: str, limits: Limits, slot: int, tests_line: int, secret: bytes) -> Outcome:
         heap = max(32, limits.memory_mb - NODE_OVERHEAD_MB)
-        with self.sandbox.scratch() as workdir:
-            (workdir / "program.js").write_text(program, encoding="utf-8")
-            argv = [
-                self.node,
-                f"--max-old-space-size={heap}",
-                self.harness,
-                f"{self.sandbox.inside_workdir(workdir)}/program.js",
-                str(tests_line),
-                PROOF_FD,
-            ]
-            outcome = self.sandbox.run(
-                argv,
-                workdir=workdir,
-                mounts=self.mounts,
-                limits=limits,
-                slot=slot,
-                nproc=64,
-                memory="data",
-                stdin=secret,
-                proof=True,
-                proc=False,
-            )
-        completed, note = proven(outcome, secret)
-        if not tests_line and outcome.exit_code == 0:
-            completed, note = True, ""  # a bare program passes on exit 0 (the harness adds no end call)
+        with self.scratch(program) as (workdir, source):
+            argv = [self.node, f"--max-old-space-size={heap}", self.harness, source, str(tests_line), PROOF_FD]
+            return self.sandboxed(argv, workdir, limits, slot, secret)
+
+    def status(self, outcome: Outcome, completed: bool) -> Status:
         status = generic_status(outcome, completed)
         if status is Status.KILLED and any(text in outcome.stderr for text in _HEAP):
-            status = Status.MEMORY_LIMIT  # V8 aborts when its heap limit is reached
-        status = status or _classify(outcome.stderr)
-        return Verdict(status, outcome.exit_code, outcome.stdout, outcome.stderr + note, outcome.duration_s)
+            return Status.MEMORY_LIMIT  # V8 aborts when its heap limit is reached
+        return status or self.classify(outcome)
+
+    def classify(self, outcome: Outcome) -> Status:
+        return _classify(outcome.stderr)
 
 
 def _classify(stderr: str) -> Status:

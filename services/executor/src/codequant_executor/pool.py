@@ -1,4 +1,5 @@
-"""The executor pool: one sandbox, one runner per language, slots (uids) for parallel runs and compile servers."""
+"""The executor pool: one sandbox, one runner per language (``codequant_executor.runner``), slots (uids) for
+parallel runs and compile servers."""
 
 from __future__ import annotations
 
@@ -8,18 +9,16 @@ import queue
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from typing import Any
 
 from codequant.errors import CodequantError
 from codequant.limits import Limits
 from codequant_executor.outcome import Verdict
-from codequant_executor.python_runner import PythonRunner
+from codequant_executor.runner import Runner, RunnerSetup, runner_class
 from codequant_executor.sandbox import Sandbox, SandboxFailure
 from codequant_executor.slots import SlotClaim
 from codequant_executor.status import Status
 
 log = logging.getLogger(__name__)
-LANGUAGES = ("python", "java", "cpp", "javascript")
 INSECURE_ENV = "CODEQUANT_EXECUTOR_INSECURE"
 
 
@@ -38,7 +37,7 @@ class ExecutorPool:
     """Runs programs in parallel, each in its own sandbox slot; Java compile servers get slots of their own.
 
     Refuses to start (InsecureSandbox) when the sandbox cannot cut programs off the network, unless
-    ``insecure`` is set. Java, C++ and JavaScript support start on first use.
+    ``insecure`` is set. A language's runner starts on its first program (Python's at once).
     """
 
     def __init__(self, sandbox: Sandbox | None = None, *, workers: int | None = None, insecure: bool = False) -> None:
@@ -50,14 +49,14 @@ class ExecutorPool:
             )
         self.workers = max(1, workers or os.cpu_count() or 1)
         self._claim = SlotClaim(2 * self.workers)
-        self.python = PythonRunner(self.sandbox, self._claim.directory)
-        self._java: Any = None
-        self._java_lock = threading.Lock()
-        self._native: dict[str, Any] = {}
         self._slots: queue.SimpleQueue[int] = queue.SimpleQueue()
         for slot in self._claim.slots[: self.workers]:
             self._slots.put(slot)
         self._compile_slots = self._claim.slots[self.workers :]
+        self._setup = RunnerSetup(self.sandbox, self._claim.directory, tuple(self._compile_slots))
+        self._runners: dict[str, Runner] = {}
+        self._runners_lock = threading.Lock()
+        self.runner("python")
 
     @property
     def run_slots(self) -> list[int]:
@@ -69,31 +68,17 @@ class ExecutorPool:
         """The slots of the Java compile servers."""
         return self._compile_slots
 
-    def java(self) -> Any:
-        with self._java_lock:
-            if self._java is None:
-                from codequant_executor.java_runner import JavaRunner
-
-                self._java = JavaRunner(self.sandbox, self._compile_slots, self._claim.directory)
-            return self._java
-
-    def runner(self, language: str) -> Any:
-        """The runner of a language (C++ and JavaScript runners are made on first use)."""
-        if language == "python":
-            return self.python
-        if language == "java":
-            return self.java()
-        with self._java_lock:
-            if language not in self._native:
-                if language == "cpp":
-                    from codequant_executor.cpp_runner import CppRunner
-
-                    self._native[language] = CppRunner(self.sandbox)
-                else:
-                    from codequant_executor.node_runner import NodeRunner
-
-                    self._native[language] = NodeRunner(self.sandbox)
-            return self._native[language]
+    def runner(self, language: str) -> Runner:
+        """The runner of a language, made on first use; UnknownLanguage (an InputError) for a language without one."""
+        found = self._runners.get(language)
+        if found is None:
+            cls = runner_class(language)
+            with self._runners_lock:
+                found = self._runners.get(cls.language)
+                if found is None:
+                    found = self._runners[cls.language] = cls(self._setup)
+                self._runners[language] = found
+        return found
 
     def run_one(self, program: str, language: str, limits: Limits, tests_line: int = 0) -> Verdict:
         """Run one program in a free slot; sandbox failures become SandboxError, never an exception.
@@ -101,6 +86,7 @@ class ExecutorPool:
         ``tests_line`` (1-based, 0 for a bare program) is where the tests start: the run passes only if the
         harness proves they completed.
         """
+        runner_class(language)  # an unknown language is the caller's error (UnknownLanguage), not the sandbox's
         slot = self._slots.get()
         try:
             return self.runner(language).run(program, limits, slot, tests_line)
@@ -130,7 +116,6 @@ class ExecutorPool:
         return [r for r in results if r is not None]
 
     def close(self) -> None:
-        self.python.close()
-        if self._java is not None:
-            self._java.close()
+        for runner in {id(r): r for r in self._runners.values()}.values():
+            runner.close()
         self._claim.release()

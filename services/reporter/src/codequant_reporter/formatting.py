@@ -5,9 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from codequant.benchmarks import benchmark_info
+from codequant.languages import canonical_name, get_language
 from codequant_reporter.study_data import VariantData
 
-LANGUAGE_LABEL = {"python": "Python", "java": "Java", "cpp": "C++", "javascript": "JavaScript"}
+
+def language_label(language: str, unknown: str | None = None) -> str:
+    """A language's name for people ("C++"); ``unknown`` (default: ``language`` itself) for one not described."""
+    known = canonical_name(language)
+    return get_language(known).label if known else (language if unknown is None else unknown)
 
 
 def pct(value: float | None, digits: int = 1) -> str:
@@ -44,4 +49,4 @@ def num(value: Any) -> str:
 
 def bench_label(name: str) -> str:
     info = benchmark_info(name)
-    return f"{info.suite} {LANGUAGE_LABEL.get(info.language, info.language)}"
+    return f"{info.suite} {language_label(info.language)}"

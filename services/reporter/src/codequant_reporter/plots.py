@@ -12,14 +12,14 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, ScalarFo
 
 from codequant.benchmarks import benchmark_info
 from codequant_reporter.analysis import Analysis, pass_at
-from codequant_reporter.formatting import LANGUAGE_LABEL
+from codequant_reporter.formatting import language_label
 
 MARKERS = "osD^vP*Xh<>"
 
 
 def _label(benchmark: str) -> str:
     info = benchmark_info(benchmark)
-    return f"{info.suite} — {LANGUAGE_LABEL.get(info.language, info.language)}"
+    return f"{info.suite} — {language_label(info.language)}"
 
 
 def _grid(count: int) -> tuple[plt.Figure, list[plt.Axes]]:

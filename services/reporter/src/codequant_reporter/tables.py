@@ -13,7 +13,7 @@ from typing import Any
 from codequant.benchmarks import benchmark_info
 from codequant_reporter.analysis import REPORTED_K, Analysis, comparison_ks, pass_at, table_ks
 from codequant_reporter.compare import Comparison
-from codequant_reporter.formatting import LANGUAGE_LABEL, bench_label, num, odds, pct, pvalue, signed, size
+from codequant_reporter.formatting import bench_label, language_label, num, odds, pct, pvalue, signed, size
 from codequant_reporter.study_data import StudyData, VariantData, suites
 
 
@@ -41,7 +41,7 @@ def pass1_tables(analysis: Analysis) -> list[Table]:
         groups = [("", 4)]
         for name in names:
             columns += [*(f"pass@{k}" for k in ks), "OR"]
-            groups.append((LANGUAGE_LABEL.get(benchmark_info(name).language, name), len(ks) + 1))
+            groups.append((language_label(benchmark_info(name).language, name), len(ks) + 1))
         rows, records = [], []
         for model in data.models:
             for variant in model.variants:

@@ -99,11 +99,9 @@ class Engine:
     ) -> None:
         """``threads``: torch's CPU threads for generation (default: what torch uses in the calling thread,
         i.e. $OMP_NUM_THREADS or the machine's cores)."""
-        self.model = model
+        self.model, self.tokenizer, self.metrics = model, tokenizer, metrics
         self.threads = threads or torch.get_num_threads()
-        self.tokenizer = tokenizer
         self.max_batch_size = max_batch_size
-        self.metrics = metrics
         self.device = next(model.parameters()).device
         self.max_context = int(getattr(model.config, "max_position_embeddings", 4096) or 4096)
         self.eos_ids = _eos_ids(model, tokenizer)
@@ -296,8 +294,7 @@ class _Batch:
     def __init__(
         self, rows: list[_Row], cache: Any, mask: torch.Tensor, position: torch.Tensor, tokens: list[int] | None = None
     ) -> None:
-        self.rows = rows
-        self.cache = cache
+        self.rows, self.cache = rows, cache
         self.mask = mask  # [rows, cached tokens]: 1 for real tokens, 0 for left padding
         self.position = position  # [rows]: position id of the last token fed
         self.tokens = tokens or []  # the token each row feeds next
@@ -323,8 +320,7 @@ class _Row:
     """One sample being decoded: its own generator, parameters, text and stop conditions."""
 
     def __init__(self, request: Request, index: int, engine: Engine) -> None:
-        self.request = request
-        self.index = index
+        self.request, self.index = request, index
         self.eos_ids = engine.eos_ids
         self.generator = torch.Generator()
         if request.seed is not None:
@@ -332,8 +328,7 @@ class _Row:
         else:
             self.generator.seed()
         self.greedy = not request.do_sample or request.temperature == 0
-        self.temperature = request.temperature
-        self.top_p = request.top_p
+        self.temperature, self.top_p = request.temperature, request.top_p
         self.tokens: list[int] = []
         self.text = IncrementalText(engine.tokenizer)
         self.done = False

@@ -7,20 +7,13 @@ from typing import Any
 
 from codequant.benchmarks.evalplus_release import is_release_row, release_tests
 from codequant.benchmarks.numpy_standin import without_numpy
-from codequant.benchmarks.problem import MBPP_STOP_TOKENS, PYTHON_STOP_TOKENS, Problem
+from codequant.benchmarks.problem import MBPP_STOP_TOKENS, Problem
 from codequant.benchmarks.registry import BenchmarkInfo
 from codequant.errors import InputError
 from codequant.javasource import matching_brace
+from codequant.languages import canonical_name
+from codequant.languages.python import PYTHON_STOP_TOKENS
 
-#: MultiPL-E's language names (and ours) -> ours.
-LANGUAGES = {
-    "py": "python",
-    "python": "python",
-    "java": "java",
-    "cpp": "cpp",
-    "js": "javascript",
-    "javascript": "javascript",
-}
 #: MBPP's test split: task ids 11-510 (1-10 are few-shot prompts, 511-974 train and validation).
 MBPP_TEST_IDS = range(11, 511)
 
@@ -51,7 +44,7 @@ def from_humaneval(row: dict[str, Any], info: BenchmarkInfo, where: str) -> Prob
 def from_multiple(row: dict[str, Any], info: BenchmarkInfo, where: str) -> Problem:
     """MultiPL-E: already in completion form; only the language name is normalised."""
     _require(row, ("name", "language", "prompt", "tests"), where)
-    language = LANGUAGES.get(row["language"])
+    language = canonical_name(row["language"])
     if language != info.language:
         raise InputError(f"{where}: language {row['language']!r} does not belong in {info.name}")
     stops = row.get("stop_tokens")

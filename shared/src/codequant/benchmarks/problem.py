@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-Language = Literal["python", "java", "cpp", "javascript"]
-
-#: MultiPL-E's Python stop tokens; at most 4 so that real TGI (max_stop_sequences=4) accepts them.
-PYTHON_STOP_TOKENS = ["\ndef", "\n#", "\nif", "\nclass"]
 #: Stop tokens of MBPP-style prompts, where the completion is a whole function (bigcode-evaluation-harness's
 #: first four).
 MBPP_STOP_TOKENS = ["\nclass", "\nassert", '\n"""', "\nprint"]
@@ -19,7 +15,7 @@ class Problem:
     """One benchmark problem. The program to run is ``prompt + completion + "\\n" + tests``."""
 
     name: str
-    language: Language
+    language: str  # ours (``codequant.languages``)
     prompt: str
     tests: str
     stop_tokens: list[str]

@@ -6,11 +6,11 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from codequant.benchmarks.convert import LANGUAGES
 from codequant.benchmarks.problem import Problem
 from codequant.benchmarks.registry import BENCHMARKS, USER_BENCHMARKS, BenchmarkInfo
 from codequant.errors import InputError
 from codequant.jsonl import read_jsonl_numbered
+from codequant.languages import accepted_names, canonical_name
 
 REQUIRED = ("name", "language", "prompt", "tests", "stop_tokens")
 OPTIONAL_TEXT = ("canonical_solution", "entry_point", "level")
@@ -61,9 +61,10 @@ def _problem(row: dict[str, Any], benchmark: str, where: str) -> Problem:
             raise InputError(f"{where}: field {field!r} must be a string, got {type(row[field]).__name__}")
     if not row["name"].strip():
         raise InputError(f"{where}: field 'name' is empty")
-    language = LANGUAGES.get(row["language"]) if isinstance(row["language"], str) else None
+    language = canonical_name(row["language"]) if isinstance(row["language"], str) else None
     if language is None:
-        raise InputError(f"{where}: field 'language' must be one of {', '.join(LANGUAGES)}, got {row['language']!r}")
+        known = ", ".join(accepted_names())
+        raise InputError(f"{where}: field 'language' must be one of {known}, got {row['language']!r}")
     stops = row["stop_tokens"]
     if not (isinstance(stops, list) and all(isinstance(s, str) and s for s in stops)):
         raise InputError(f"{where}: field 'stop_tokens' must be a list of non-empty strings")

@@ -24,12 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from codequant.benchmarks import BENCHMARKS
-from codequant.benchmarks.convert import LANGUAGES
 from codequant.errors import InputError
 from codequant.jsonl import read_lines
+from codequant.languages import canonical_name, get_language
 
-#: Ours -> MultiPL-E's language names (the ``language`` field of its files).
-SHORT_LANGUAGES = {"python": "py", "javascript": "js", "java": "java", "cpp": "cpp"}
 #: The statuses MultiPL-E reports; any other (ours: Failure, MemoryLimit, ...) it would count as Exception.
 STATUSES = ("OK", "Exception", "SyntaxError", "Timeout")
 #: Sampling settings a MultiPL-E file records about its completions.
@@ -112,7 +110,7 @@ def _read_file(file: Path, benchmark: str | None, inferred: set[str] | None) -> 
         head["benchmark"] = label
         if not benchmark and not recorded and inferred is not None:
             inferred.add(label)
-    head |= {"language": LANGUAGES.get(language, language), "prompt": prompt, "tests": tests, "stop_tokens": stops}
+    head |= {"language": canonical_name(language) or language, "prompt": prompt, "tests": tests, "stop_tokens": stops}
     head |= {key: data[key] for key in SAMPLING_FIELDS if key in data}
     if file.name.endswith(RESULTS_SUFFIXES):
         results = _field(data, "results", list, where)
@@ -202,8 +200,9 @@ def _header(where: str, record: dict[str, Any]) -> dict[str, Any]:
     """The problem fields of a MultiPL-E file, in its key order."""
     for key in ("language", "prompt", "tests"):
         _field(record, key, str, where)
-    header: dict[str, Any] = {"name": record["name"], "language": SHORT_LANGUAGES.get(record["language"])}
-    header["language"] = header["language"] or record["language"]
+    known = canonical_name(record["language"])
+    header: dict[str, Any] = {"name": record["name"]}
+    header["language"] = get_language(known).multiple_name if known else record["language"]
     header |= {key: record[key] for key in SAMPLING_FIELDS if record.get(key) is not None}
     header |= {"prompt": record["prompt"], "tests": record["tests"]}
     return header

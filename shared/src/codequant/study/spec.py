@@ -10,6 +10,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from codequant.benchmarks import BENCHMARKS, BenchmarkSet, load_benchmark
 from codequant.instruct import PromptMode, key_config
 from codequant.keys import variant_key
+from codequant.languages import get_language
 from codequant.limits import Limits
 from codequant.study.methods import Strict, VariantModel, VariantSpec
 
@@ -138,6 +139,10 @@ class BenchmarkSpec(Strict):
             raise ValueError("exclude_humaneval_overlap applies to mceval-python only")
         if not self.response_prefix and self.prompt_mode != "instruct":
             raise ValueError("response_prefix applies to prompt_mode: instruct only")
+        if self.prompt_mode == "instruct" and self.name in BENCHMARKS:
+            language = get_language(BENCHMARKS[self.name].language)
+            if language.extraction is None:
+                raise ValueError(f"prompt_mode instruct needs code extraction rules, which {language.label} has not")
         return self
 
     def load(self, data_dir: Path | None = None) -> BenchmarkSet:

@@ -1,0 +1,170 @@
+"""Building a sandboxed command line: bubblewrap's namespaces and mounts, the seccomp filter on a pipe, ``prlimit``
+and ``setpriv`` around the program's own argv, and the scrubbed environment it starts with."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from codequant_executor.sandbox.limits import SCRATCH_MB, common_rlimits
+
+#: What setpriv needs to switch to the slot's uid and empty the bounding set (it then drops them all).
+SETPRIV_CAPS = ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP")
+#: What a Python fork server keeps: switching its children to the slot's uid, emptying /tmp after each.
+ZYGOTE_CAPS = ("CAP_SETUID", "CAP_SETGID", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_KILL")
+ZYGOTE_BWRAP_CAPS = (*ZYGOTE_CAPS, "CAP_SETPCAP")  # setpriv needs CAP_SETPCAP to empty the bounding set
+#: setpriv before the fork server: it keeps ZYGOTE_CAPS (inheritable, hence permitted after executing as root),
+#: nothing ambient, and an empty bounding set that its children inherit.
+ZYGOTE_SETPRIV = (
+    "--inh-caps=-all," + ",".join("+" + cap.removeprefix("CAP_").lower() for cap in ZYGOTE_CAPS),
+    "--ambient-caps=-all",
+    "--bounding-set=-all",
+    "--no-new-privs",
+)
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A host folder shown read-only to the program, at ``inside``."""
+
+    host: Path
+    inside: str
+
+
+@dataclass(frozen=True)
+class CommandBuilder:
+    """The tools found on this host (None: absent or unusable) and how they wrap a command."""
+
+    bwrap: str | None
+    prlimit: str | None
+    setpriv: str | None
+    seccomp: bytes | None
+    root: bool
+
+    def wrap(
+        self,
+        argv: Sequence[str],
+        *,
+        workdir: Path | None,
+        mounts: Sequence[Mount],
+        uid: int | None,
+        nproc: int,
+        rlimits: list[str],
+        proc: bool,
+        keep_fds: list[int],
+        writable: Sequence[Path],
+    ) -> tuple[list[str], dict[str, str], str | None]:
+        """The full command line (bubblewrap, prlimit, setpriv to ``uid`` unless None, around ``argv``), its
+        environment and folder."""
+        environment = _environment("/tmp" if self.bwrap else str(workdir or tempfile.gettempdir()))
+        command = list(argv)
+        if uid is not None:
+            assert self.setpriv
+            command = [
+                self.setpriv,
+                f"--reuid={uid}",
+                f"--regid={uid}",
+                "--clear-groups",
+                "--inh-caps=-all",
+                "--bounding-set=-all",
+                "--no-new-privs",
+                "--",
+                *command,
+            ]
+            if not self.bwrap and workdir is not None:
+                os.chown(workdir, uid, uid)
+        if self.prlimit:
+            command = [self.prlimit, *rlimits, *common_rlimits(nproc), "--", *command]
+        if not self.bwrap:
+            return command, environment, str(workdir) if workdir is not None else None
+        prefix = self._bwrap_prefix(workdir, mounts, environment, proc=proc, writable=writable)
+        return self._sealed(prefix, command, keep_fds), {}, None
+
+    def zygote(
+        self, argv: Sequence[str], *, workdir: Path, mounts: Sequence[Mount], keep_fds: list[int], proc: str
+    ) -> list[str]:
+        """The command of a slot's Python fork server (``forkserver.py``): the run namespaces, mounts and seccomp
+        filter, ``workdir`` read-only at /work, /proc at ``proc`` (not /proc: below a folder only root may enter),
+        and setpriv keeping only ZYGOTE_CAPS, with an empty bounding set (the server's children drop them all
+        with their uid)."""
+        assert self.setpriv
+        environment = _environment("/tmp")
+        prefix = self._bwrap_prefix(
+            workdir, mounts, environment, proc=False, writable=(), die_with_parent=False, caps=ZYGOTE_BWRAP_CAPS
+        )
+        if proc != "/proc":  # below a folder for the server only
+            prefix += ["--perms", "0700", "--dir", str(Path(proc).parent)]
+        prefix += ["--proc", proc]
+        return self._sealed(prefix, [self.setpriv, *ZYGOTE_SETPRIV, "--", *argv], keep_fds)
+
+    def _sealed(self, prefix: list[str], command: list[str], keep_fds: list[int]) -> list[str]:
+        """``prefix -- command`` with the seccomp filter handed to bubblewrap on a pipe kept in ``keep_fds``."""
+        if self.seccomp:
+            read_end, write_end = os.pipe()
+            os.write(write_end, self.seccomp)  # a few hundred bytes: fits the pipe
+            os.close(write_end)
+            keep_fds.append(read_end)
+            prefix += ["--seccomp", str(read_end)]
+        return [*prefix, "--", *command]
+
+    def _bwrap_prefix(
+        self,
+        workdir: Path | None,
+        mounts: Sequence[Mount],
+        env: dict[str, str],
+        *,
+        proc: bool,
+        writable: Sequence[Path],
+        die_with_parent: bool | None = None,
+        caps: Sequence[str] | None = None,
+    ) -> list[str]:
+        assert self.bwrap
+        prefix = [self.bwrap, "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts"]
+        prefix += ["--unshare-cgroup-try", "--new-session", "--ro-bind", "/usr", "/usr"]
+        prefix += ["--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64", "--symlink", "usr/bin", "/bin"]
+        prefix += ["--dev", "/dev", "--perms", "1777", "--size", str(SCRATCH_MB * 1024 * 1024), "--tmpfs", "/tmp"]
+        prefix += ["--perms", "0755", "--dir", "/opt/cq"]
+        if die_with_parent if die_with_parent is not None else workdir is not None:
+            # A run dies with the thread that started it. A long-lived helper must not (the kernel signals the
+            # death of the parent *thread*, and the pool's threads come and go): it exits when its stdin closes.
+            prefix.append("--die-with-parent")
+        if proc:
+            prefix += ["--proc", "/proc"]
+        if workdir is not None:
+            prefix += ["--ro-bind", str(workdir), "/work"]
+        made = {"/", "/usr", "/opt", "/opt/cq", "/tmp"}
+        for mount in mounts:
+            if mount.inside != str(mount.host) or not mount.host.is_relative_to("/usr"):
+                for folder in reversed(Path(mount.inside).parents):  # traversable, not bwrap's default 0700
+                    if str(folder) not in made:
+                        made.add(str(folder))
+                        prefix += ["--perms", "0755", "--dir", str(folder)]
+                prefix += ["--ro-bind", str(mount.host), mount.inside]
+        for folder in writable:
+            prefix += ["--bind", str(folder), str(folder)]
+        # As root, setpriv needs CAP_SETUID/SETGID to switch to the slot's uid and CAP_SETPCAP to empty the
+        # bounding set; it then drops every capability. Otherwise nothing is kept.
+        prefix += ["--cap-drop", "ALL"]
+        if caps is None:
+            caps = SETPRIV_CAPS if self.root and self.setpriv else ()
+        for cap in caps:
+            prefix += ["--cap-add", cap]
+        prefix += ["--chdir", "/tmp", "--clearenv"]
+        for key, value in env.items():
+            prefix += ["--setenv", key, value]
+        return prefix
+
+
+def _environment(scratch: str) -> dict[str, str]:
+    """The scrubbed environment of a sandboxed program whose home and temporary folder is ``scratch``."""
+    return {
+        "PATH": "/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        "HOME": scratch,
+        "TMPDIR": scratch,
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONHASHSEED": "0",
+    }

@@ -1,0 +1,49 @@
+"""The resource limits of a sandboxed process: rlimits (as ``prlimit`` options and as the fork server reads them)
+and the per-run memory cgroup, detected once per process."""
+
+from __future__ import annotations
+
+import math
+import threading
+
+from codequant.limits import Limits
+from codequant_executor.cgroups import MemoryCgroups
+
+#: The size of a program's private /tmp and its largest file.
+SCRATCH_MB = 64
+#: Open files of one process, at most.
+NOFILE = 512
+_cgroups: tuple[MemoryCgroups | None, str] | None = None
+_cgroups_lock = threading.Lock()
+
+
+def cpu_seconds(timeout_s: float) -> int:
+    """RLIMIT_CPU of a run: one second beyond its wall-clock timeout (the wall clock decides first)."""
+    return math.ceil(timeout_s) + 1
+
+
+def run_rlimits(limits: Limits, memory: str, timeout_s: float) -> list[str]:
+    """CPU and memory of one run: ``memory`` "address-space" (RLIMIT_AS and RLIMIT_DATA) or "data" (RLIMIT_DATA
+    only: the JVM's heap reservation breaks under RLIMIT_AS)."""
+    size = limits.memory_mb * 1024 * 1024
+    memory_limits = [f"--data={size}"] + ([f"--as={size}"] if memory == "address-space" else [])
+    return [f"--cpu={cpu_seconds(timeout_s)}", *memory_limits]
+
+
+def helper_rlimits(data_mb: int) -> list[str]:
+    """A long-lived helper's (the compile server's) memory: its data segment; it has no CPU limit."""
+    return [f"--data={data_mb * 1024 * 1024}"]
+
+
+def common_rlimits(nproc: int) -> list[str]:
+    """What every sandboxed process gets: file size, open files, processes, no core dumps."""
+    return [f"--fsize={SCRATCH_MB * 1024 * 1024}", f"--nofile={NOFILE}", f"--nproc={nproc}", "--core=0"]
+
+
+def memory_cgroups() -> tuple[MemoryCgroups | None, str]:
+    """The process-wide per-run cgroup factory, detected once (detection may move this process)."""
+    global _cgroups
+    with _cgroups_lock:
+        if _cgroups is None:
+            _cgroups = MemoryCgroups.detect()
+        return _cgroups
