@@ -161,6 +161,16 @@ def test_every_command_is_installed_in_its_image() -> None:
         assert args[0] in available, f"{service}: `codequant {args[0]}` is not in its image ({sorted(image)})"
 
 
+def test_the_images_that_validate_studies_know_the_generation_protocols() -> None:
+    # A study's endpoint.api is checked against the protocols a `codequant.protocols` entry point brings
+    # (codequant_generator.clients): an image that loads studies without one would refuse every endpoint.
+    protocols = {entry.dist.name for entry in entry_points(group="codequant.protocols")}
+    assert protocols == {"codequant-generator"}
+    for service in ("orchestrator", "generator"):
+        image = image_distributions(SERVICES[service]["build"]["dockerfile"])
+        assert protocols <= image, f"{service}: no generation protocols in its image ({sorted(image)})"
+
+
 def test_every_dockerfile_exists_and_the_executor_image_has_no_torch() -> None:
     for service in SERVICES.values():
         if "build" in service:

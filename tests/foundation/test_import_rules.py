@@ -62,7 +62,7 @@ def test_the_tree_keeps_every_contract() -> None:
         ("codequant_reporter/analysis.py", "from codequant_reporter import tables", "Reporter layers"),
         ("codequant_executor/pool.py", "from codequant_executor import api", "Executor layers"),
         ("codequant_executor/sandbox/process.py", "from codequant_executor.sandbox import command", "Sandbox layers"),
-        ("codequant_generator/clients.py", "from codequant_generator import stage", "Generator layers"),
+        ("codequant_generator/clients/base.py", "from codequant_generator import stage", "Generator layers"),
         ("codequant_serving/engine.py", "from codequant_serving import server", "Serving layers"),
         ("codequant_orchestrator/plan.py", "from codequant_orchestrator import stages", "Orchestrator layers"),
     ],

@@ -15,9 +15,10 @@ import pytest
 
 from codequant.benchmarks import load_benchmark
 from codequant.errors import ServiceError
-from codequant_generator.api import Endpoint, RequestWatch, SampleRequest, generate_completions, sample_requests
-from codequant_generator.clients import Retry
+from codequant.study.methods import EndpointSpec
+from codequant_generator.api import RequestWatch, SampleRequest, generate_completions, sample_requests
 from codequant_generator.launch import running_server
+from codequant_generator.retry import Retry
 from tests.cli import codequant
 
 PROBLEM = load_benchmark("humaneval").problems[40]  # one the tiny model never learned: its samples differ
@@ -59,7 +60,7 @@ def _sample(url: str, missing: set[int] | None = None) -> tuple[list[dict], int]
     sent: list[float] = []
     generate_completions(
         [PROBLEM],
-        Endpoint(url, "openai", samples_per_request=16),
+        EndpointSpec(url=url, api="openai", samples_per_request=16),
         n=40,
         temperature=1.5,
         top_p=1.0,
@@ -147,7 +148,7 @@ def test_progress_shows_the_requests_waiting(silent: SilentServer) -> None:
         try:
             generate_completions(
                 [PROBLEM],
-                Endpoint(silent.url, "openai", request_timeout_s=3),
+                EndpointSpec(url=silent.url, api="openai", request_timeout_s=3),
                 n=1,
                 temperature=0.2,
                 top_p=0.95,

@@ -14,9 +14,10 @@ import pytest
 
 from codequant.benchmarks import load_benchmark
 from codequant.errors import InputError, ServiceError
-from codequant_generator.api import Endpoint, cut_at_stop, generate_completions
-from codequant_generator.clients import Retry
+from codequant.study.methods import EndpointSpec
+from codequant_generator.api import cut_at_stop, generate_completions
 from codequant_generator.launch import free_port
+from codequant_generator.retry import Retry
 
 CLI = [sys.executable, "-c", "from codequant.cli import main; main()", "generate"]
 PROBLEMS = load_benchmark("humaneval", limit=3).problems
@@ -35,7 +36,7 @@ def test_both_apis_give_n_records_per_problem(server: str, api: str) -> None:
     requests: list[tuple[float, int | None]] = []
     generate_completions(
         PROBLEMS,
-        Endpoint(server, api),
+        EndpointSpec(url=server, api=api),
         n=3,
         temperature=0.2,
         top_p=0.95,
@@ -95,7 +96,7 @@ def test_unreachable_endpoint_is_a_one_line_failure(tmp_path: Path) -> None:
     with pytest.raises(ServiceError, match="unreachable after 2 attempt"):
         generate_completions(
             PROBLEMS,
-            Endpoint(url, "tgi"),
+            EndpointSpec(url=url, api="tgi"),
             n=1,
             temperature=0.2,
             top_p=0.95,
@@ -131,7 +132,7 @@ def test_a_model_the_endpoint_does_not_serve_is_rejected(server: str) -> None:
     with pytest.raises(InputError, match="does not serve model 'nope'"):
         generate_completions(
             PROBLEMS,
-            Endpoint(server, "openai", "nope"),
+            EndpointSpec(url=server, api="openai", model="nope"),
             n=1,
             temperature=0.2,
             top_p=0.95,
@@ -177,7 +178,7 @@ def test_5xx_answers_are_retried(server: str) -> None:
         records: list[dict] = []
         generate_completions(
             PROBLEMS[:1],
-            Endpoint(f"http://127.0.0.1:{proxy.server_port}", "openai"),
+            EndpointSpec(url=f"http://127.0.0.1:{proxy.server_port}", api="openai"),
             n=2,
             temperature=0.2,
             top_p=0.95,

@@ -22,9 +22,10 @@ from fastapi.responses import JSONResponse, Response
 
 from codequant.benchmarks import load_benchmark
 from codequant.errors import InputError, ServiceError
-from codequant_generator.api import Endpoint, generate_completions
-from codequant_generator.clients import Retry
+from codequant.study.methods import EndpointSpec
+from codequant_generator.api import generate_completions
 from codequant_generator.launch import free_port
+from codequant_generator.retry import Retry
 
 PROBLEMS = load_benchmark("humaneval", limit=2).problems
 CLI = [sys.executable, "-c", "from codequant.cli import main; main()", "generate"]
@@ -87,7 +88,7 @@ def gateway(server: str) -> Iterator[Gateway]:
     thread.join(timeout=10)
 
 
-def _generate(endpoint: Endpoint, retry: Retry | None = None, concurrency: int = 4, n: int = 2) -> list[dict]:
+def _generate(endpoint: EndpointSpec, retry: Retry | None = None, concurrency: int = 4, n: int = 2) -> list[dict]:
     records: list[dict] = []
     generate_completions(
         PROBLEMS,
@@ -111,7 +112,7 @@ def test_429_waits_as_retry_after_says_and_credentials_come_from_the_environment
     monkeypatch.setenv("CQ_TEST_KEY", "secret-key")
     monkeypatch.setenv("CQ_TEST_ORG", "team-a")
     gateway.limited = 2
-    endpoint = Endpoint(gateway.url, api, api_key_env="CQ_TEST_KEY", headers_env={"X-Org": "CQ_TEST_ORG"})
+    endpoint = EndpointSpec(url=gateway.url, api=api, api_key_env="CQ_TEST_KEY", headers_env={"X-Org": "CQ_TEST_ORG"})
     records = _generate(endpoint, concurrency=1)
     assert len(records) == len(PROBLEMS) * 2 and gateway.limited == 0
     # Each 429 said "retry after 1 s" and the first delay of the backoff is 0.05 s: the waits are Retry-After's.
@@ -123,7 +124,7 @@ def test_429_waits_as_retry_after_says_and_credentials_come_from_the_environment
 def test_retries_on_429_are_bounded(gateway: Gateway) -> None:
     gateway.limited, gateway.retry_after = 100, "0"
     with pytest.raises(ServiceError, match=r"still rate limited \(HTTP 429\) after 3 attempts"):
-        _generate(Endpoint(gateway.url, "openai"), Retry(attempts=3, first_delay_s=0.05), concurrency=1)
+        _generate(EndpointSpec(url=gateway.url, api="openai"), Retry(attempts=3, first_delay_s=0.05), concurrency=1)
     assert len(gateway.times) == 3
 
 
@@ -131,20 +132,20 @@ def test_a_retry_after_beyond_the_limit_fails_at_once(gateway: Gateway) -> None:
     gateway.limited, gateway.retry_after = 1, "3600"
     start = time.monotonic()
     with pytest.raises(ServiceError, match="retry after 3600 s"):
-        _generate(Endpoint(gateway.url, "openai"))
+        _generate(EndpointSpec(url=gateway.url, api="openai"))
     assert time.monotonic() - start < 30
 
 
 def test_concurrency_is_capped_per_endpoint(gateway: Gateway) -> None:
     # TGI: one request per sample, 4 threads; the endpoint allows one request in flight.
-    records = _generate(Endpoint(gateway.url, "tgi", max_concurrency=1), concurrency=4, n=3)
+    records = _generate(EndpointSpec(url=gateway.url, api="tgi", max_concurrency=1), concurrency=4, n=3)
     assert len(records) == len(PROBLEMS) * 3 and gateway.most_in_flight == 1
 
 
 def test_a_missing_credential_is_a_one_line_input_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CQ_TEST_UNSET", raising=False)
     with pytest.raises(InputError, match="CQ_TEST_UNSET is not set"):
-        _generate(Endpoint("http://127.0.0.1:9", "openai", api_key_env="CQ_TEST_UNSET"))
+        _generate(EndpointSpec(url="http://127.0.0.1:9", api="openai", api_key_env="CQ_TEST_UNSET"))
     args = ["--endpoint", "http://127.0.0.1:9", "--benchmark", "humaneval", "--out", str(tmp_path / "c.jsonl")]
     result = subprocess.run(
         [*CLI, *args, "--header-env", "X-Org=CQ_TEST_UNSET"], capture_output=True, text=True, timeout=120
@@ -163,7 +164,7 @@ def test_the_apis_conventional_key_variable_is_read(
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv(variable, "sk-conventional")
     gateway.key = "sk-conventional"
-    records = _generate(Endpoint(gateway.url, api))  # no api_key_env
+    records = _generate(EndpointSpec(url=gateway.url, api=api))  # no api_key_env
     assert len(records) == len(PROBLEMS) * 2
     assert {h["authorization"] for h in gateway.headers} == {"Bearer sk-conventional"}
 
@@ -190,7 +191,7 @@ def test_a_refused_key_is_bad_input_that_says_what_to_set(
         monkeypatch.setenv(name, value)
     gateway.key = "sk-right"
     with pytest.raises(InputError, match=re.escape(hint)) as refused:
-        _generate(Endpoint(gateway.url, "openai", api_key_env=api_key_env))
+        _generate(EndpointSpec(url=gateway.url, api="openai", api_key_env=api_key_env))
     assert "HTTP 401" in str(refused.value)
     out = tmp_path / "c.jsonl"
     args = ["--endpoint", gateway.url, "--api", "openai", "--benchmark", "humaneval", "--limit", "1", "--out", str(out)]

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from codequant.benchmarks import load_benchmark
-from codequant_generator.api import Endpoint, generate_completions
+from codequant.study.methods import EndpointSpec
+from codequant_generator.api import generate_completions
 from codequant_generator.launch import running_server
 from codequant_quantizer.api import footprint, quantize
 from codequant_serving.loading import load_model
@@ -113,7 +114,7 @@ def test_the_server_loads_the_folder_and_generates(name: str, folders: dict[str,
     with running_server(str(folders[name])) as url:
         generate_completions(
             problems,
-            Endpoint(url, "tgi"),
+            EndpointSpec(url=url, api="tgi"),
             n=2,
             temperature=0.8,
             top_p=0.95,

@@ -12,7 +12,8 @@ import pytest
 from transformers import AutoTokenizer
 
 from codequant.benchmarks import load_benchmark
-from codequant_generator.api import Endpoint, generate_completions
+from codequant.study.methods import EndpointSpec
+from codequant_generator.api import generate_completions
 from codequant_generator.launch import running_server
 
 PROBLEMS = load_benchmark("humaneval", limit=2).problems
@@ -69,7 +70,7 @@ def test_generator_samples_through_chat(server: str) -> None:
     records: list[dict] = []
     generate_completions(
         PROBLEMS,
-        Endpoint(server, "openai-chat"),
+        EndpointSpec(url=server, api="openai-chat"),
         n=2,
         temperature=0.2,
         top_p=0.95,

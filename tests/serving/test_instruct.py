@@ -13,8 +13,9 @@ from transformers import AutoTokenizer
 
 from codequant import instruct
 from codequant.benchmarks import load_benchmark
+from codequant.study.methods import EndpointSpec
 from codequant_executor.api import execute_records
-from codequant_generator.api import Endpoint, generate_completions
+from codequant_generator.api import generate_completions
 from codequant_serving.engine import RequestError
 from codequant_serving.openai_routes import ChatMessage, chat_prompt
 from codequant_tiny.build import CHAT_TEMPLATE, CHAT_TEMPLATE_FILE, build_tiny_model, trained_problems
@@ -93,9 +94,11 @@ def test_instruct_records_extract_and_pass_as_completions_do(server: str, api: s
     by_name = {p.name: p for p in problems}
     sampling = {"n": 1, "temperature": 0.0, "top_p": 1.0, "max_new_tokens": 300, "seed": 0}
     chats: list[dict] = []
-    generate_completions(problems, Endpoint(server, api), prompt_mode="instruct", on_record=chats.append, **sampling)
+    generate_completions(
+        problems, EndpointSpec(url=server, api=api), prompt_mode="instruct", on_record=chats.append, **sampling
+    )
     plain: list[dict] = []
-    generate_completions(problems, Endpoint(server, "openai"), on_record=plain.append, **sampling)
+    generate_completions(problems, EndpointSpec(url=server, api="openai"), on_record=plain.append, **sampling)
     assert sorted(r["name"] for r in chats) == sorted(by_name)
     for record in chats:
         problem = by_name[record["name"]]
@@ -113,7 +116,7 @@ def test_instruct_mode_needs_a_chat_api(server: str) -> None:
     with pytest.raises(InputError, match="chat API"):
         generate_completions(
             HUMANEVAL[:1],
-            Endpoint(server, "tgi"),
+            EndpointSpec(url=server, api="tgi"),
             n=1,
             temperature=0,
             top_p=1,

@@ -32,6 +32,15 @@ def above(bound: float) -> Callable[[N | None], N | None]:
     return check
 
 
+def generation_api(value: str) -> str:
+    """A callback accepting the name of a registered generation protocol (``codequant.protocols``)."""
+    from codequant.protocols import api_names  # loads the protocols' modules: only when the option is used
+
+    if value not in api_names():
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(repr(name) for name in api_names())}")
+    return value
+
+
 def fraction(value: float | None) -> float | None:
     """A callback refusing a value outside (0, 1]."""
     if value is not None and not 0 < value <= 1:

@@ -14,10 +14,12 @@ from codequant.benchmarks import Problem
 from codequant.errors import InputError
 from codequant.extraction import extract
 from codequant.keys import stable_hash
-from codequant_generator.clients import Endpoint, OnRequest, client_for
+from codequant.protocols import chat_api_names, get_api
+from codequant.study.methods import EndpointSpec
+from codequant_generator.clients import OnRequest, client_for
 from codequant_generator.retry import RequestWatch, Retry
 
-__all__ = ["Endpoint", "RequestWatch", "SampleRequest", "cut_at_stop", "generate_completions", "sample_requests"]
+__all__ = ["RequestWatch", "SampleRequest", "cut_at_stop", "generate_completions", "sample_requests"]
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,7 @@ def cut_at_stop(text: str, stops: Sequence[str]) -> str:
 
 def generate_completions(
     problems: Sequence[Problem],
-    endpoint: Endpoint,
+    endpoint: EndpointSpec,
     *,
     n: int,
     temperature: float,
@@ -104,10 +106,12 @@ def generate_completions(
     ``on_request(latency_s, completion_tokens)``: once per request sent (one per sample for TGI, one per problem
     for the OpenAI APIs), from the thread that sent it; tokens of all the samples the request generated, None when
     the server does not say. ``watch`` sees the requests in flight (a progress display's "waiting")."""
-    if prompt_mode == "instruct" and endpoint.api == "tgi":
-        raise InputError(f"endpoint {endpoint.url}: instruct mode needs the chat API (api openai or openai-chat)")
+    protocol = get_api(endpoint.api)
+    if prompt_mode == "instruct" and not protocol.chat:
+        chat_apis = " or ".join(chat_api_names())
+        raise InputError(f"endpoint {endpoint.url}: instruct mode needs the chat API (api {chat_apis})")
     client = client_for(endpoint, retry, watch)
-    chat = endpoint.api == "openai-chat" or prompt_mode == "instruct"
+    chat = protocol.prompts_as_chat or prompt_mode == "instruct"
     if endpoint.max_concurrency:
         concurrency = min(concurrency, endpoint.max_concurrency)
     client.check()

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from codequant.option_checks import above, check_out_file, fraction
+from codequant.option_checks import above, check_out_file, fraction, generation_api
 from codequant.study.methods import DEFAULT_REQUEST_TIMEOUT_S, DEFAULT_SAMPLES_PER_REQUEST
 
 if TYPE_CHECKING:
@@ -34,11 +34,14 @@ def generate(
     endpoint: Annotated[str, typer.Option(help="server URL, e.g. http://127.0.0.1:8080")],
     benchmark: Annotated[str, typer.Option(help="benchmark name (codequant benchmarks list)")],
     out: Annotated[Path, typer.Option("--out", help="completions JSONL (appended; existing samples are kept)")],
-    api: Annotated[Literal["tgi", "openai", "openai-chat"], typer.Option(help="the endpoint's API")] = "tgi",
+    api: Annotated[
+        str,
+        typer.Option(help="the endpoint's protocol, e.g. tgi or openai (the installed ones)", callback=generation_api),
+    ] = "tgi",
     model: Annotated[str | None, typer.Option(help="model name for the OpenAI API")] = None,
     api_key_env: Annotated[
         str | None,
-        typer.Option(help="environment variable holding the API key (default: OPENAI_API_KEY, or HF_TOKEN for tgi)"),
+        typer.Option(help="environment variable holding the API key (default: the protocol's own, e.g. HF_TOKEN)"),
     ] = None,
     header_env: Annotated[
         list[str] | None, typer.Option(help="extra header from the environment: NAME=VARIABLE (repeatable)")
@@ -76,12 +79,14 @@ def generate(
     from codequant.benchmarks import load_benchmark
     from codequant.errors import InputError
     from codequant.jsonl import JsonlAppender, read_jsonl
-    from codequant_generator.api import Endpoint, generate_completions
+    from codequant.protocols import chat_api_names, get_api
+    from codequant.study.methods import EndpointSpec
+    from codequant_generator.api import generate_completions
     from codequant_generator.clients import client_for
     from codequant_generator.retry import RequestWatch, Retry
 
-    if prompt_mode == "instruct" and api == "tgi":
-        raise InputError("--prompt-mode instruct needs the chat API: --api openai or openai-chat")
+    if prompt_mode == "instruct" and not get_api(api).chat:
+        raise InputError(f"--prompt-mode instruct needs the chat API: --api {' or '.join(chat_api_names())}")
     headers = {}
     for item in header_env or []:
         name, sep, variable = item.partition("=")
@@ -92,9 +97,9 @@ def generate(
     if wanted is not None and not wanted:
         raise InputError(f"--problems: no problem names in {problems!r}")
     check_out_file(out)
-    target = Endpoint(
-        endpoint,
-        api,
+    target = EndpointSpec(
+        url=endpoint,
+        api=api,
         model=model,
         api_key_env=api_key_env,
         headers_env=headers,

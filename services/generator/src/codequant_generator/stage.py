@@ -18,7 +18,8 @@ from codequant.errors import ServiceError
 from codequant.payloads import GenerateRequest, GenerateResult
 from codequant.results import completion_row, sample_keys
 from codequant.store import ChatAnswer, Completion, Store
-from codequant_generator.api import Endpoint, generate_completions
+from codequant.study.methods import EndpointSpec
+from codequant_generator.api import generate_completions
 from codequant_generator.launch import Server, resolve_server, running_server, vllm_executable
 from codequant_generator.serving_cost import CostLog, record_cost, server_measurements
 
@@ -29,10 +30,10 @@ SERVING_PACKAGES = ("codequant-serving", "torch", "transformers", "aqlm", "compr
 
 
 @contextlib.contextmanager
-def variant_endpoint(request: GenerateRequest, server: Server = "codequant") -> Iterator[Endpoint]:
+def variant_endpoint(request: GenerateRequest, server: Server = "codequant") -> Iterator[EndpointSpec]:
     """The request's external endpoint, or ``server`` started here on its model folder for the block's duration."""
     if request.endpoint is not None:
-        yield Endpoint(**request.endpoint.model_dump(mode="json"))
+        yield request.endpoint
         return
     if server == "codequant":
         try:
@@ -45,7 +46,7 @@ def variant_endpoint(request: GenerateRequest, server: Server = "codequant") -> 
     if request.model is None:
         raise ServiceError(f"variant {request.variant_key}: no endpoint and no model folder to serve")
     with running_server(request.model, server=server, dtype=request.model_dtype) as url:
-        yield Endpoint(url, "openai")
+        yield EndpointSpec(url=url, api="openai")
 
 
 def model_server(request: GenerateRequest) -> tuple[Server | None, str]:
@@ -110,7 +111,7 @@ def _generate(
     store: Store,
     loaded: Any,
     missing: dict[tuple[str, int], str],
-    endpoint: Endpoint,
+    endpoint: EndpointSpec,
     advance: Callable[[int], None],
     cost: CostLog,
 ) -> int:

@@ -12,6 +12,7 @@ from codequant.instruct import PromptMode, key_config
 from codequant.keys import variant_key
 from codequant.languages import get_language
 from codequant.limits import Limits
+from codequant.protocols import chat_api_names, get_api
 from codequant.study.methods import Strict, VariantModel, VariantSpec
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$"
@@ -271,10 +272,11 @@ class Study(Strict):
         instruct = [b.name for b in self.benchmarks if b.prompt_mode == "instruct"]
         for model in self.models:
             for variant in model.variants:
-                if instruct and variant.endpoint is not None and variant.endpoint.api == "tgi":
+                if instruct and variant.endpoint is not None and not get_api(variant.endpoint.api).chat:
+                    chat = " or ".join(chat_api_names())
                     raise ValueError(
                         f"variant {model.name}/{variant.name}: prompt_mode instruct ({', '.join(instruct)}) needs "
-                        "the chat completions API; give its endpoint api: openai or openai-chat"
+                        f"the chat completions API; give its endpoint api: {chat}"
                     )
         return self
 

@@ -7,13 +7,16 @@ model's tensor shapes. None of this imports torch.
 
 from __future__ import annotations
 
+import os
 from abc import abstractmethod
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from codequant.errors import InputError
 from codequant.footprint import TensorShapes
+from codequant.protocols import api_names, get_api
 
 CALIBRATION_RECIPES = ("random", "mixed", "code")
 #: Bits per weight of the unquantized dtypes a model can be loaded in.
@@ -65,7 +68,7 @@ class EndpointSpec(Strict):
     Secrets stay in the environment: the spec names the variables that hold them."""
 
     url: str
-    api: Literal["tgi", "openai", "openai-chat"] = "tgi"
+    api: str = Field("tgi", description="the endpoint's protocol (codequant.protocols)")
     model: str | None = Field(None, description="model name for the OpenAI API")
     api_key_env: str | None = Field(None, description="environment variable holding the API key")
     headers_env: dict[str, str] = Field(
@@ -81,9 +84,49 @@ class EndpointSpec(Strict):
         description="OpenAI APIs: a problem's n is split into requests of at most this many samples",
     )
 
+    @field_validator("api")
+    @classmethod
+    def _known_api(cls, value: str) -> str:
+        if value not in api_names():
+            raise ValueError(f"must be one of {', '.join(api_names())}, got {value!r}")
+        return value
+
     def key_config(self) -> dict[str, Any]:
         """The fields that decide what the endpoint generates (credentials and limits do not)."""
         return self.model_dump(mode="json", include={"url", "api", "model"})
+
+    def key_variable(self) -> str | None:
+        """The variable the API key is read from: ``api_key_env``, else the API's conventional one when it is set
+        (OPENAI_API_KEY, HF_TOKEN), else None (no key is sent)."""
+        if self.api_key_env:
+            return self.api_key_env
+        conventional = get_api(self.api).key_env
+        return conventional if os.environ.get(conventional) else None
+
+    def credentials(self) -> tuple[str | None, dict[str, str]]:
+        """(API key, extra headers) read from the environment; InputError naming a variable that is not set."""
+        missing = [name for name in [self.api_key_env, *self.headers_env.values()] if name and name not in os.environ]
+        if missing:
+            raise InputError(
+                f"endpoint {self.url}: environment variable {', '.join(missing)} is not set "
+                "(named by api_key_env / headers_env)"
+            )
+        variable = self.key_variable()
+        key = os.environ[variable] if variable else None
+        return key, {header: os.environ[name] for header, name in self.headers_env.items()}
+
+    def auth_hint(self) -> str:
+        """What to do when the endpoint refuses the request's credentials (HTTP 401/403)."""
+        variable = self.key_variable()
+        if variable:
+            return (
+                f"the API key in ${variable} was refused: set it to a valid key, or name the variable that holds one "
+                "with --api-key-env (study: endpoint.api_key_env)"
+            )
+        return (
+            f"no API key was sent: set ${get_api(self.api).key_env}, or name the variable that holds the key with "
+            "--api-key-env (study: endpoint.api_key_env)"
+        )
 
 
 class VariantModel(Strict):

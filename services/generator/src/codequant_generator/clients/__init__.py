@@ -1,0 +1,25 @@
+"""Endpoint clients, one module per generation protocol (like EvalPlus's providers): each registers its client
+class with ``@register_client`` for the protocol names it speaks, which ``codequant.protocols`` then offers to
+studies (this package is the ``codequant.protocols`` entry point). Every module of this package is imported, so a
+new file is a new protocol (docs/architecture.md, "Extensions")."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+from codequant_generator.clients.base import (
+    Client,
+    OnRequest,
+    Sample,
+    client_for,
+    endpoint_slots,
+    register_client,
+    unregister_client,
+)
+
+__all__ = ["Client", "OnRequest", "Sample", "client_for", "endpoint_slots", "register_client", "unregister_client"]
+
+for _module in pkgutil.iter_modules(__path__):
+    if _module.name != "base":
+        importlib.import_module(f"{__name__}.{_module.name}")
