@@ -1,7 +1,8 @@
 """A method is two classes: a variant model (codequant.study.methods) and a quantizer (codequant_quantizer.methods).
 
 This test adds a throwaway method the way a new one would be added, and checks that the study parser, the
-command line, the quantizer, the footprint and the reporter all pick it up without any other change.
+command line, the quantizer, the footprint, the recorded library versions and the reporter all pick it up without
+any other change (a method with a new library also adds that library to its distribution's extra).
 """
 
 from __future__ import annotations
@@ -9,8 +10,9 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from importlib import metadata
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import pytest
 import torch
@@ -32,6 +34,10 @@ from codequant_reporter.study_data import VariantData
 # -- "file 1": the variant model, as it would live in codequant/study/methods/truncate.py ------------------------
 class TruncateVariant(VariantModel):
     """Block linear weights with their float32 mantissas cut to ``mantissa_bits`` bits (stored as float32)."""
+
+    #: The library it makes folders with, as a new method's would be (its versions are recorded with the work).
+    quantize_packages: ClassVar[tuple[str, ...]] = ("safetensors",)
+    serve_packages: ClassVar[tuple[str, ...]] = ("safetensors",)
 
     method: Literal["truncate"]
     mantissa_bits: int = Field(7, ge=1, le=23, description="mantissa bits kept")
@@ -105,7 +111,8 @@ def test_the_quantizer_writes_the_folder_through_the_shared_record_step(
 ) -> None:
     folder = quantize(str(small_code_model), {"method": "truncate", "mantissa_bits": 3}, tmp_path / "cut")
     record = json.loads((folder / "quantization.json").read_text())
-    assert record["method"] == "truncate" and record["config"]["mantissa_bits"] == 3 and record["versions"]
+    assert record["method"] == "truncate" and record["config"]["mantissa_bits"] == 3
+    assert record["versions"]["safetensors"] == metadata.version("safetensors")  # the method's own library
     from safetensors.torch import load_file
 
     weight = load_file(folder / "model.safetensors")["model.layers.0.mlp.down_proj.weight"]
@@ -144,3 +151,11 @@ def test_a_method_that_does_not_say_its_bits_cannot_be_registered() -> None:
 
     with pytest.raises(TypeError, match="does not implement bits_per_weight, precision_label"):
         register_variant(Forgetful)
+
+
+def test_the_stages_record_the_libraries_the_method_declares(truncate_method: None) -> None:
+    from codequant.study.methods import method_packages
+
+    # The quantize stage, quantization.json and a self-served variant's generate stage record these versions.
+    assert method_packages("quantize")[-1] == "safetensors" and method_packages("serve")[-1] == "safetensors"
+    assert method_packages("quantize")[:-1] == ("aqlm", "llmcompressor", "compressed-tensors", "bitsandbytes")

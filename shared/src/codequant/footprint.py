@@ -14,6 +14,7 @@ from typing import Any
 #: Tensor name -> (safetensors dtype such as "F16" or "I8", shape).
 TensorShapes = dict[str, tuple[str, list[int]]]
 
+_INTEGER = ("I8", "U8", "I16", "I32")
 DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
 #: Study dtypes (and the footprint command's short names) -> safetensors dtype of unquantized tensors.
 SAFETENSORS_DTYPE = {
@@ -69,6 +70,37 @@ def result(
     if note:
         out["note"] = note
     return out
+
+
+def packed_footprint(tensors: TensorShapes, quantized_params: int, note: str) -> dict[str, Any]:
+    """A folder whose quantized layers store integer weights with scales: compressed-tensors (weight_packed int32 +
+    weight_scale [+ zero point] + weight_shape) or bitsandbytes (int8 weight + SCB, or uint8 nf4 pairs +
+    absmax/quant_map/state). A layer is quantized when its weight is stored as integers; everything else of that
+    layer counts as scales. ``quantized_params``: how many weights were quantized (the folder's record says)."""
+    owners = {
+        name.rpartition(".")[0]
+        for name, (dtype, _) in tensors.items()
+        if name.endswith((".weight_packed", ".weight")) and dtype in _INTEGER
+    }
+    codes = scales = unquantized_bytes = unquantized_params = 0
+    for name, (dtype, shape) in tensors.items():
+        size = nbytes(dtype, shape)
+        owner = _owner(name, owners)
+        if owner is None and dtype not in _INTEGER:
+            unquantized_params += numel(shape)
+        if owner is None or name.endswith(".bias"):
+            unquantized_bytes += size
+        elif name in (f"{owner}.weight_packed", f"{owner}.weight"):
+            codes += size
+        else:
+            scales += size
+    params = quantized_params + unquantized_params
+    return result(codes, 0, scales, unquantized_bytes, quantized_params, params, None, note=note)
+
+
+def _owner(name: str, owners: set[str]) -> str | None:
+    """The quantized layer a tensor belongs to (``layer.weight_scale``, bitsandbytes' ``layer.weight.absmax``)."""
+    return next((o for o in (name.rpartition(".")[0], name.split(".weight.")[0]) if o in owners), None)
 
 
 def unquantized(tensors: TensorShapes) -> dict[str, Any]:

@@ -18,15 +18,15 @@ from codequant.errors import ServiceError
 from codequant.payloads import GenerateRequest, GenerateResult
 from codequant.results import completion_row, sample_keys
 from codequant.store import ChatAnswer, Completion, Store
-from codequant.study.methods import EndpointSpec
+from codequant.study.methods import EndpointSpec, method_packages
 from codequant_generator.api import generate_completions
 from codequant_generator.launch import Server, resolve_server, running_server, vllm_executable
 from codequant_generator.serving_cost import CostLog, record_cost, server_measurements
 
 _FLUSH_EVERY = 32
 PACKAGES = ("codequant-generator", "huggingface_hub", "openai", "httpx")
-#: What a self-served variant's samples also depend on.
-SERVING_PACKAGES = ("codequant-serving", "torch", "transformers", "aqlm", "compressed-tensors", "bitsandbytes")
+#: What a self-served variant's samples also depend on, beside the methods' serving libraries (``method_packages``).
+SERVING_PACKAGES = ("codequant-serving", "torch", "transformers")
 
 
 @contextlib.contextmanager
@@ -101,7 +101,7 @@ def generate_variant(
             say("measuring memory and held-out perplexity")
             measured = server_measurements(endpoint.url)
         record_cost(store, request.variant_key, server_name, cost, measured)
-    packages = PACKAGES + (SERVING_PACKAGES if server == "codequant" else ())
+    packages = PACKAGES + (SERVING_PACKAGES + method_packages("serve") if server == "codequant" else ())
     environment = {**describe(packages), "model_server": server_name}
     return GenerateResult(generated=generated, stored_before=stored_before, environment=environment)
 

@@ -14,12 +14,7 @@ from typing import Any
 
 from codequant import footprint as fp
 from codequant.errors import InputError
-from codequant.study.methods import parse_variant
-from codequant.study.methods.aqlm import measure_aqlm
-
-#: Folders whose quantized layers store integer weights plus per-group or per-row scales (and bnb state).
-PACKED_FORMATS = ("compressed-tensors", "bitsandbytes")
-_INTEGER = ("I8", "U8", "I16", "I32")
+from codequant.study.methods import format_class, parse_variant, quantized_methods
 
 
 def from_folder(folder: Path) -> dict[str, Any]:
@@ -39,45 +34,12 @@ def from_folder(folder: Path) -> dict[str, Any]:
                 piece = handle.get_slice(name)
                 tensors[name] = (piece.get_dtype(), piece.get_shape())
     quant = config.get("quantization_config") or {}
-    if quant.get("quant_method") == "aqlm":
-        group = quant["in_group_size"] * quant["out_group_size"]
-        return measure_aqlm(tensors, quant["num_codebooks"], quant["nbits_per_codebook"], group)
-    if quant.get("quant_method") in PACKED_FORMATS:
-        return _measure_packed(tensors, quant["quant_method"], record)
-    if record.get("method") == "rtn":  # de-quantized weights: the footprint is the packed size they stand for
+    method = format_class(quant.get("quant_method"))
+    if method is not None:  # a format of its own (AQLM, compressed-tensors, bitsandbytes...)
+        return method.measure_folder(tensors, quant, record)
+    if record.get("method") in quantized_methods():  # de-quantized weights (RTN): the size they stand for
         return parse_variant({"name": "folder", **record["config"]}).predict_footprint(tensors)
     return fp.unquantized(tensors)
-
-
-def _measure_packed(tensors: fp.TensorShapes, quant_method: str, record: dict[str, Any]) -> dict[str, Any]:
-    """compressed-tensors (weight_packed int32 + weight_scale [+ zero point] + weight_shape) and bitsandbytes
-    (int8 weight + SCB, or uint8 nf4 pairs + absmax/quant_map/state) folders: a layer is quantized when its
-    weight is stored as integers; everything else of that layer counts as scales."""
-    owners = {
-        name.rpartition(".")[0]
-        for name, (dtype, _) in tensors.items()
-        if name.endswith((".weight_packed", ".weight")) and dtype in _INTEGER
-    }
-    codes = scales = unquantized = unquantized_params = 0
-    for name, (dtype, shape) in tensors.items():
-        size = fp.nbytes(dtype, shape)
-        owner = _owner(name, owners)
-        if owner is None and dtype not in _INTEGER:
-            unquantized_params += fp.numel(shape)
-        if owner is None or name.endswith(".bias"):
-            unquantized += size
-        elif name in (f"{owner}.weight_packed", f"{owner}.weight"):
-            codes += size
-        else:
-            scales += size
-    quantized_params = record.get("quantized_parameters") or 0
-    params = quantized_params + unquantized_params
-    return fp.result(codes, 0, scales, unquantized, quantized_params, params, None, note=f"{quant_method} checkpoint")
-
-
-def _owner(name: str, owners: set[str]) -> str | None:
-    """The quantized layer a tensor belongs to (``layer.weight_scale``, bitsandbytes' ``layer.weight.absmax``)."""
-    return next((o for o in (name.rpartition(".")[0], name.split(".weight.")[0]) if o in owners), None)
 
 
 def shapes_from_config(config: Path | dict[str, Any], dtype: str = "float16") -> fp.TensorShapes:

@@ -9,12 +9,15 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from codequant.study.methods import method_packages
+
 RECORD = "quantization.json"
 
 
 def versions() -> dict[str, str]:
+    """The installed versions of what quantized folders are made with (the methods declare their libraries)."""
     found = {}
-    for package in ("codequant-quantizer", "torch", "transformers", "aqlm", "llmcompressor", "bitsandbytes"):
+    for package in ("codequant-quantizer", "torch", "transformers", *method_packages("quantize")):
         try:
             found[package] = metadata.version(package)
         except metadata.PackageNotFoundError:

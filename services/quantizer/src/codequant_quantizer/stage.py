@@ -8,20 +8,12 @@ from pathlib import Path
 from codequant.environment import describe
 from codequant.model_source import resolve_model
 from codequant.payloads import PrepareRequest, PrepareResult
+from codequant.study.methods import method_packages
 from codequant_quantizer.api import footprint, quantize, variant_model
 
-#: What the quantize stage's results depend on, recorded with its job.
-PACKAGES = (
-    "codequant-quantizer",
-    "codequant-tiny-model",
-    "torch",
-    "transformers",
-    "accelerate",
-    "aqlm",
-    "llmcompressor",
-    "compressed-tensors",
-    "bitsandbytes",
-)
+#: What the quantize stage's results depend on beside the methods' own libraries (``method_packages``), recorded
+#: with its job.
+PACKAGES = ("codequant-quantizer", "codequant-tiny-model", "torch", "transformers", "accelerate")
 
 
 def prepare_variant(request: PrepareRequest, *, detail: Callable[[str], None] | None = None) -> PrepareResult:
@@ -51,4 +43,6 @@ def prepare_variant(request: PrepareRequest, *, detail: Callable[[str], None] | 
     else:
         path = base
     size = footprint(Path(path)) if Path(path).is_dir() else None
-    return PrepareResult(artifact_path=path, footprint=size, environment=describe(PACKAGES))
+    return PrepareResult(
+        artifact_path=path, footprint=size, environment=describe(PACKAGES + method_packages("quantize"))
+    )

@@ -22,6 +22,8 @@ from codequant.study.methods.base import (
 )
 from codequant.study.methods.registry import (
     VariantSpec,
+    format_class,
+    method_packages,
     methods,
     parse_variant,
     quantized_methods,
@@ -45,6 +47,8 @@ __all__ = [
     "Strict",
     "VariantModel",
     "VariantSpec",
+    "format_class",
+    "method_packages",
     "methods",
     "parse_variant",
     "quantized_methods",

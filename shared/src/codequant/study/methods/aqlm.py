@@ -32,6 +32,9 @@ class AqlmVariant(VariantModel):
 
     #: vLLM removed AQLM in Aug 2025 (and TGI never had it): codequant's own server serves these folders.
     vllm_servable: ClassVar[bool] = False
+    quantize_packages: ClassVar[tuple[str, ...]] = ("aqlm",)
+    serve_packages: ClassVar[tuple[str, ...]] = ("aqlm",)
+    checkpoint_format: ClassVar[str | None] = "aqlm"
 
     method: Literal["aqlm"]
     preset: str | None = Field(None, description=f"one of {', '.join(AQLM_PRESETS)}")
@@ -122,6 +125,14 @@ class AqlmVariant(VariantModel):
             else:
                 predicted[name] = (dtype, shape)
         return measure_aqlm(predicted, m, b, ig * og)
+
+    @classmethod
+    def measure_folder(
+        cls, tensors: fp.TensorShapes, quantization_config: dict[str, Any], record: dict[str, Any]
+    ) -> dict[str, Any]:
+        quant = quantization_config
+        group = quant["in_group_size"] * quant["out_group_size"]
+        return measure_aqlm(tensors, quant["num_codebooks"], quant["nbits_per_codebook"], group)
 
 
 def measure_aqlm(tensors: fp.TensorShapes, num_codebooks: int, nbits_per_codebook: int, group: int) -> dict[str, Any]:

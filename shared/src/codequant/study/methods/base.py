@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from codequant.errors import InputError
-from codequant.footprint import TensorShapes
+from codequant.footprint import TensorShapes, packed_footprint
 from codequant.protocols import api_names, get_api
 
 CALIBRATION_RECIPES = ("random", "mixed", "code")
@@ -136,6 +136,14 @@ class VariantModel(Strict):
     quantized: ClassVar[bool] = True
     #: Whether vLLM serves this method's folders (``serving.server: auto`` picks vLLM for them on GPU hosts).
     vllm_servable: ClassVar[bool] = True
+    #: The libraries (distribution names) its folders are made with, beyond torch and transformers: their versions
+    #: are recorded with each quantize job and in quantization.json.
+    quantize_packages: ClassVar[tuple[str, ...]] = ()
+    #: The libraries its folders are served with (recorded with the generate job of a self-served variant).
+    serve_packages: ClassVar[tuple[str, ...]] = ()
+    #: ``quantization_config.quant_method`` of its saved folders (None: none of its own); a folder in this format is
+    #: measured by ``measure_folder``.
+    checkpoint_format: ClassVar[str | None] = None
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
     method: str
@@ -169,3 +177,13 @@ class VariantModel(Strict):
     @abstractmethod
     def predict_footprint(self, tensors: TensorShapes) -> dict[str, Any]:
         """The footprint of this variant of a model whose unquantized tensors are ``tensors``."""
+
+    @classmethod
+    def measure_folder(
+        cls, tensors: TensorShapes, quantization_config: dict[str, Any], record: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The footprint of a saved folder in ``checkpoint_format`` (``tensors``: its safetensors headers;
+        ``record``: its quantization.json, if any); by default integer weights with their scales."""
+        return packed_footprint(
+            tensors, record.get("quantized_parameters") or 0, note=f"{cls.checkpoint_format} checkpoint"
+        )

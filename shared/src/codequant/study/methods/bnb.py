@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -14,6 +14,10 @@ from codequant.study.methods.registry import register_variant
 @register_variant
 class BitsAndBytesVariant(VariantModel):
     """bitsandbytes int8 (LLM.int8 with outlier columns in 16 bits) or nf4 (4-bit NormalFloat, blocks of 64)."""
+
+    quantize_packages: ClassVar[tuple[str, ...]] = ("bitsandbytes",)
+    serve_packages: ClassVar[tuple[str, ...]] = ("bitsandbytes",)
+    checkpoint_format: ClassVar[str | None] = "bitsandbytes"
 
     method: Literal["bnb-int8", "bnb-nf4"]
     double_quant: bool = Field(False, description="nf4: quantize the block scales too (~0.4 bits less per weight)")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
@@ -18,6 +18,10 @@ class CompressorVariant(VariantModel):
     W4A16/W8A16: int weights in groups of ``group_size`` input columns, 16-bit activations.
     W8A8: int8 weights per output channel and int8 activations quantized per token at run time.
     """
+
+    quantize_packages: ClassVar[tuple[str, ...]] = ("llmcompressor", "compressed-tensors")
+    serve_packages: ClassVar[tuple[str, ...]] = ("compressed-tensors",)
+    checkpoint_format: ClassVar[str | None] = "compressed-tensors"
 
     method: Literal["gptq", "awq"]
     scheme: Literal["W4A16", "W8A16", "W8A8"] = Field("W4A16", description="weight and activation bits")

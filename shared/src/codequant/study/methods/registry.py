@@ -7,7 +7,7 @@ variant is validated by the class its ``method`` names, so registering a class i
 from __future__ import annotations
 
 import inspect
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, PlainSerializer, PlainValidator, ValidationError
 from pydantic_core import PydanticCustomError
@@ -60,6 +60,18 @@ def variant_class(method: str) -> type[VariantModel]:
 def variant_classes() -> list[type[VariantModel]]:
     """Each registered class once."""
     return list(dict.fromkeys(_VARIANTS.values()))
+
+
+def method_packages(use: Literal["quantize", "serve"]) -> tuple[str, ...]:
+    """The libraries the registered methods declare for making (``quantize``) or serving (``serve``) their folders,
+    each once, in registration order."""
+    found = (cls.quantize_packages if use == "quantize" else cls.serve_packages for cls in variant_classes())
+    return tuple(dict.fromkeys(package for packages in found for package in packages))
+
+
+def format_class(quant_method: str | None) -> type[VariantModel] | None:
+    """The method whose folders carry ``quantization_config.quant_method`` = ``quant_method`` (None: no such one)."""
+    return next((cls for cls in variant_classes() if quant_method and cls.checkpoint_format == quant_method), None)
 
 
 def _validate(value: Any) -> VariantModel:

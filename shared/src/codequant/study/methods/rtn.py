@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -18,6 +18,9 @@ class RtnVariant(VariantModel):
     ``backend: codequant`` (no extra dependency, 2-8 bits) stores de-quantized weights and counts the packed size;
     ``backend: llm-compressor`` (4 or 8 bits) writes a packed compressed-tensors checkpoint that vLLM serves.
     """
+
+    quantize_packages: ClassVar[tuple[str, ...]] = ("llmcompressor", "compressed-tensors")  # its packed backend
+    serve_packages: ClassVar[tuple[str, ...]] = ("compressed-tensors",)
 
     method: Literal["rtn"]
     bits: int = Field(ge=2, le=8, description="bits per weight (2-8)")
