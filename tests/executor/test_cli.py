@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 from sqlalchemy import func, select
 
 from codequant.store import Execution, Store
-
-CLI = [sys.executable, "-c", "from codequant.cli import main; main()", "execute"]
+from tests.cli import codequant
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=300)
+    return codequant("execute", *args, timeout=300)
 
 
 def test_execute_keeps_order_and_caches_identical_programs(tmp_path: Path) -> None:
@@ -69,7 +67,7 @@ def test_bad_input_names_file_and_line_and_writes_nothing(tmp_path: Path) -> Non
     out = tmp_path / "out.jsonl"
     result = run(str(source), "--out", str(out))
     assert result.returncode == 2
-    assert f"{source}:3: field 'language' must be one of cpp, java, javascript, python, got 'rust'" in result.stderr
+    assert f"{source}:3: field 'language' must be one of python, java, cpp, javascript, got 'rust'" in result.stderr
     assert "Traceback" not in result.stderr and not out.exists()
     source.write_text('{"name": "a", "language": "python", "prompt": "x"}\n')
     result = run(str(source), "--out", str(out))

@@ -100,7 +100,9 @@ def test_an_unknown_language_is_an_error_never_a_fallback(toy: type[Runner]) -> 
                 fresh.run_one("echo 1\n", "toysh", FAST)
         finally:
             fresh.close()
-        with pytest.raises(UnknownLanguage, match="no runner for language 'ruby'; known: cpp, java, javascript"):
+        with pytest.raises(
+            UnknownLanguage, match="no runner for language 'ruby'; known: python, java, cpp, javascript"
+        ):
             pool.run_one("puts 1\n", "ruby", FAST)
         with pytest.raises(InputError, match=r"record 1: field .language. must be one of .*, got .toysh."):
             program_of({"language": "toysh", "program": "echo 1\n"}, "record 1")

@@ -59,7 +59,7 @@ CASES: list[tuple[list[str], int, str]] = [
     (["serve", "--model", "{dir}", "--threads", "0"], 2, "--threads"),
     ([*GENERATE, "--n", "0"], 2, "'--n': Input should be greater than or equal to 1"),
     ([*GENERATE, "--limit", "0"], 2, "'--limit'"),
-    ([*GENERATE, "--api", "grpc"], 2, "'grpc' is not one of 'openai', 'openai-chat', 'tgi'"),
+    ([*GENERATE, "--api", "grpc"], 2, "'grpc' is not one of 'tgi', 'openai', 'openai-chat'"),
     ([*GENERATE, "--temperature", "-1"], 2, "'--temperature'"),
     ([*GENERATE, "--top-p", "0"], 2, "'--top-p': must be above 0 and at most 1"),
     ([*GENERATE, "--top-p", "1.5"], 2, "'--top-p': must be above 0 and at most 1"),

@@ -124,4 +124,4 @@ def test_a_protocol_added_from_test_code_is_accepted_by_studies_and_sampled_thro
 def test_an_unknown_protocol_is_refused_naming_the_known_ones() -> None:
     with pytest.raises(StudyError) as error:
         parse_study(STUDY.replace("API", "toy-echo").replace("BENCHMARK", "humaneval"))
-    assert "endpoint.api: must be one of openai, openai-chat, tgi, got 'toy-echo'" in str(error.value)
+    assert "endpoint.api: must be one of tgi, openai, openai-chat, got 'toy-echo'" in str(error.value)

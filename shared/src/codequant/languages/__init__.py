@@ -34,6 +34,6 @@ __all__ = [
     "unregister_language",
 ]
 
-for _module in pkgutil.iter_modules(__path__):
-    if _module.name != "registry":
-        importlib.import_module(f"{__name__}.{_module.name}")
+_FIRST = ("python", "java", "cpp", "javascript")  # the order languages are listed in messages
+for _name in [*_FIRST, *sorted({m.name for m in pkgutil.iter_modules(__path__)} - {*_FIRST, "registry"})]:
+    importlib.import_module(f"{__name__}.{_name}")

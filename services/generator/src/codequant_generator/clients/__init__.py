@@ -20,6 +20,6 @@ from codequant_generator.clients.base import (
 
 __all__ = ["Client", "OnRequest", "Sample", "client_for", "endpoint_slots", "register_client", "unregister_client"]
 
-for _module in pkgutil.iter_modules(__path__):
-    if _module.name != "base":
-        importlib.import_module(f"{__name__}.{_module.name}")
+_FIRST = ("tgi", "openai_api")  # the order protocols are listed in messages
+for _name in [*_FIRST, *sorted({m.name for m in pkgutil.iter_modules(__path__)} - {*_FIRST, "base"})]:
+    importlib.import_module(f"{__name__}.{_name}")
