@@ -12,9 +12,17 @@ from pathlib import Path
 CLI = [sys.executable, "-c", "from codequant.cli import main; main()"]
 
 
-def codequant(*args: str | Path, timeout: float) -> subprocess.CompletedProcess[str]:
-    """``codequant ARGS...`` run to its end within ``timeout`` seconds."""
-    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=timeout)
+def codequant(
+    *args: str | Path,
+    timeout: float,
+    env: dict[str, str] | None = None,
+    cwd: str | Path | None = None,
+    input: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """``codequant ARGS...`` run to its end within ``timeout`` seconds (``env``: its whole environment)."""
+    return subprocess.run(
+        [*CLI, *map(str, args)], capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd, input=input
+    )
 
 
 def codequant_ok(*args: str | Path, timeout: float) -> subprocess.CompletedProcess[str]:

@@ -6,7 +6,6 @@ import copy
 import json
 import re
 import subprocess
-import sys
 import tomllib
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -18,6 +17,7 @@ import typer.main
 import yaml
 
 from codequant.queues import QUEUES, REQUIRES
+from tests.cli import codequant
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = REPO.parent / "shared" / "schemas" / "compose-spec.json"
@@ -140,12 +140,7 @@ def test_the_routing_check_catches_a_worker_on_a_queue_it_cannot_serve() -> None
 @pytest.mark.parametrize("service", sorted(codequant_commands()))
 def test_every_command_is_a_real_cli_entry_point(service: str) -> None:
     args = codequant_commands()[service]
-    result = subprocess.run(
-        [sys.executable, "-c", "from codequant.cli import main; main()", args[0], "--help"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = codequant(args[0], "--help", timeout=120)
     assert result.returncode == 0, result.stderr
     options = set(re.findall(r"--[a-z][a-z-]*", result.stdout))
     assert {a for a in args if a.startswith("--")} <= options

@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from codequant.limits import Limits
 from codequant_executor.cgroups import MemoryCgroups
 from codequant_executor.pool import ExecutorPool, InsecureSandbox
 from codequant_executor.sandbox import UID_BASE, Sandbox
+from tests.cli import CLI
 from tests.executor.conftest import FAST
 
 needs_bwrap = pytest.mark.skipif(not Sandbox().bwrap, reason="needs working bubblewrap")
@@ -150,8 +150,8 @@ def test_executor_as_a_non_root_user_without_bubblewrap_refuses() -> None:
     source = tmp_path / "in.jsonl"
     source.write_text('{"name": "a", "language": "python", "program": "print(1)"}\n')
     out = tmp_path / "out.jsonl"
-    command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c"]
-    command += ["from codequant.cli import main; main()", "execute", str(source), "--out", str(out)]
+    command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *CLI]
+    command += ["execute", str(source), "--out", str(out)]
     env = {"PATH": str(tools), "HOME": str(tmp_path), "CODEQUANT_CACHE_DIR": str(tmp_path / "cache")}
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 3, result.stderr

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from codequant_executor.slots import MAX_SLOTS, SlotClaim, SlotsUnavailable
+from tests.cli import CLI, codequant
 
-CLI = [sys.executable, "-c", "from codequant.cli import main; main()", "execute"]
+EXECUTE = [*CLI, "execute"]
 HOLD = "import sys; from codequant_executor.slots import SlotClaim; c = SlotClaim(2); print(c.slots, flush=True); "
 HOLD += "sys.stdin.read()"
 
@@ -46,7 +47,8 @@ def test_two_executor_processes_at_once_do_not_kill_each_others_programs(tmp_pat
         path.write_text("".join(json.dumps(r) + "\n" for r in rows))
         inputs.append(path)
     runs = [
-        subprocess.Popen([*CLI, str(path), "--out", str(path.with_suffix(".out")), "--workers", "2"]) for path in inputs
+        subprocess.Popen([*EXECUTE, str(path), "--out", str(path.with_suffix(".out")), "--workers", "2"])
+        for path in inputs
     ]
     assert [run.wait(timeout=300) for run in runs] == [0, 0]
     for path in inputs:
@@ -79,13 +81,7 @@ def test_a_cli_without_free_slots_says_so_in_one_line(tmp_path: Path) -> None:
         source = tmp_path / "in.jsonl"
         source.write_text('{"name": "a", "language": "python", "program": "pass"}\n')
         env = {**os.environ, "CODEQUANT_SLOT_DIR": str(slots)}
-        result = subprocess.run(
-            [*CLI, str(source), "--out", str(tmp_path / "out.jsonl")],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=120,
-        )
+        result = codequant("execute", str(source), "--out", str(tmp_path / "out.jsonl"), env=env, timeout=120)
         lines = result.stderr.strip().splitlines()
         assert result.returncode == 3 and len(lines) == 1 and "free sandbox slots" in lines[0], result.stderr
         assert "Traceback" not in result.stderr and not (tmp_path / "out.jsonl").exists()

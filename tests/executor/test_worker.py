@@ -17,9 +17,11 @@ import pytest
 import redis
 import yaml
 
+from tests.cli import CLI, codequant
+
 REPO = Path(__file__).resolve().parents[2]
 PASSWORDS = {"CODEQUANT_REDIS_PASSWORD": "admin-secret-1", "CODEQUANT_EXECUTOR_REDIS_PASSWORD": "executor-secret-2"}
-WORKER = [sys.executable, "-c", "from codequant.cli import main; main()", "worker", "execute", "--concurrency", "1"]
+WORKER = [*CLI, "worker", "execute", "--concurrency", "1"]
 
 
 def compose_redis_arguments() -> list[str]:
@@ -128,7 +130,7 @@ def test_an_execute_worker_without_network_isolation_refuses_to_start(tmp_path: 
         (tools / tool).symlink_to(shutil.which(tool))
     env = {**os.environ, "PATH": str(tools), "CODEQUANT_BROKER_URL": "redis://127.0.0.1:1/0"}
     env.pop("CODEQUANT_EXECUTOR_INSECURE", None)
-    result = subprocess.run(WORKER, capture_output=True, text=True, env=env, timeout=120)
+    result = codequant("worker", "execute", "--concurrency", "1", env=env, timeout=120)
     assert result.returncode == 3, result.stderr[-2000:]
     assert "refusing to run untrusted code without network isolation" in result.stderr
 

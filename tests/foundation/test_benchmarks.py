@@ -14,6 +14,7 @@ import pytest
 
 from codequant.benchmarks import BENCHMARKS, load_benchmark
 from codequant.errors import InputError
+from tests.cli import codequant
 
 COUNTS = {
     "humaneval": (164, 0, 0),
@@ -135,21 +136,8 @@ def test_bad_benchmark_files_name_file_and_line(tmp_path: Path, data_dir: Path) 
 
 def test_export_cli_writes_records(tmp_path: Path) -> None:
     out = tmp_path / "p.jsonl"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from codequant.cli import main; main()",
-            "benchmarks",
-            "export",
-            "mceval-python",
-            "--exclude-humaneval-overlap",
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
+    result = codequant(
+        "benchmarks", "export", "mceval-python", "--exclude-humaneval-overlap", "--out", out, timeout=120
     )
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in out.read_text().splitlines()]

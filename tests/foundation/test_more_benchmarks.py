@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +12,7 @@ from codequant.benchmarks import BENCHMARKS, benchmark_info, load_benchmark
 from codequant.benchmarks.numpy_standin import STANDIN, without_numpy
 from codequant.errors import InputError
 from codequant.study import parse_study
+from tests.cli import codequant
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "benchmarks"
 NEW = {
@@ -141,8 +140,7 @@ def test_validate_reports_a_bad_user_benchmark_in_one_line_and_exits_2(tmp_path:
         "name: s\nmodels:\n  - name: m\n    builtin: tiny-code\n    variants: [{name: base, method: baseline}]\n"
         f"benchmarks:\n  - path: {path}\n"
     )
-    cli = [sys.executable, "-c", "from codequant.cli import main; main()"]
-    result = subprocess.run([*cli, "validate", str(study)], capture_output=True, text=True, timeout=120)
+    result = codequant("validate", str(study), timeout=120)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].endswith(f"{path}:2: field 'tests' must be a string, got NoneType")
     missing = parse_study_error(tmp_path, "path: nowhere.jsonl")
@@ -165,8 +163,7 @@ def parse_study_error(tmp_path: Path, benchmark: str) -> str:
 def test_benchmarks_list_shows_which_data_is_missing(tmp_path: Path) -> None:
     for name in ("mbpp", "multiple-humaneval-cpp"):
         (tmp_path / f"{name}.jsonl").write_text((DATA / f"{name}.jsonl").read_text())
-    cli = [sys.executable, "-c", "from codequant.cli import main; main()", "benchmarks", "list"]
-    result = subprocess.run([*cli, "--data-dir", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    result = codequant("benchmarks", "list", "--data-dir", str(tmp_path), timeout=300)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert any("mbpp " in line and " 2 " in line for line in lines)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from codequant.study import StudyError, load_study, parse_study
 from codequant.study.presets import AQLM_PRESETS
+from tests.cli import codequant
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))
@@ -157,12 +157,7 @@ def test_non_mapping_study_is_rejected() -> None:
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", "from codequant.cli import main; main()", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return codequant(*args, timeout=120)
 
 
 def test_validate_cli_exit_codes(tmp_path: Path) -> None:

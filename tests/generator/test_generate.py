@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -18,8 +17,9 @@ from codequant.study.methods import EndpointSpec
 from codequant_generator.api import cut_at_stop, generate_completions
 from codequant_generator.launch import free_port
 from codequant_generator.retry import Retry
+from tests.cli import CLI, codequant
 
-CLI = [sys.executable, "-c", "from codequant.cli import main; main()", "generate"]
+GENERATE = [*CLI, "generate"]
 PROBLEMS = load_benchmark("humaneval", limit=3).problems
 
 
@@ -64,7 +64,7 @@ def test_cli_resumes_and_keeps_existing_records(server: str, tmp_path: Path) -> 
     kept = {"name": PROBLEMS[0].name, "sample": 0, "completion": "KEPT", "language": "python"}
     out.write_text(json.dumps(kept) + "\n" + '{"name": "truncated by a cr')  # a crash mid-line
     args = [
-        *CLI,
+        *GENERATE,
         "--endpoint",
         server,
         "--api",
@@ -105,22 +105,18 @@ def test_unreachable_endpoint_is_a_one_line_failure(tmp_path: Path) -> None:
             on_record=lambda r: None,
             retry=Retry(attempts=2, first_delay_s=0.1),
         )
-    result = subprocess.run(
-        [
-            *CLI,
-            "--endpoint",
-            url,
-            "--benchmark",
-            "humaneval",
-            "--limit",
-            "1",
-            "--retries",
-            "1",
-            "--out",
-            str(tmp_path / "x.jsonl"),
-        ],
-        capture_output=True,
-        text=True,
+    result = codequant(
+        "generate",
+        "--endpoint",
+        url,
+        "--benchmark",
+        "humaneval",
+        "--limit",
+        "1",
+        "--retries",
+        "1",
+        "--out",
+        str(tmp_path / "x.jsonl"),
         timeout=120,
     )
     assert result.returncode == 3

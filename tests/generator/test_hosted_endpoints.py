@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -26,9 +24,9 @@ from codequant.study.methods import EndpointSpec
 from codequant_generator.api import generate_completions
 from codequant_generator.launch import free_port
 from codequant_generator.retry import Retry
+from tests.cli import codequant
 
 PROBLEMS = load_benchmark("humaneval", limit=2).problems
-CLI = [sys.executable, "-c", "from codequant.cli import main; main()", "generate"]
 KEY_VARIABLES = ("OPENAI_API_KEY", "HF_TOKEN", "CQ_TEST_KEY")
 
 
@@ -147,9 +145,7 @@ def test_a_missing_credential_is_a_one_line_input_error(tmp_path: Path, monkeypa
     with pytest.raises(InputError, match="CQ_TEST_UNSET is not set"):
         _generate(EndpointSpec(url="http://127.0.0.1:9", api="openai", api_key_env="CQ_TEST_UNSET"))
     args = ["--endpoint", "http://127.0.0.1:9", "--benchmark", "humaneval", "--out", str(tmp_path / "c.jsonl")]
-    result = subprocess.run(
-        [*CLI, *args, "--header-env", "X-Org=CQ_TEST_UNSET"], capture_output=True, text=True, timeout=120
-    )
+    result = codequant("generate", *args, "--header-env", "X-Org=CQ_TEST_UNSET", timeout=120)
     assert result.returncode == 2 and "CQ_TEST_UNSET is not set" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "c.jsonl").exists()
 
@@ -196,7 +192,7 @@ def test_a_refused_key_is_bad_input_that_says_what_to_set(
     out = tmp_path / "c.jsonl"
     args = ["--endpoint", gateway.url, "--api", "openai", "--benchmark", "humaneval", "--limit", "1", "--out", str(out)]
     args += ["--api-key-env", api_key_env] if api_key_env else []
-    result = subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=120)
+    result = codequant("generate", *args, timeout=120)
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1 and hint in lines[0], result.stderr
     assert not out.exists()

@@ -21,6 +21,7 @@ from codequant.study.methods import methods, variant_class
 from codequant.study.spec import BenchmarkSpec, SamplingParams
 from codequant_generator.launch import resolve_server, server_command
 from codequant_generator.stage import generate_variant
+from tests.cli import CLI
 
 STAND_IN = f"""#!{sys.executable}
 # vLLM's `serve` command line (v0.33), parsed strictly: an option vLLM does not have is an error here too.
@@ -38,7 +39,7 @@ serve.add_argument("--disable-log-requests", action="store_true")
 args = parser.parse_args()
 with open(os.environ["STAND_IN_LOG"], "a") as log:
     log.write(" ".join(sys.argv[1:]) + "\\n")
-os.execv(sys.executable, [sys.executable, "-c", "from codequant.cli import main; main()", "serve", "--model",
+os.execv(sys.executable, {CLI!r} + ["serve", "--model",
          args.model, "--host", args.host, "--port", str(args.port), "--dtype", args.dtype,
          "--max-batch-size", str(args.max_num_seqs)])
 """

@@ -8,12 +8,11 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-CLI = [sys.executable, "-c", "from codequant.cli import main; main()"]
+from tests.cli import CLI
 
 
 class Redis:

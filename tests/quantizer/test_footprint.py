@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 from codequant_quantizer.api import footprint
-from tests.cli import codequant_in_process
+from tests.cli import codequant, codequant_in_process
 
 # config.json of codellama/CodeLlama-7b-hf and deepseek-ai/deepseek-coder-6.7b-base (architecture fields).
 CODELLAMA_7B = {
@@ -51,23 +49,14 @@ def test_codellama_7b_sizes_match_the_reference_study() -> None:
 def test_footprint_cli_from_a_config(tmp_path: Path) -> None:
     config = tmp_path / "config.json"
     config.write_text(json.dumps(CODELLAMA_7B))
-    cli = [sys.executable, "-c", "from codequant.cli import main; main()", "footprint"]
-    result = subprocess.run(
-        [*cli, "--config", str(config), "--method", "aqlm", "--preset", "aqlm-2bit", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    result = codequant(
+        "footprint", "--config", str(config), "--method", "aqlm", "--preset", "aqlm-2bit", "--json", timeout=300
     )
     assert result.returncode == 0, result.stderr
     assert round(json.loads(result.stdout)["gb"], 2) == 2.26
-    bad = subprocess.run(
-        [*cli, "--config", str(config), "--method", "aqlm", "--preset", "aqlm-9bit"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    bad = codequant("footprint", "--config", str(config), "--method", "aqlm", "--preset", "aqlm-9bit", timeout=300)
     assert bad.returncode == 2 and "unknown AQLM preset" in bad.stderr
-    neither = subprocess.run(cli, capture_output=True, text=True, timeout=300)
+    neither = codequant("footprint", timeout=300)
     assert neither.returncode == 2 and "exactly one of --model and --config" in neither.stderr
     # The paper's names for the unquantized baseline: fp16 (the default dtype), bf16, fp32.
     sizes = {}

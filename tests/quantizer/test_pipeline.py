@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from safetensors.torch import load_file
 
 from codequant.errors import InputError
 from codequant_quantizer.api import footprint, quantize
+from tests.cli import CLI, codequant
 
 QUICK = [
     "--method",
@@ -46,7 +46,7 @@ VARIANT = {
     "max_epochs": 2,
     "calibration": {"set": "code", "nsamples": 16, "seqlen": 128},
 }
-CLI = [sys.executable, "-c", "from codequant.cli import main; main()", "quantize"]
+QUANTIZE = [*CLI, "quantize"]
 #: The kill -9 test's runs: the quick settings at one epoch and beam width 1 (the last of a repeated option counts).
 RESUMABLE = [*QUICK, "--max-epochs", "1", "--beam-size", "1"]
 
@@ -116,16 +116,14 @@ def test_a_run_killed_mid_block_resumes_after_its_last_layer_with_the_same_codes
 ) -> None:
     reference_dir = tmp_path / "uninterrupted"  # same process setup as the resumed run: bit-identical arithmetic
     assert (
-        subprocess.run(
-            [*CLI, "--model", str(tiny_model), "--out", str(reference_dir), *RESUMABLE],
-            capture_output=True,
-            timeout=900,
+        codequant(
+            "quantize", "--model", str(tiny_model), "--out", str(reference_dir), *RESUMABLE, timeout=900
         ).returncode
         == 0
     )
     out = tmp_path / "resumed"
     run = subprocess.Popen(
-        [*CLI, "--model", str(tiny_model), "--out", str(out), *RESUMABLE],
+        [*QUANTIZE, "--model", str(tiny_model), "--out", str(out), *RESUMABLE],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -147,9 +145,7 @@ def test_a_run_killed_mid_block_resumes_after_its_last_layer_with_the_same_codes
     assert not (out / "quantization.json").exists()
     block, finished = state.get("blocks_done", 0), state["layers"]
     saved = {name: torch.load(out / ".partial" / f"layer_{block}_{name}.pt")["record"] for name in finished}
-    result = subprocess.run(
-        [*CLI, "--model", str(tiny_model), "--out", str(out), *RESUMABLE], capture_output=True, text=True, timeout=900
-    )
+    result = codequant("quantize", "--model", str(tiny_model), "--out", str(out), *RESUMABLE, timeout=900)
     assert result.returncode == 0, result.stderr
     assert not (out / ".partial").exists()
     record = json.loads((out / "quantization.json").read_text())
@@ -176,10 +172,7 @@ def test_bad_requests(tiny_model: Path, tmp_path: Path) -> None:
         quantize(str(tiny_model), {"method": "baseline"}, tmp_path / "baseline", progress=False)
     with pytest.raises(InputError, match="num_codebooks"):
         quantize(str(tiny_model), {**VARIANT, "num_codebooks": 0}, tmp_path / "bad", progress=False)
-    result = subprocess.run(
-        [*CLI, "--model", str(tmp_path / "missing"), "--out", str(tmp_path / "o"), *QUICK],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    result = codequant(
+        "quantize", "--model", str(tmp_path / "missing"), "--out", str(tmp_path / "o"), *QUICK, timeout=300
     )
     assert result.returncode == 2 and "no such file or folder" in result.stderr and "Traceback" not in result.stderr

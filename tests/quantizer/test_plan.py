@@ -13,11 +13,11 @@ import pytest
 
 from codequant.errors import InputError
 from codequant_quantizer.aqlm.planner import DEVICES, GB, Settings, load_model_config, model_shape, plan
+from tests.cli import codequant
 from tests.quantizer.small_model import TRAIN_MODULES
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REPO = Path(__file__).resolve().parents[2]
-CLI = [sys.executable, "-c", "from codequant.cli import main; main()", "quantize"]
 #: Published shapes: hidden, intermediate, blocks, attention heads, key/value heads, vocabulary.
 CODELLAMA = {
     "7b": (4096, 11008, 32, 32, 32, 32016),
@@ -98,19 +98,25 @@ def test_planned_time_grows_with_the_model_and_the_codebooks(shapes) -> None:
 
 
 def test_plan_command_prints_the_plan_from_a_config(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [*CLI, "--model", str(FIXTURES / "codellama-7b.json"), "--plan", "--device", "cuda", "--preset",
-         "aqlm-2bit", "--finetune", "--gpu-memory-gb", "80"],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    result = codequant(
+        "quantize",
+        "--model",
+        str(FIXTURES / "codellama-7b.json"),
+        "--plan",
+        "--device",
+        "cuda",
+        "--preset",
+        "aqlm-2bit",
+        "--finetune",
+        "--gpu-memory-gb",
+        "80",
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     assert "planned" in result.stdout and "GPU peak" in result.stdout and "in host memory" in result.stdout
     assert "68.72 GB" in result.stdout  # the two bfloat16 activation buffers
-    bad = subprocess.run(
-        [*CLI, "--model", str(tmp_path / "missing.json"), "--plan", "--preset", "aqlm-2bit"],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    bad = codequant(
+        "quantize", "--model", str(tmp_path / "missing.json"), "--plan", "--preset", "aqlm-2bit", timeout=300
     )
     assert bad.returncode == 2 and "missing.json" in bad.stderr and "Traceback" not in bad.stderr
 

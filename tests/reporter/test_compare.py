@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +12,7 @@ from hypothesis import strategies as st
 
 from codequant.errors import InputError
 from codequant_reporter.compare import compare
+from tests.cli import codequant
 
 
 def records(outcomes: dict[str, list[bool]]) -> list[dict]:
@@ -100,28 +99,21 @@ def test_compare_cli(tmp_path: Path) -> None:
     worse = {p: [v and rng.random() < 0.5 for v in vs] for p, vs in base.items()}
     for name, data in (("base", base), ("q2", worse)):
         (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records(data)))
-    cli = [sys.executable, "-c", "from codequant.cli import main; main()", "compare"]
-    result = subprocess.run(
-        [*cli, "--baseline", str(tmp_path / "base.jsonl"), str(tmp_path / "q2.jsonl"), "--json", "--k", "1,5"],
-        capture_output=True,
-        text=True,
+    result = codequant(
+        "compare",
+        "--baseline",
+        str(tmp_path / "base.jsonl"),
+        str(tmp_path / "q2.jsonl"),
+        "--json",
+        "--k",
+        "1,5",
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
     (row,) = json.loads(result.stdout)
     assert row["variant"] == "q2" and set(row["pass_at_k"]) == {"pass@1", "pass@5"}
-    table = subprocess.run(
-        [*cli, "--baseline", str(tmp_path / "base.jsonl"), str(tmp_path / "q2.jsonl")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    table = codequant("compare", "--baseline", str(tmp_path / "base.jsonl"), str(tmp_path / "q2.jsonl"), timeout=120)
     assert table.returncode == 0 and "q2" in table.stdout and "McNemar" in table.stdout
     (tmp_path / "bad.jsonl").write_text('{"name": "p0", "sample": 0, "passed": true}\n')
-    bad = subprocess.run(
-        [*cli, "--baseline", str(tmp_path / "base.jsonl"), str(tmp_path / "bad.jsonl")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    bad = codequant("compare", "--baseline", str(tmp_path / "base.jsonl"), str(tmp_path / "bad.jsonl"), timeout=120)
     assert bad.returncode == 2 and "missing from" in bad.stderr and "Traceback" not in bad.stderr

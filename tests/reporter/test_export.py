@@ -6,15 +6,12 @@ import csv
 import importlib.util
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.cli import codequant
 from tests.reporter.test_report import make_study_dir
-
-CLI = [sys.executable, "-c", "from codequant.cli import main; main()", "report"]
 
 
 def test_mlflow_export_logs_pass_at_k_cost_and_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -24,10 +21,7 @@ def test_mlflow_export_logs_pass_at_k_cost_and_files(tmp_path: Path, monkeypatch
     folder = make_study_dir(tmp_path, fail_variant="aqlm-3bit")
     uri = (tmp_path / "mlruns").as_uri()
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
-    done = subprocess.run(
-        [*CLI, str(folder), "--format", "md,csv,json", "--export", "mlflow"],
-        capture_output=True, text=True, timeout=300, env=env,
-    )  # fmt: skip
+    done = codequant("report", str(folder), "--format", "md,csv,json", "--export", "mlflow", timeout=300, env=env)
     assert done.returncode == 0, done.stderr
     assert "exported to mlflow run " in done.stdout + done.stderr
 
@@ -59,10 +53,10 @@ def test_mlflow_export_logs_pass_at_k_cost_and_files(tmp_path: Path, monkeypatch
 
 def test_a_missing_tracker_package_is_one_line_and_exit_2_before_any_work(tmp_path: Path) -> None:
     folder = make_study_dir(tmp_path)
-    unknown = subprocess.run([*CLI, str(folder), "--export", "neptune"], capture_output=True, text=True, timeout=120)
+    unknown = codequant("report", str(folder), "--export", "neptune", timeout=120)
     assert unknown.returncode == 2 and "'neptune' is not one of 'mlflow', 'wandb'" in unknown.stderr
     if importlib.util.find_spec("wandb") is None:
-        missing = subprocess.run([*CLI, str(folder), "--export", "wandb"], capture_output=True, text=True, timeout=120)
+        missing = codequant("report", str(folder), "--export", "wandb", timeout=120)
         assert missing.returncode == 2
         assert (
             missing.stderr.strip()

@@ -5,8 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +13,7 @@ from codequant.errors import InputError
 from codequant.store import Store
 from codequant_reporter.report import write_report
 from codequant_reporter.study_data import load_study_data
+from tests.cli import codequant
 from tests.reporter.synthetic import SPEC, write_study
 
 
@@ -122,15 +121,14 @@ def test_unexecuted_samples_are_an_error_not_a_silent_drop(tmp_path: Path) -> No
 
 def test_report_cli(tmp_path: Path) -> None:
     folder = make_study_dir(tmp_path)
-    cli = [sys.executable, "-c", "from codequant.cli import main; main()", "report"]
-    result = subprocess.run([*cli, str(folder), "--format", "md,tex"], capture_output=True, text=True, timeout=300)
+    result = codequant("report", str(folder), "--format", "md,tex", timeout=300)
     assert result.returncode == 0, result.stderr
     assert (folder / "report" / "report.md").exists() and not (folder / "report" / "report.html").exists()
-    bad = subprocess.run([*cli, str(folder), "--format", "docx"], capture_output=True, text=True, timeout=120)
+    bad = codequant("report", str(folder), "--format", "docx", timeout=120)
     assert (
         bad.returncode == 2 and "expected a comma-separated list of md, html, csv, tex, json, got 'docx'" in bad.stderr
     )
-    missing = subprocess.run([*cli, "nope"], capture_output=True, text=True, timeout=120, env={"PATH": "/usr/bin"})
+    missing = codequant("report", "nope", timeout=120, env={"PATH": "/usr/bin"})
     assert missing.returncode == 2 and "give --store" in missing.stderr
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from codequant_generator.api import cut_at_stop
 from codequant_serving.engine import Engine, Request
 from codequant_serving.loading import fix_aqlm_config, load_model
 from codequant_tiny.build import MARKER, build_fingerprint, build_tiny_model, copy_tiny_model, trained_problems
+from tests.cli import codequant
 
 
 def greedy_pass_count(model, tokenizer, problems) -> int:
@@ -76,9 +76,8 @@ def test_rebuilding_with_the_same_seed_is_a_cache_hit(tiny_model: Path) -> None:
 
 
 def tiny_model_cli(out: Path, cache: Path) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-c", "from codequant.cli import main; main()", "tiny-model", "--profile", "test"]
     env = {**os.environ, "CODEQUANT_CACHE_DIR": str(cache)}
-    return subprocess.run([*command, "--out", str(out)], env=env, capture_output=True, text=True, timeout=120)
+    return codequant("tiny-model", "--profile", "test", "--out", out, env=env, timeout=120)
 
 
 def test_the_cli_copies_the_build_a_study_cached_and_fills_an_empty_cache(tmp_path: Path) -> None:
