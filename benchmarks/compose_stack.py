@@ -46,7 +46,7 @@ from celery.result import AsyncResult
 from codequant.celery_app import create_app
 from codequant.limits import Limits
 from codequant.payloads import ExecuteRequest, ExecuteResult
-from codequant.queues import TASK_NAMES
+from codequant.queues import TASK_NAMES, new_task_id
 
 records, chunk, workers = json.load(sys.stdin), int(sys.argv[1]), int(sys.argv[2])
 app = create_app()
@@ -59,7 +59,11 @@ passes = []
 for _ in range(2):
     start = time.perf_counter()
     tasks = [
-        app.send_task(TASK_NAMES["execute"], args=[ExecuteRequest(items=items, limits=limits).model_dump()])
+        app.send_task(
+            TASK_NAMES["execute"],
+            args=[ExecuteRequest(items=items, limits=limits).model_dump()],
+            task_id=new_task_id("execute"),
+        )
         for items in (records[i:i + chunk] for i in range(0, len(records), chunk))
     ]
     verdicts = {}
