@@ -33,6 +33,10 @@ CANARY = Path("/tmp/cq-canary/canary.txt")
 SERVICES = {"redis": 6379, "postgres": 5432, "orchestrator": 8000}
 #: Hosts outside the stack: an address (no DNS needed) and a name.
 INTERNET = [("1.1.1.1", 443), ("pypi.org", 443)]
+#: Outcomes of test_security.py's Python cases that differ, harmlessly, in the non-root container: the program's
+#: parent is bubblewrap, PID 1 of its PID namespace, which ignores SIGKILL from inside it (as root on the host it is
+#: the fork server, which dies); allocating 500 MB under the CI's load can outlast the 3 s timeout.
+CONTAINER = {"kill_parent": {"OK"}, "memory_creep": {"Timeout"}}
 #: Tries each (host, port) of argv[1] (JSON) for 2 s, in parallel; prints {"host:port": "open" or the error}.
 REACH = r"""
 import json, socket, sys
@@ -105,7 +109,7 @@ def hostile_items(stack: Stack) -> dict[str, tuple[dict[str, str], set[str]]]:
     stack's services and the internet, and a correct C++ and JavaScript program (compiled binaries must run)."""
     cases: dict[str, tuple[dict[str, str], set[str]]] = {}
     for name, (program, expected) in python_cases(CANARY, 9).items():
-        cases[f"python/{name}"] = (item(f"python/{name}", "python", program), expected)
+        cases[f"python/{name}"] = (item(f"python/{name}", "python", program), expected | CONTAINER.get(name, set()))
     for name, (program, expected) in java_cases(CANARY, 9).items():
         cases[f"java/{name}"] = (java_item(f"java/{name}", program), expected)
     targets = [(host, port) for host, port in SERVICES.items()]
@@ -136,11 +140,13 @@ def test_hostile_programs_in_the_executor_containers_harm_nothing(stack: Stack) 
     wrong = {n: (o["status"], o["stderr"][-300:]) for n, o in outcomes.items() if o["status"] not in cases[n][1]}
     assert not wrong, wrong
     passed = {n for n, o in outcomes.items() if o["passed"]}
-    assert passed - {"python/setsid_daemon", "python/environment", "java/environment"} == {"cpp/correct", "js/correct"}
-    # Every connection failed in the sandbox's empty network namespace, by name or by address.
+    harmless = {"python/setsid_daemon", "python/environment", "java/environment", "python/kill_parent"}
+    assert passed - harmless == {"cpp/correct", "js/correct"}
+    # Every connection failed in the sandbox's empty network namespace, by name or by address (Java's security
+    # manager refuses the socket first).
     for name, outcome in outcomes.items():
         if "reach" in name:
-            assert re.search(r"gaierror|Network is unreachable|UnknownHost|NoRouteToHost", outcome["stderr"]), outcome
+            assert re.search(r"gaierror|Network is unreachable|AccessControlException", outcome["stderr"]), outcome
     # The secrets in the worker's environment never reach a program.
     environment = outcomes["python/environment"]["stdout"] + outcomes["java/environment"]["stdout"]
     assert stack.settings["CODEQUANT_EXECUTOR_REDIS_PASSWORD"] not in environment
@@ -158,7 +164,9 @@ def test_the_executor_container_reaches_only_redis_itself(stack: Stack) -> None:
     targets = [[host, port] for host, port in SERVICES.items()]
     targets += [[ip, port] for host, port in SERVICES.items() if host != "redis" for ip in addresses(stack, host)]
     targets += [list(target) for target in INTERNET]
-    result = stack.exec("executor", "python", "-c", REACH, json.dumps(targets))
+    # A name Docker's DNS does not know takes 10 s to fail with the resolver's defaults: one try of 1 s.
+    resolver = "RES_OPTIONS=timeout:1 attempts:1"
+    result = stack.exec("executor", "env", resolver, "python", "-c", REACH, json.dumps(targets))
     assert result.returncode == 0, result.stderr
     reached = {target: answer for target, answer in json.loads(result.stdout).items() if answer == "open"}
     assert reached == {"redis:6379": "open"}, result.stdout
@@ -180,16 +188,19 @@ def test_the_executor_redis_user_cannot_touch_other_services_keys(stack: Stack) 
     stack.redis("DEL", other)
 
 
+EXECUTOR = yaml.safe_load((REPO / "compose.yaml").read_text())["services"]["executor"]
+
+
 def compose_security_options() -> list[str]:
     """The executor's security_opt in compose.yaml, the seccomp profile as an absolute path (for `docker run`)."""
-    options = yaml.safe_load((REPO / "compose.yaml").read_text())["services"]["executor"]["security_opt"]
-    return [re.sub(r"^seccomp=(?!unconfined)", f"seccomp={REPO}/", option) for option in options]
+    return [re.sub(r"^seccomp=(?!unconfined)", f"seccomp={REPO}/", option) for option in EXECUTOR["security_opt"]]
 
 
 def start_worker(options: list[str]) -> subprocess.CompletedProcess[str]:
     """The executor image's worker, started as compose starts it but with these security options (no network)."""
-    command = ["docker", "run", "--rm", "--network", "none", "--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL"]
-    command += ["--user", "10001:10001", "--init", "-e", "CODEQUANT_BROKER_URL=redis://executor:x@127.0.0.1:1/0"]
+    command = ["docker", "run", "--rm", "--network", "none", "--read-only", "--cap-drop", "ALL", "--init"]
+    command += [f"--tmpfs={tmpfs}" for tmpfs in EXECUTOR["tmpfs"]] + ["--user", str(EXECUTOR["user"])]
+    command += ["-e", "CODEQUANT_BROKER_URL=redis://executor:x@127.0.0.1:1/0"]
     command += [f"--security-opt={option}" for option in options]
     command += ["codequant/executor", "worker", "execute", "--concurrency", "1"]
     return subprocess.run(command, capture_output=True, text=True, timeout=180)
