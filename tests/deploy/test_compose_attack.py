@@ -68,6 +68,8 @@ attempts = {
     "LPUSH generate": lambda: client.lpush("generate", "work for another service"),
     "LPUSH quantize": lambda: client.lpush("quantize", "x"),
     "LRANGE report": lambda: client.lrange("report", 0, -1),
+    "HSET a trusted worker's unacked": lambda: client.hset("unacked.generate", "forged", "{}"),
+    "ZADD to its index": lambda: client.zadd("unacked_index.generate", {"forged": 0}),
     "CONFIG GET": lambda: client.config_get("*"),
     "FLUSHALL": lambda: client.flushall(),
     "ACL SETUSER": lambda: client.acl_setuser("executor", enabled=True, commands=["+@all"]),

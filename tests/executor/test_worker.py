@@ -111,6 +111,7 @@ def test_the_executor_user_runs_tasks_and_touches_nothing_else(acl_redis: int) -
         lambda: executor.lpush("generate", "work for another service"),
         lambda: executor.lpush("quantize", "x"),
         lambda: executor.lrange("report", 0, -1),
+        lambda: executor.hset("unacked.generate", "forged", "{}"),  # a trusted worker would restore it
         lambda: executor.get("codequant-anything-else"),
         lambda: executor.get(f"celery-task-meta-{new_task_id('report')}"),  # another service's result
         lambda: executor.set(f"celery-task-meta-{new_task_id('generate')}", "forged"),
