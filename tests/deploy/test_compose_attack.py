@@ -87,6 +87,15 @@ print(json.dumps(answers))
 """
 
 
+#: Run with the trusted services' Redis user: what Redis refused the executor's user so far ({key or channel: count}).
+ACL_DENIALS = r"""
+import json, os
+import redis
+log = redis.Redis.from_url(os.environ["CODEQUANT_BROKER_URL"], decode_responses=True).acl_log(1000)
+print(json.dumps({e["object"]: e["count"] for e in log if e["username"] == "executor"}))
+"""
+
+
 def addresses(stack: Stack, service: str) -> list[str]:
     """The service's IP addresses on the stack's networks."""
     [container] = stack.containers(service)
@@ -174,7 +183,16 @@ def test_the_executor_container_reaches_only_redis_itself(stack: Stack) -> None:
     assert reached == {"redis:6379": "open"}, result.stdout
 
 
+def acl_denials(stack: Stack) -> dict[str, int]:
+    result = stack.exec("orchestrator", "python", "-c", ACL_DENIALS)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
 def test_the_executor_redis_user_cannot_touch_other_services_keys(stack: Stack) -> None:
+    # The executors need nothing their user may not do (Flower turns their task events on).
+    [outcome] = stack.execute([item("ok", "python", "x = 1\n")], FAST.as_key())
+    assert outcome["status"] == "OK" and acl_denials(stack) == {}
     # A report task's result, written as the trusted services write theirs.
     other = f"celery-task-meta-{new_task_id('report')}"
     value = json.dumps({"status": "SUCCESS", "result": {"study_id": "compose-e2e"}})
