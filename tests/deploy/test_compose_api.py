@@ -56,23 +56,39 @@ def test_bad_studies_get_a_json_error_and_nothing_is_stored(stack: Stack, anyone
     assert not [name for name in folders if name.startswith("bad-")], folders
 
 
+def generating(progress: dict) -> bool:
+    """Whether a study has stored some of its completions, not all (or has ended)."""
+    generate = progress["stages"]["generate"]
+    return 0 < generate["done"] < generate["total"] or progress["status"] not in ("pending", "running")
+
+
 def test_a_study_is_cancelled_through_the_api(stack: Stack, tiny_model_in_stack: Path) -> None:
-    # Its own sampling seed: none of its work is stored yet, and its completions are no other test's.
-    study = api_cases.valid("compose-cancel", **{"limit: 1": "limit: 40", "{n: 1}": "{n: 4, seed: 5}"})
-    running = stack.submit(study)
+    # Its own sampling seed: none of its work is stored yet, and its completions are no other test's; enough of
+    # them to be cancelled while the serving worker generates.
+    changes = {"limit: 1": "limit: 40", "max_new_tokens: 32": "max_new_tokens: 128", "{n: 1}": "{n: 4, seed: 5}"}
+    running = stack.submit(api_cases.valid("compose-cancel", **changes))
     queued = stack.submit(api_cases.valid("compose-cancel-queued"))
     # A study waiting behind another is cancelled at once and never runs.
     response = stack.api("DELETE", f"/studies/{queued}")
     assert response.status_code == 200 and response.json()["status"] == "cancelled", response.text
-    stack.follow(running, timeout=300, until=("running", "done", "failed"))
+    deadline = time.monotonic() + 300
+    while not generating(stack.api("GET", f"/studies/{running}/progress").json()):
+        assert time.monotonic() < deadline, stack.diagnosis()
+        time.sleep(0.2)
     response = stack.api("DELETE", f"/studies/{running}")
     assert response.status_code == 202 and response.json()["status"] == "cancelling", response.text
-    assert stack.follow(running, timeout=120, until=("cancelled", "done", "failed"))["status"] == "cancelled"
-    # Stopped: no job left running, none of its tasks queued, nothing stored after it was cancelled.
+    progress = stack.follow(running, timeout=120, until=("cancelled", "done", "failed"))
+    assert progress["status"] == "cancelled", progress
+    # Stopped where it was: its work so far kept, no job left running, none of its tasks queued, nothing stored
+    # after it was cancelled.
+    completions = (
+        f"variant_key IN (SELECT variant_key FROM study_variants WHERE study_id = '{running}')"
+        f" AND created_at >= (SELECT created_at FROM studies WHERE id = '{running}')"
+    )
+    stored = stack.count("completions", completions)
+    assert 0 < stored < progress["stages"]["generate"]["total"], progress
     assert stack.count("jobs", f"study_id = '{running}' AND status = 'running'") == 0
     assert stack.count("jobs", f"study_id = '{queued}'") == 0
-    completions = f"variant_key IN (SELECT variant_key FROM study_variants WHERE study_id = '{running}')"
-    stored = stack.count("completions", completions)
     time.sleep(3)
     assert stack.count("completions", completions) == stored
     assert [stack.redis("LLEN", queue) for queue in ("quantize", "generate", "execute", "report")] == ["0"] * 4
