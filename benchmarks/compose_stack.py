@@ -188,11 +188,11 @@ def throughput(stack: Stack, scales: list[int], chunk: int) -> None:
         cores = (container_cpu_seconds(containers) - used) / (time.monotonic() - start)
         host_busy = (host_cpu()[0] - busy) / (host_cpu()[1] - every)
         first, second = json.loads(result.stdout)
-        differ = sum(reference[name] != passed for name, passed in second["verdicts"].items())
+        differ = sorted(name for name, passed in second["verdicts"].items() if reference[name] != passed)
         print(
             f"{scale} executor container(s): {len(records) / first['seconds']:.1f} programs/s first pass, "
-            f"{len(records) / second['seconds']:.1f} programs/s second; {differ} verdicts differ; the executor "
-            f"containers used {cores:.2f} cores on average, the host's CPUs were {host_busy:.0%} busy; "
+            f"{len(records) / second['seconds']:.1f} programs/s second; {len(differ)} verdicts differ {differ}; "
+            f"the executor containers used {cores:.2f} cores on average, the host's CPUs were {host_busy:.0%} busy; "
             f"load {os.getloadavg()[0]:.2f}",
             flush=True,
         )
