@@ -41,7 +41,7 @@ format: install
 
 # The Docker engine (Debian's docker.io and the Compose v2 plugin; started when not running), codequant's images
 # (on a host without a registry: a local Debian base and a wheelhouse first), and the compose stack's
-# end-to-end and fault test (builds the images and runs the stack; docs/deployment.md).
+# end-to-end, fault, attack and API tests on one stack (builds the images and runs it; docs/deployment.md).
 engine:
 	bash scripts/docker-engine.sh
 
@@ -49,7 +49,7 @@ images: engine
 	bash scripts/build-images.sh
 
 compose-test: install engine
-	$(BIN)/pytest -v tests/deploy/test_compose_stack.py
+	$(BIN)/pytest -v tests/deploy/test_compose_api.py tests/deploy/test_compose_attack.py tests/deploy/test_compose_stack.py
 
 demo: install
 	$(BIN)/codequant run examples/demo.yaml

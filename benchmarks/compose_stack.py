@@ -2,6 +2,7 @@
 wall time in compose vs the embedded runner, and execution throughput with 1, 2 and 3 executor containers.
 
     .venv/bin/python benchmarks/compose_stack.py [--cold] [--scales 1 2 3] [--chunk 16]
+        [--executor-cpus CPUS] [--concurrency N] [--attach ENV_FILE]
 
 --cold first removes codequant's images, Docker's build cache and the wheelhouse (as on a fresh clone in CI).
 The study is tests/deploy/test_compose_stack.py's small study (tiny model, fp32 + RTN 3/2-bit, 6 HumanEval and
@@ -9,13 +10,17 @@ The study is tests/deploy/test_compose_stack.py's small study (tiny model, fp32 
 model built or cached there), one after the other. The throughput programs are hostile-free: HumanEval's and
 McEval Java's canonical solutions and one mutant of each, sent as the orchestrator sends them (chunks of 16)
 from inside the orchestrator container; each executor container runs `worker execute --concurrency 2`, as
-compose.yaml deploys it. Each scale runs the programs twice and reports both passes (the first starts each
-worker's Java compile servers); every verdict must agree with the in-process run.
+compose.yaml deploys it (--concurrency, --executor-cpus: other settings, by a compose override file). Each scale
+runs the programs twice and reports both passes (the first starts each worker's Java compile servers), and the CPU
+the executor containers used meanwhile; every verdict must agree with the in-process run. --attach measures only
+the throughput, on a stack a `Stack.create` env file describes, and leaves it running.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import glob
 import json
 import os
 import shutil
@@ -46,7 +51,7 @@ from celery.result import AsyncResult
 from codequant.celery_app import create_app
 from codequant.limits import Limits
 from codequant.payloads import ExecuteRequest, ExecuteResult
-from codequant.queues import TASK_NAMES
+from codequant.queues import TASK_NAMES, new_task_id
 
 records, chunk, workers = json.load(sys.stdin), int(sys.argv[1]), int(sys.argv[2])
 app = create_app()
@@ -59,7 +64,11 @@ passes = []
 for _ in range(2):
     start = time.perf_counter()
     tasks = [
-        app.send_task(TASK_NAMES["execute"], args=[ExecuteRequest(items=items, limits=limits).model_dump()])
+        app.send_task(
+            TASK_NAMES["execute"],
+            args=[ExecuteRequest(items=items, limits=limits).model_dump()],
+            task_id=new_task_id("execute"),
+        )
         for items in (records[i:i + chunk] for i in range(0, len(records), chunk))
     ]
     verdicts = {}
@@ -148,22 +157,57 @@ def study_times(stack: Stack, folder: Path) -> None:
     )
 
 
+def container_cpu_seconds(containers: list[str]) -> float:
+    """CPU time the containers have used so far (cgroup v1 cpuacct or v2 cpu.stat, Docker's cgroupfs driver)."""
+    total = 0.0
+    for container in containers:
+        for usage in glob.glob(f"/sys/fs/cgroup/cpuacct/docker/{container}*/cpuacct.usage"):
+            total += int(Path(usage).read_text()) / 1e9
+        for stat in glob.glob(f"/sys/fs/cgroup/docker/{container}*/cpu.stat"):
+            total += int(Path(stat).read_text().split()[1]) / 1e6  # usage_usec
+    return total
+
+
+def host_cpu() -> tuple[int, int]:
+    """(busy, all) jiffies of the host's CPUs so far."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(fields) - fields[3] - fields[4], sum(fields)
+
+
 def throughput(stack: Stack, scales: list[int], chunk: int) -> None:
     records = programs()
     reference = {r["name"]: r["passed"] for r in execute_records(records, Limits())}
     print(f"{len(records)} programs ({sum(r['language'] == 'java' for r in records)} Java), chunks of {chunk}")
     for scale in scales:
         stack.up("--scale", f"executor={scale}")
+        containers = stack.containers("executor")
+        used, (busy, every), start = container_cpu_seconds(containers), host_cpu(), time.monotonic()
         result = stack.exec("orchestrator", "python", "-c", DRIVER, str(chunk), str(scale), input=json.dumps(records))
         if result.returncode != 0:
             raise SystemExit(f"the driver failed: {result.stderr[-2000:]}")
+        cores = (container_cpu_seconds(containers) - used) / (time.monotonic() - start)
+        host_busy = (host_cpu()[0] - busy) / (host_cpu()[1] - every)
         first, second = json.loads(result.stdout)
-        differ = sum(reference[name] != passed for name, passed in second["verdicts"].items())
+        differ = sorted(name for name, passed in second["verdicts"].items() if reference[name] != passed)
         print(
             f"{scale} executor container(s): {len(records) / first['seconds']:.1f} programs/s first pass, "
-            f"{len(records) / second['seconds']:.1f} programs/s second; {differ} verdicts differ",
+            f"{len(records) / second['seconds']:.1f} programs/s second; {len(differ)} verdicts differ {differ}; "
+            f"the executor containers used {cores:.2f} cores on average, the host's CPUs were {host_busy:.0%} busy; "
+            f"load {os.getloadavg()[0]:.2f}",
             flush=True,
         )
+
+
+def executor_override(folder: Path, cpus: float | None, concurrency: int | None) -> str:
+    """A compose file giving each executor container ``cpus`` and ``--concurrency`` (the path, for Stack.files)."""
+    executor: dict = {}
+    if cpus:
+        executor["cpus"] = cpus
+    if concurrency:
+        executor["command"] = ["worker", "execute", "--concurrency", str(concurrency)]
+    path = folder / "executor-override.yaml"
+    path.write_text(json.dumps({"services": {"executor": executor}}))  # JSON is YAML
+    return str(path)
 
 
 def main() -> None:
@@ -171,8 +215,18 @@ def main() -> None:
     parser.add_argument("--cold", action="store_true", help="no images, build cache or wheelhouse to start with")
     parser.add_argument("--scales", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--chunk", type=int, default=16)
+    parser.add_argument("--executor-cpus", type=float, help="a CPU limit per executor container (compose `cpus`)")
+    parser.add_argument("--concurrency", type=int, help="worker processes per executor container (default compose's)")
+    parser.add_argument("--attach", type=Path, metavar="ENV_FILE", help="throughput only, on a running stack")
     args = parser.parse_args()
     print(f"load before: {os.getloadavg()[0]:.2f} (1 min), {os.cpu_count()} cores", flush=True)
+    if args.attach:
+        stack = Stack.attach(args.attach)
+        if args.executor_cpus or args.concurrency:
+            override = executor_override(args.attach.parent, args.executor_cpus, args.concurrency)
+            stack = dataclasses.replace(stack, files=[*stack.files, override])
+        throughput(stack, args.scales, args.chunk)
+        return
     start_engine()
     if args.cold:
         cold_start()
@@ -184,6 +238,9 @@ def main() -> None:
         stack.down()
         print(f"docker compose up -d --wait: {stack.up(timeout=900):.0f} s", flush=True)
         study_times(stack, folder)
+        if args.executor_cpus or args.concurrency:
+            override = executor_override(folder, args.executor_cpus, args.concurrency)
+            stack = dataclasses.replace(stack, files=[*stack.files, override])
         throughput(stack, args.scales, args.chunk)
     finally:
         stack.down()

@@ -1,8 +1,9 @@
 """A running codequant compose stack, for tests: the engine, the images, `docker compose up`, and ways in.
 
 ``Stack`` wraps one compose project (its own name, env file, API port on 127.0.0.1), so tests can run a
-command in a service's container, reach the HTTP API with the bearer token, query the PostgreSQL store,
-and stop, kill or restart containers. ``start_stack`` brings one up from `make images`' output.
+command in a service's container, reach the HTTP API with the bearer token, run programs on the executor
+containers as the orchestrator sends them, query the PostgreSQL store, and stop, kill or restart containers.
+``start_stack`` brings one up from `make images`' output.
 """
 
 from __future__ import annotations
@@ -24,6 +25,31 @@ import httpx
 REPO = Path(__file__).resolve().parents[2]
 #: Where `make images` (scripts/build-images.sh) writes the COMPOSE_FILE list it built the images for.
 COMPOSE_FILES = REPO / "build" / "compose-files"
+
+
+#: Runs in the orchestrator container: execution items (stdin, JSON) sent as execute tasks of ``argv[1]`` items each,
+#: their outcomes printed in input order (ExecutionOutcome fields).
+EXECUTE_DRIVER = r"""
+import json, sys
+from codequant.celery_app import create_app
+from codequant.payloads import ExecuteRequest, ExecuteResult
+from codequant.queues import TASK_NAMES, new_task_id
+
+request, chunk = json.load(sys.stdin), int(sys.argv[1])
+app, items = create_app(), request["items"]
+tasks = [
+    app.send_task(
+        TASK_NAMES["execute"],
+        args=[ExecuteRequest(items=items[i : i + chunk], limits=request["limits"]).model_dump(mode="json")],
+        task_id=new_task_id("execute"),
+    )
+    for i in range(0, len(items), chunk)
+]
+outcomes = []
+for task in tasks:
+    outcomes += ExecuteResult.model_validate(task.get(timeout=float(sys.argv[2]))).model_dump()["outcomes"]
+print(json.dumps(outcomes))
+"""
 
 
 class EngineUnavailable(Exception):
@@ -118,7 +144,13 @@ class Stack:
     def up(self, *args: str, timeout: float = 600) -> float:
         """``docker compose up -d --wait ARGS``: returns the seconds until every service was healthy/running."""
         start = time.monotonic()
-        self.compose("up", "-d", "--wait", *args, timeout=timeout)
+        first = self.compose("up", "-d", "--wait", *args, timeout=timeout, check=False)
+        # Docker 20.10: containers created at once that share a new named volume can race to populate it
+        # ("failed to mkdir .../_data/hf: file exists"); the volume is there the second time.
+        if first.returncode != 0 and "file exists" not in first.stderr:
+            raise AssertionError(f"docker compose up -d --wait failed: {first.stderr!s:.4000}")
+        if first.returncode != 0:
+            self.compose("up", "-d", "--wait", *args, timeout=timeout)
         return time.monotonic() - start
 
     def down(self) -> None:
@@ -214,9 +246,14 @@ class Stack:
         return response.json()["id"]
 
     def follow(
-        self, study_id: str, *, timeout: float, on_progress: Callable[[dict[str, Any]], None] | None = None
+        self,
+        study_id: str,
+        *,
+        timeout: float,
+        on_progress: Callable[[dict[str, Any]], None] | None = None,
+        until: tuple[str, ...] = ("done", "failed"),
     ) -> dict[str, Any]:
-        """Poll a study's progress until it is done or failed; ``on_progress`` sees every reading."""
+        """Poll a study's progress until its status is one of ``until``; ``on_progress`` sees every reading."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             response = self.api("GET", f"/studies/{study_id}/progress")
@@ -224,10 +261,22 @@ class Stack:
                 progress = response.json()
                 if on_progress is not None:
                     on_progress(progress)
-                if progress["status"] in ("done", "failed"):
+                if progress["status"] in until:
                     return progress
             time.sleep(1)
         raise AssertionError(f"study {study_id} did not finish in {timeout:.0f} s:\n{self.diagnosis()}")
+
+    # -- the deployed executors ---------------------------------------------------------------------------------
+    def execute(
+        self, items: list[dict[str, Any]], limits: dict[str, Any], *, chunk: int = 4, timeout: float = 600
+    ) -> list[dict[str, Any]]:
+        """Run execution items (ExecutionItem fields) on the executor containers, as the orchestrator sends them:
+        execute tasks of ``chunk`` items from inside the orchestrator container; the outcomes in input order."""
+        request = json.dumps({"items": items, "limits": limits})
+        result = self.exec("orchestrator", "python", "-c", EXECUTE_DRIVER, str(chunk), str(timeout), input=request)
+        if result.returncode != 0:
+            raise AssertionError(f"the execute driver failed: {result.stderr[-3000:]}\n{self.diagnosis()}")
+        return json.loads(result.stdout)
 
     # -- the results store (PostgreSQL in the stack) -----------------------------------------------------------
     def sql(self, query: str) -> list[list[str]]:

@@ -137,8 +137,8 @@ def busy_executor(stack: Stack) -> str | None:
     """An executor container with a task it received and has not finished (its worker log says so)."""
     for container in stack.containers("executor"):
         log = stack.docker("logs", container).stderr
-        received = set(re.findall(r"Task codequant\.\S+\[([0-9a-f-]+)\] received", log))
-        finished = set(re.findall(r"Task codequant\.\S+\[([0-9a-f-]+)\] (?:succeeded|failed|raised)", log))
+        received = set(re.findall(r"Task codequant\.\S+\[([\w-]+)\] received", log))  # ids: execute-<uuid>
+        finished = set(re.findall(r"Task codequant\.\S+\[([\w-]+)\] (?:succeeded|failed|raised)", log))
         if received - finished:
             return container
     return None

@@ -66,7 +66,7 @@ def test_the_executor_user_runs_tasks_and_touches_nothing_else(acl_redis: int) -
 
     from codequant.limits import Limits
     from codequant.payloads import ExecuteRequest, ExecuteResult, ExecutionItem
-    from codequant.queues import TASK_NAMES
+    from codequant.queues import TASK_NAMES, new_task_id
 
     port = acl_redis
     url = f"redis://executor:{PASSWORDS['CODEQUANT_EXECUTOR_REDIS_PASSWORD']}@127.0.0.1:{port}/0"
@@ -90,7 +90,12 @@ def test_the_executor_user_runs_tasks_and_touches_nothing_else(acl_redis: int) -
             completion_key="c1",
         )
         request = ExecuteRequest(items=[item], limits=Limits(timeout_s=10).as_key())
-        task = client.send_task(TASK_NAMES["execute"], args=[request.model_dump(mode="json")], queue="execute")
+        task = client.send_task(
+            TASK_NAMES["execute"],
+            args=[request.model_dump(mode="json")],
+            queue="execute",
+            task_id=new_task_id("execute"),
+        )
         admin = redis.Redis(port=port, password=PASSWORDS["CODEQUANT_REDIS_PASSWORD"])
         try:
             result = ExecuteResult.model_validate(task.get(timeout=60))
@@ -108,7 +113,10 @@ def test_the_executor_user_runs_tasks_and_touches_nothing_else(acl_redis: int) -
         lambda: executor.lpush("generate", "work for another service"),
         lambda: executor.lpush("quantize", "x"),
         lambda: executor.lrange("report", 0, -1),
+        lambda: executor.hset("unacked.generate", "forged", "{}"),  # a trusted worker would restore it
         lambda: executor.get("codequant-anything-else"),
+        lambda: executor.get(f"celery-task-meta-{new_task_id('report')}"),  # another service's result
+        lambda: executor.set(f"celery-task-meta-{new_task_id('generate')}", "forged"),
         lambda: executor.keys("*"),
         lambda: executor.scan(0),
         lambda: executor.config_get("*"),

@@ -6,6 +6,8 @@ Queues are split by what a worker must have installed to run their tasks: a self
 
 from __future__ import annotations
 
+import uuid
+
 QUANTIZE = "quantize"
 GENERATE = "generate"
 GENERATE_REMOTE = "generate-remote"
@@ -24,3 +26,9 @@ REQUIRES: dict[str, tuple[str, ...]] = {
     EXECUTE: ("codequant-executor",),
     REPORT: ("codequant-reporter",),
 }
+
+
+def new_task_id(queue: str) -> str:
+    """A fresh Celery task id that starts with its queue (``execute-<uuid>``): the executor's Redis user may touch
+    only ``celery-task-meta-execute-*``, so it can neither read nor forge another service's task results."""
+    return f"{queue}-{uuid.uuid4()}"

@@ -31,6 +31,13 @@ def worker(
 
     if broker:  # the tasks are registered on this app, so point it at the broker rather than make another
         app.conf.broker_url = app.conf.result_backend = broker
+    # Each queue's workers keep the messages they hold under keys of their own (kombu's unacked hash, its index and
+    # mutex; by default one set for all): the executor's Redis user is given its queue's alone (compose.yaml), so it
+    # cannot plant a message there that a trusted worker would later restore onto the trusted worker's queue.
+    app.conf.broker_transport_options = {
+        **app.conf.broker_transport_options,
+        **{f"{name}_key": f"{name}.{queue}" for name in ("unacked", "unacked_index", "unacked_mutex")},
+    }
     app.worker_main(
         [
             "worker",

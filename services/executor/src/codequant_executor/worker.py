@@ -4,6 +4,8 @@ start (untrusted programs could reach Redis and every service on its network) un
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import sys
 from typing import Any
@@ -14,17 +16,23 @@ from codequant.queues import EXECUTE
 from codequant_executor.pool import INSECURE_ENV, insecure_from_env
 from codequant_executor.sandbox import Sandbox
 
-log = logging.getLogger(__name__)
-
 
 def isolation_problem() -> str:
     """Why this host cannot run untrusted programs safely ("" when it can, or when told to run anyway)."""
-    sandbox = Sandbox()
-    if sandbox.isolated or insecure_from_env():
+    if insecure_from_env():
+        return ""
+    # Quietly: the sandbox's warning would repeat what the refusal says, and the operator gets one line.
+    logging.disable(logging.WARNING)
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            sandbox = Sandbox()
+    finally:
+        logging.disable(logging.NOTSET)
+    if sandbox.isolated:
         return ""
     return (
-        f"refusing to run untrusted code without network isolation ({sandbox.bwrap_problem}); allow bubblewrap's "
-        f"user namespaces (docker/executor-seccomp.json) or set {INSECURE_ENV}=1 to run anyway"
+        f"refusing to run untrusted code without network isolation ({sandbox.bwrap_problem}); in a container "
+        f"give it compose.yaml's executor security_opt (docs/deployment.md), or set {INSECURE_ENV}=1 to run anyway"
     )
 
 
@@ -36,6 +44,5 @@ def refuse_without_isolation(sender: Any = None, **_: Any) -> None:
         return
     problem = isolation_problem()
     if problem:
-        log.critical(problem)
         print(f"error: {problem}", file=sys.stderr, flush=True)
         raise SystemExit(3)

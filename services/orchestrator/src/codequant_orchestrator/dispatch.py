@@ -21,7 +21,7 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import RedisError
 from sqlalchemy import select, update
 
-from codequant.queues import TASK_NAMES
+from codequant.queues import TASK_NAMES, new_task_id
 from codequant.store import Job, Store
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,8 @@ class Dispatcher:
 
     def _send(self, entry: Inflight) -> None:
         try:
-            result = self.app.send_task(entry.task_name, args=entry.args)
+            task_id = new_task_id(QUEUE_OF_TASK[entry.task_name])
+            result = self.app.send_task(entry.task_name, args=entry.args, task_id=task_id)
         except BROKER_ERRORS as exc:
             log.warning("broker unavailable, will retry sending %s: %s", entry.job_key, exc)
             entry.task_id = None
