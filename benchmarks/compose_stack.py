@@ -2,7 +2,7 @@
 wall time in compose vs the embedded runner, and execution throughput with 1, 2 and 3 executor containers.
 
     .venv/bin/python benchmarks/compose_stack.py [--cold] [--scales 1 2 3] [--chunk 16]
-        [--executor-cpus CPUS] [--concurrency N] [--attach ENV_FILE]
+        [--concurrency N] [--attach ENV_FILE]
 
 --cold first removes codequant's images, Docker's build cache and the wheelhouse (as on a fresh clone in CI).
 The study is tests/deploy/test_compose_stack.py's small study (tiny model, fp32 + RTN 3/2-bit, 6 HumanEval and
@@ -10,7 +10,7 @@ The study is tests/deploy/test_compose_stack.py's small study (tiny model, fp32 
 model built or cached there), one after the other. The throughput programs are hostile-free: HumanEval's and
 McEval Java's canonical solutions and one mutant of each, sent as the orchestrator sends them (chunks of 16)
 from inside the orchestrator container; each executor container runs `worker execute --concurrency 2`, as
-compose.yaml deploys it (--concurrency, --executor-cpus: other settings, by a compose override file). Each scale
+compose.yaml deploys it (--concurrency: another number of processes, by a compose override file). Each scale
 runs the programs twice and reports both passes (the first starts each worker's Java compile servers), and the CPU
 the executor containers used meanwhile; every verdict must agree with the in-process run. --attach measures only
 the throughput, on a stack a `Stack.create` env file describes, and leaves it running.
@@ -198,16 +198,12 @@ def throughput(stack: Stack, scales: list[int], chunk: int) -> None:
         )
 
 
-def executor_override(folder: Path, cpus: float | None, concurrency: int | None) -> str:
-    """A compose file giving each executor container ``cpus`` and ``--concurrency`` (the path, for Stack.files)."""
-    executor: dict = {}
-    if cpus:
-        executor["cpus"] = cpus
-    if concurrency:
-        executor["command"] = ["worker", "execute", "--concurrency", str(concurrency)]
+def with_concurrency(stack: Stack, folder: Path, concurrency: int) -> Stack:
+    """The stack with a compose file (written to ``folder``) giving each executor ``concurrency`` processes."""
+    command = ["worker", "execute", "--concurrency", str(concurrency)]
     path = folder / "executor-override.yaml"
-    path.write_text(json.dumps({"services": {"executor": executor}}))  # JSON is YAML
-    return str(path)
+    path.write_text(json.dumps({"services": {"executor": {"command": command}}}))  # JSON is YAML
+    return dataclasses.replace(stack, files=[*stack.files, str(path)])
 
 
 def main() -> None:
@@ -215,16 +211,14 @@ def main() -> None:
     parser.add_argument("--cold", action="store_true", help="no images, build cache or wheelhouse to start with")
     parser.add_argument("--scales", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--chunk", type=int, default=16)
-    parser.add_argument("--executor-cpus", type=float, help="a CPU limit per executor container (compose `cpus`)")
     parser.add_argument("--concurrency", type=int, help="worker processes per executor container (default compose's)")
     parser.add_argument("--attach", type=Path, metavar="ENV_FILE", help="throughput only, on a running stack")
     args = parser.parse_args()
     print(f"load before: {os.getloadavg()[0]:.2f} (1 min), {os.cpu_count()} cores", flush=True)
     if args.attach:
         stack = Stack.attach(args.attach)
-        if args.executor_cpus or args.concurrency:
-            override = executor_override(args.attach.parent, args.executor_cpus, args.concurrency)
-            stack = dataclasses.replace(stack, files=[*stack.files, override])
+        if args.concurrency:
+            stack = with_concurrency(stack, args.attach.parent, args.concurrency)
         throughput(stack, args.scales, args.chunk)
         return
     start_engine()
@@ -238,9 +232,8 @@ def main() -> None:
         stack.down()
         print(f"docker compose up -d --wait: {stack.up(timeout=900):.0f} s", flush=True)
         study_times(stack, folder)
-        if args.executor_cpus or args.concurrency:
-            override = executor_override(folder, args.executor_cpus, args.concurrency)
-            stack = dataclasses.replace(stack, files=[*stack.files, override])
+        if args.concurrency:
+            stack = with_concurrency(stack, folder, args.concurrency)
         throughput(stack, args.scales, args.chunk)
     finally:
         stack.down()
