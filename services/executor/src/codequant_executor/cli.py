@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import collections
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from codequant.errors import InputError
+from codequant.errors import InputError, ServiceError
 from codequant.interop.problems import ProblemLookup
 from codequant.jsonl import read_input_records, write_jsonl
 from codequant.limits import Limits
@@ -61,16 +62,29 @@ def execute(
             progress=lambda done, total: bar.update(task, completed=done, total=total),
             where=lambda i: f"{input_path}:{lines[i]}",
         )
+    write_jsonl(out, results)  # first: a store that refuses a row must not cost the run's results
     if store_handle is not None:
-        from codequant.executions import store_executions
-
-        store_executions(store_handle, ({**r, "language": program_of(r)[1]} for r in results))
-    write_jsonl(out, results)
+        _keep(store_handle, out, ({**r, "language": program_of(r)[1]} for r in results))
     counts = collections.Counter(r["status"] for r in results)
     table = Table("status", "programs", title=f"{out}: {len(results)} results")
     for status, count in counts.most_common():
         table.add_row(status, str(count))
     console.print(table)
+
+
+def _keep(store: Any, out: Path, results: Iterable[dict[str, Any]]) -> None:
+    """Store the results (``--store``); a store that fails is one line naming it, after ``out`` was written."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from codequant.executions import store_executions
+
+    try:
+        store_executions(store, results)
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise ServiceError(
+            f"--store {store.safe_url}: the results are in {out} but were not stored ({reason})"
+        ) from None
 
 
 def _limits(timeout: float, memory_mb: int) -> Limits:

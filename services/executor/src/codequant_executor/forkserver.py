@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from codequant.limits import Limits
+from codequant.text import decode_output
 from codequant_executor.sandbox import PROOF_CAP, PROOF_FD, Mount, Outcome, Sandbox, SandboxFailure, sweep_uid
 from codequant_executor.sandbox.limits import NOFILE, SCRATCH_MB, cpu_seconds
 
@@ -185,8 +186,8 @@ class ForkServers:
             code = self._answer(slot, server, answer)
         return Outcome(
             exit_code=code,
-            stdout=bytes(buffers[stdout_fd][:cap]).decode("utf-8", "replace"),
-            stderr=bytes(buffers[stderr_fd][:cap]).decode("utf-8", "replace"),
+            stdout=decode_output(bytes(buffers[stdout_fd][:cap])),
+            stderr=decode_output(bytes(buffers[stderr_fd][:cap])),
             timed_out=timed_out,
             output_exceeded=exceeded,
             duration_s=duration,

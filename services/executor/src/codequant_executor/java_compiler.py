@@ -26,6 +26,7 @@ from importlib import resources
 from pathlib import Path
 
 from codequant import settings
+from codequant.text import decode_output
 from codequant_executor.sandbox import Mount, Sandbox, SandboxFailure, kill_group
 
 log = logging.getLogger(__name__)
@@ -116,7 +117,7 @@ class CompileServer:
         for entry in base64.b64decode(mains).decode().splitlines():
             name, _, offset = entry.rpartition("\t")
             found.append((name, int(offset)))
-        return Compiled(verdict == "OK", base64.b64decode(diagnostics).decode("utf-8", "replace"), found)
+        return Compiled(verdict == "OK", decode_output(base64.b64decode(diagnostics)), found)
 
     def ensure(self) -> subprocess.Popen[bytes]:
         """The running server process, started (and warmed up) if it is not running."""

@@ -37,6 +37,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from codequant.limits import Limits
+from codequant.text import decode_output
 from codequant_executor.cgroups import SHIM, RunCgroup
 from codequant_executor.sandbox.command import CommandBuilder, Mount
 from codequant_executor.sandbox.limits import helper_rlimits, memory_cgroups, run_rlimits
@@ -289,8 +290,8 @@ class Sandbox:
             code = -(code - 128)  # bwrap reports a child killed by signal N as 128 + N
         return Outcome(
             exit_code=code,
-            stdout=stdout.decode("utf-8", "replace"),
-            stderr=stderr.decode("utf-8", "replace"),
+            stdout=decode_output(stdout),
+            stderr=decode_output(stderr),
             timed_out=timed_out,
             output_exceeded=exceeded,
             duration_s=time.monotonic() - began,

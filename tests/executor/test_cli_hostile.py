@@ -1,0 +1,78 @@
+"""`codequant execute` against hostile programs and hostile use: what a program prints is stored whatever its
+bytes, ``--out`` never replaces what is not a regular file, Ctrl-C keeps what finished, bad input is one line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from codequant.store import Execution, Store
+
+CLI = [sys.executable, "-c", "from codequant.cli import main; main()", "execute"]
+
+
+def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def write_records(path: Path, records: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+def rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+# Every byte a program can print: NUL, bytes that are not UTF-8, control characters, on both streams.
+PRINTS_BYTES = (
+    "import os\nos.write(1, b'a\\x00b' + bytes(range(256)))\nos.write(2, b'\\x00\\xff\\xfe err')\nprint(flush=True)\n"
+)
+
+
+def test_any_bytes_a_program_prints_are_stored_and_written(tmp_path: Path, store_url: str) -> None:
+    """A result holding NUL or bytes that are not UTF-8 is stored on every store (PostgreSQL's text holds no
+    NUL), written to --out, and read back from the store as written; no result of the run is lost."""
+    records = [
+        {"name": "bytes", "language": "python", "program": PRINTS_BYTES},
+        {"name": "plain", "language": "python", "program": "print('ok')"},
+        {"name": "cpp", "language": "cpp", "program": '#include <cstdio>\nint main(){fwrite("x\\0y",1,3,stdout);}'},
+    ]
+    source = write_records(tmp_path / "in.jsonl", records)
+    out = tmp_path / "out.jsonl"
+    result = run(str(source), "--out", str(out), "--workers", "2", "--timeout", "20", "--store", store_url)
+    assert result.returncode == 0, result.stderr
+    written = rows(out)
+    assert [r["name"] for r in written] == ["bytes", "plain", "cpp"]
+    assert all(r["status"] == "OK" for r in written), written
+    assert "\0" not in out.read_text().replace("\\u0000", "")  # no escaped NUL either
+    assert written[0]["stdout"].startswith("a\ufffdb\ufffd\x01") and "\ufffd\ufffd\ufffd err" in written[0]["stderr"]
+    assert written[2]["stdout"] == "x\ufffdy"
+    with Store(store_url).session() as session:
+        stored = {row.key: row for row in session.scalars(select(Execution))}
+    assert len(stored) == 3
+    for record in written:
+        assert stored[record["execution_key"]].stdout == record["stdout"]
+        assert stored[record["execution_key"]].stderr == record["stderr"]
+    again = tmp_path / "again.jsonl"
+    assert run(str(source), "--out", str(again), "--timeout", "20", "--store", store_url).returncode == 0
+    assert rows(again) == written  # the stored results, read back, are what was written
+
+
+@pytest.mark.parametrize("text", ["a\0b", "\0", "plain"])
+def test_every_store_keeps_text_with_nul(store_url: str, text: str) -> None:
+    """Any writer (the orchestrator's, the CLI's) stores text with NUL: as U+FFFD, the same on every back-end."""
+    from codequant.executions import store_executions, stored_executions
+
+    result = {"execution_key": "k" * 64, "language": "python", "status": "OK", "passed": True, "exit_code": 0}
+    result |= {"stdout": text, "stderr": text + "\0", "duration_s": 0.1}
+    store = Store(store_url)
+    assert store_executions(store, [result]) == 1
+    kept = stored_executions(store, ["k" * 64])["k" * 64]
+    assert kept["stdout"] == text.replace("\0", "\ufffd") and kept["stderr"] == (text + "\0").replace("\0", "\ufffd")
+
