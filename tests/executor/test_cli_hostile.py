@@ -76,3 +76,50 @@ def test_every_store_keeps_text_with_nul(store_url: str, text: str) -> None:
     kept = stored_executions(store, ["k" * 64])["k" * 64]
     assert kept["stdout"] == text.replace("\0", "\ufffd") and kept["stderr"] == (text + "\0").replace("\0", "\ufffd")
 
+
+def _not_regular_outs(tmp_path: Path) -> dict[str, Path]:
+    """A symbolic link (to a file the user owns), a character device (/dev/null's numbers) and a named pipe."""
+    import os
+
+    target = tmp_path / "precious.txt"
+    target.write_text("keep me\n")
+    (tmp_path / "link.jsonl").symlink_to(target)
+    os.mknod(tmp_path / "null", 0o666 | 0o020000, os.makedev(1, 3))  # as root, like /dev/null
+    os.mkfifo(tmp_path / "fifo")
+    return {"link": tmp_path / "link.jsonl", "device": tmp_path / "null", "fifo": tmp_path / "fifo"}
+
+
+def test_an_out_that_exists_and_is_not_a_regular_file_is_refused(tmp_path: Path) -> None:
+    """--out naming a link, a device or a pipe: one line naming it, exit 2, before anything runs; the thing
+    itself (and what a link points to) is unchanged and no temporary file is left beside it."""
+    import os
+    import stat
+
+    source = write_records(tmp_path / "in.jsonl", [{"name": "a", "language": "python", "program": "print(1)"}])
+    outs = _not_regular_outs(tmp_path)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for kind, out in outs.items():
+        result = run(str(source), "--out", str(out), "--timeout", "5")
+        assert result.returncode == 2, (kind, result.stderr)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and str(out) in lines[0] and "regular file" in lines[0], (kind, result.stderr)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert (tmp_path / "link.jsonl").is_symlink() and (tmp_path / "precious.txt").read_text() == "keep me\n"
+    assert stat.S_ISCHR(os.lstat(outs["device"]).st_mode) and stat.S_ISFIFO(os.lstat(outs["fifo"]).st_mode)
+
+
+def test_no_writer_replaces_what_became_a_link_while_it_wrote(tmp_path: Path) -> None:
+    """The atomic writer checks again just before it renames: a regular --out swapped for a link meanwhile
+    is refused (InputError), the link and its target stay, the temporary file is removed."""
+    from codequant.errors import InputError
+    from codequant.jsonl import atomic_writer
+
+    out, target = tmp_path / "out.jsonl", tmp_path / "target"
+    target.write_text("keep\n")
+    out.write_text("old\n")
+    with pytest.raises(InputError, match="symbolic link"), atomic_writer(out) as handle:
+        handle.write("new\n")
+        out.unlink()
+        out.symlink_to(target)
+    assert out.is_symlink() and target.read_text() == "keep\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl", "target"]
