@@ -123,3 +123,110 @@ def test_no_writer_replaces_what_became_a_link_while_it_wrote(tmp_path: Path) ->
         out.symlink_to(target)
     assert out.is_symlink() and target.read_text() == "keep\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl", "target"]
+
+
+def _started(command: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def _wait_for_lines(folder: Path, count: int, process: subprocess.Popen[str], limit: float = 180) -> Path:
+    """The temporary output file beside --out once it holds ``count`` whole lines."""
+    import time
+
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()
+        for path in folder.glob(".out.jsonl.*.tmp"):
+            if path.read_text().count("\n") >= count:
+                return path
+        time.sleep(0.05)
+    raise AssertionError(f"no {count} results streamed within {limit} s")
+
+
+def _private_env(tmp_path: Path) -> dict[str, str]:
+    """The CLI's environment with its own slot folder, so what it leaves there is its own."""
+    import os
+
+    slots = tmp_path / "slots"
+    slots.mkdir(mode=0o700)
+    return {**os.environ, "CODEQUANT_SLOT_DIR": str(slots)}
+
+
+SLEEPS = "import time\ntime.sleep(120)\n"
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_promptly_writes_what_finished_and_exits_130(tmp_path: Path) -> None:
+    """Ctrl-C while programs run and more are queued: the command stops within seconds (not after the queue
+    or the programs' 120 s timeout), writes the results that finished, in order, exits 130 with one line, and
+    leaves no sandboxed process, no temporary file and nothing in its slot folder but the slot locks."""
+    import os
+    import signal
+    import time
+
+    from tests.executor.conftest import sandbox_processes
+
+    records = [{"name": f"quick-{i}", "language": "python", "program": f"print({i})"} for i in range(2)]
+    records += [{"name": f"slow-{i}", "language": "python", "program": SLEEPS} for i in range(6)]
+    source = write_records(tmp_path / "in.jsonl", records)
+    out = tmp_path / "out.jsonl"
+    env = _private_env(tmp_path)
+    command = [*CLI, str(source), "--out", str(out), "--workers", "2", "--timeout", "120"]
+    process = _started(command, env)
+    _wait_for_lines(tmp_path, 2, process)
+    time.sleep(1.0)  # the sleepers are running
+    sent = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert time.monotonic() - sent < 15, "Ctrl-C did not stop the run promptly"
+    assert "Traceback" not in stderr and "interrupted: 2 of 8 results written" in stderr
+    assert [r["name"] for r in rows(out)] == ["quick-0", "quick-1"]
+    assert [r["stdout"] for r in rows(out)] == ["0\n", "1\n"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "out.jsonl", "slots"]
+    assert all(p.name.endswith(".lock") for p in (tmp_path / "slots").iterdir()), os.listdir(tmp_path / "slots")
+    assert sandbox_processes() == []
+
+
+@pytest.mark.slow
+def test_results_are_streamed_in_input_order_as_they_finish(tmp_path: Path) -> None:
+    """The first record's result is on disk while a later program still runs, and the output keeps input
+    order whatever order programs finish in (a slow first record holds back only the results after it)."""
+    records = [{"name": "first", "language": "python", "program": "print('first')"}]
+    records += [{"name": "slow", "language": "python", "program": "import time\ntime.sleep(4)\nprint('slow')"}]
+    records += [{"name": f"after-{i}", "language": "python", "program": f"print({i})"} for i in range(6)]
+    source = write_records(tmp_path / "in.jsonl", records)
+    out = tmp_path / "out.jsonl"
+    process = _started([*CLI, str(source), "--out", str(out), "--workers", "2", "--timeout", "60"])
+    partial = _wait_for_lines(tmp_path, 1, process)
+    assert [json.loads(line)["name"] for line in partial.read_text().splitlines()] == ["first"]  # 'slow' runs
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr
+    assert [r["name"] for r in rows(out)] == [r["name"] for r in records]
+    assert all(r["status"] == "OK" for r in rows(out))
+
+
+def test_the_sink_writes_in_input_order_and_holds_only_what_finished_early() -> None:
+    """Results arriving out of order are held only until every earlier one is there; a stopped run's held
+    results are written in input order after the last complete prefix."""
+    import io
+
+    from codequant_executor.results_out import ResultSink
+
+    handle = io.StringIO()
+    sink = ResultSink(handle)
+
+    def result(i: int) -> dict:
+        return {"name": str(i), "language": "python", "status": "OK"}
+
+    sink.add(2, result(2))
+    sink.add(1, result(1))
+    assert handle.getvalue() == "" and len(sink._held) == 2
+    sink.add(0, result(0))
+    assert [json.loads(line)["name"] for line in handle.getvalue().splitlines()] == ["0", "1", "2"]
+    assert not sink._held
+    sink.add(5, result(5))
+    sink.add(4, result(4))
+    sink.finish()  # 3 never finished
+    assert [json.loads(line)["name"] for line in handle.getvalue().splitlines()] == ["0", "1", "2", "4", "5"]
+    assert sink.written == 5 and sink.counts["OK"] == 5

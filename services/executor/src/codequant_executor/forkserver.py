@@ -27,6 +27,7 @@ from codequant.limits import Limits
 from codequant.text import decode_output
 from codequant_executor.sandbox import PROOF_CAP, PROOF_FD, Mount, Outcome, Sandbox, SandboxFailure, sweep_uid
 from codequant_executor.sandbox.limits import NOFILE, SCRATCH_MB, cpu_seconds
+from codequant_executor.sandbox.process import POLL_S, stop_requested
 
 PROGRAM = "program.py"
 #: Where a Python server sees /proc: below a folder only root may enter (its programs run without /proc).
@@ -149,10 +150,10 @@ class ForkServers:
         try:
             while selector.get_map():
                 remaining = deadline - time.monotonic()
-                if remaining <= 0:
+                if remaining <= 0 or stop_requested():
                     timed_out = True
                     break
-                for key, _ in selector.select(min(remaining, 0.5)):
+                for key, _ in selector.select(min(remaining, POLL_S)):
                     if key.fileobj is server.control:
                         chunk = server.control.recv(256)
                         if not chunk:

@@ -20,6 +20,7 @@ import select
 import shutil
 import subprocess
 import threading
+import time
 import zipfile
 from dataclasses import dataclass
 from importlib import resources
@@ -28,6 +29,7 @@ from pathlib import Path
 from codequant import settings
 from codequant.text import decode_output
 from codequant_executor.sandbox import Mount, Sandbox, SandboxFailure, kill_group
+from codequant_executor.sandbox.process import POLL_S, stop_requested
 
 log = logging.getLogger(__name__)
 JAVA_SOURCES = ("CompileServer.java", "CqHarness.java")
@@ -103,10 +105,14 @@ class CompileServer:
         except OSError:
             self.stop()
             raise SandboxFailure("the compile server exited") from None
-        ready, _, _ = select.select([process.stdout], [], [], timeout_s)
-        if not ready:
-            self.stop()
-            raise CompileTimeout(f"compiling took longer than {timeout_s:g} s")
+        deadline = time.monotonic() + timeout_s
+        while not select.select([process.stdout], [], [], min(POLL_S, max(0.0, deadline - time.monotonic())))[0]:
+            if stop_requested():
+                self.stop()
+                raise SandboxFailure("compilation stopped: the run was stopped")
+            if time.monotonic() >= deadline:
+                self.stop()
+                raise CompileTimeout(f"compiling took longer than {timeout_s:g} s")
         line = process.stdout.readline().decode("utf-8", "replace")
         if not line:
             self.stop()  # javac exhausted the server's memory or crashed on this program

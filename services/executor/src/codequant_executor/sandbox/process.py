@@ -8,11 +8,27 @@ import os
 import selectors
 import signal
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 
 #: At most this much of what the harness writes to its proof descriptor is kept.
 PROOF_CAP = 4096
+#: How often a wait looks at the stop request (``stop_requested``) at the latest.
+POLL_S = 0.25
+_local = threading.local()
+
+
+def set_stop_event(event: threading.Event | None) -> None:
+    """Make ``event`` this thread's stop request: once it is set, every sandboxed process this thread waits for
+    is ended as if its time were up (the caller stopped: Ctrl-C), within ``POLL_S``."""
+    _local.stop = event
+
+
+def stop_requested() -> bool:
+    """Whether this thread's stop request (``set_stop_event``) is set."""
+    event = getattr(_local, "stop", None)
+    return event is not None and event.is_set()
 
 
 @dataclass
@@ -80,10 +96,10 @@ def collect_output(
     timed_out = exceeded = False
     while selector.get_map():
         remaining = deadline - time.monotonic()
-        if remaining <= 0:
+        if remaining <= 0 or stop_requested():
             timed_out = True
             break
-        for key, _ in selector.select(min(remaining, 0.5)):
+        for key, _ in selector.select(min(remaining, POLL_S)):
             if key.fileobj == proof_fd:
                 chunk = os.read(proof_fd, 65536)
                 if not chunk:
@@ -103,16 +119,26 @@ def collect_output(
             break
     selector.close()
     if not timed_out and not exceeded:
-        try:
-            process.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            timed_out = True
+        timed_out = not wait_until(process, deadline)
     if proof_fd is not None and not timed_out and not exceeded:
         with contextlib.suppress(BlockingIOError):
             while len(proof) < PROOF_CAP and (chunk := os.read(proof_fd, PROOF_CAP)):
                 proof.extend(chunk)  # written just before the process ended
     out, err = (bytes(buffers[s][:cap]) for s in (process.stdout, process.stderr))
     return out, err, bytes(proof[:PROOF_CAP]), timed_out, exceeded
+
+
+def wait_until(process: subprocess.Popen, deadline: float) -> bool:
+    """Wait for ``process`` to end until ``deadline`` (at least 0.1 s) or a stop request; whether it ended."""
+    end = max(deadline, time.monotonic() + 0.1)
+    while not stop_requested():
+        try:
+            process.wait(timeout=min(POLL_S, max(0.0, end - time.monotonic())))
+            return True
+        except subprocess.TimeoutExpired:
+            if time.monotonic() >= end:
+                return False
+    return False
 
 
 def kill_group(process: subprocess.Popen) -> None:
