@@ -230,3 +230,48 @@ def test_the_sink_writes_in_input_order_and_holds_only_what_finished_early() -> 
     sink.finish()  # 3 never finished
     assert [json.loads(line)["name"] for line in handle.getvalue().splitlines()] == ["0", "1", "2", "4", "5"]
     assert sink.written == 5 and sink.counts["OK"] == 5
+
+
+GOOD = '{"name": "ok", "language": "python", "program": "pass"}'
+BAD_LINES = {
+    "5000-digit integer": '{"name": "a", "language": "python", "program": "pass", "n": ' + "7" * 5000 + "}",
+    "name that is a list": '{"name": ["a"], "language": "python", "program": "pass"}',
+    "name that is a list, benchmark record": '{"name": ["a"], "benchmark": "humaneval", "completion": "  pass"}',
+    "name that is an object": '{"name": {"a": 1}, "language": "python", "prompt": "", "completion": "", "tests": ""}',
+    "NaN": '{"name": "a", "language": "python", "program": "pass", "score": NaN}',
+    "Infinity": '{"name": "a", "language": "python", "program": "pass", "score": Infinity}',
+    "-Infinity": '{"name": "a", "language": "python", "program": "pass", "score": [-Infinity]}',
+}
+
+
+@pytest.mark.parametrize("kind", list(BAD_LINES))
+def test_bad_input_is_one_line_naming_file_and_line(tmp_path: Path, kind: str) -> None:
+    """Each kind of bad record, after good ones: one line naming FILE:LINE, exit 2, no traceback, nothing
+    written (NaN and Infinity are not JSON: our output would not be JSON either)."""
+    source = tmp_path / "in.jsonl"
+    source.write_text(f"{GOOD}\n\n{BAD_LINES[kind]}\n{GOOD}\n")
+    out = tmp_path / "out.jsonl"
+    result = run(str(source), "--out", str(out), "--timeout", "5")
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {source}:3: "), result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]
+
+
+def test_line_numbers_are_the_files_own_with_bare_carriage_returns(tmp_path: Path) -> None:
+    """A bare CR (whitespace to JSON) does not start a line: the error names the line as the file counts it
+    (LF only, like wc -l and every editor's JSON Lines); CRLF files read as before."""
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(
+        b'{"name": "a",\r "language": "python",\r "program": "pass"}\n'
+        b'{"name": "b", "language": "rust", "program": "fn main() {}"}\n'
+    )
+    result = run(str(source), "--out", str(tmp_path / "out.jsonl"), "--timeout", "5")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: {source}:2: field 'language' must be one of cpp, java, javascript, python, got 'rust'"
+    ]
+    source.write_bytes(f"{GOOD}\r\n{GOOD}\r\n".encode())
+    crlf = tmp_path / "crlf.jsonl"
+    assert run(str(source), "--out", str(crlf), "--timeout", "10").returncode == 0
+    assert [r["status"] for r in rows(crlf)] == ["OK", "OK"]

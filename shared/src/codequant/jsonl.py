@@ -36,7 +36,7 @@ def read_jsonl_numbered(
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = json.loads(line, parse_constant=_no_constant)
         except json.JSONDecodeError as exc:
             is_tail = number == len(lines) and not line.endswith("\n")
             if allow_truncated_tail and is_tail:
@@ -44,11 +44,19 @@ def read_jsonl_numbered(
             raise InputError(f"{path}:{number}: invalid JSON ({exc.msg})") from None
         except RecursionError:
             raise InputError(f"{path}:{number}: JSON nested too deeply") from None
+        except ValueError as exc:  # NaN/Infinity (not JSON), an integer of more digits than Python converts
+            raise InputError(f"{path}:{number}: invalid JSON ({exc})") from None
         if not isinstance(record, dict):
             raise InputError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
         if "\\ud" in line.lower() and not _is_unicode(record):
             raise InputError(f"{path}:{number}: a string holds a lone surrogate (\\ud800-\\udfff), not Unicode text")
         yield number, record
+
+
+def _no_constant(name: str) -> Any:
+    """``NaN``, ``Infinity`` and ``-Infinity`` are not JSON: Python's reader accepts them, no other would read
+    them back from our output."""
+    raise ValueError(f"{name} is not a JSON value")
 
 
 def read_input_records(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
@@ -62,11 +70,16 @@ def read_input_records(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
 
 def read_lines(path: str | Path, *, expected: str = "a JSONL file") -> list[str]:
     """The lines of a UTF-8 text file, gunzipped when its name ends in ``.gz`` (MultiPL-E's and EvalPlus's files
-    often are); InputError naming the file (and the line of a byte that is not UTF-8) for anything else."""
+    often are); InputError naming the file (and the line of a byte that is not UTF-8) for anything else.
+
+    Lines end at LF only, as JSON Lines and ``wc -l`` count them: a bare CR does not start a line (the line
+    numbers of errors are the file's own), and CRLF lines keep their CR (JSON reads it as space)."""
     path = Path(path)
     try:
-        with gzip.open(path, "rt", encoding="utf-8") if path.name.endswith(".gz") else path.open(encoding="utf-8") as f:
-            return f.readlines()
+        opened = gzip.open(path, "rt", encoding="utf-8", newline="") if path.name.endswith(".gz") else None
+        with opened or path.open(encoding="utf-8", newline="") as f:
+            pieces = f.read().split("\n")
+        return [piece + "\n" for piece in pieces[:-1]] + ([pieces[-1]] if pieces[-1] else [])
     except FileNotFoundError:
         raise InputError(f"{path}: file not found") from None
     except IsADirectoryError:

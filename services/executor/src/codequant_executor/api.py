@@ -71,6 +71,8 @@ def program_of(record: dict[str, Any], where: str = "record") -> tuple[str, str,
     language = canonical_name(given) if isinstance(given, str) else None
     if language not in runner_languages():
         raise InputError(f"{where}: field 'language' must be one of {', '.join(runner_languages())}, got {given!r}")
+    if not isinstance(record.get("name", ""), str):
+        raise InputError(f"{where}: field 'name' must be a string, got {type(record['name']).__name__}")
     if "program" in record:
         if not isinstance(record["program"], str):
             raise InputError(f"{where}: field 'program' must be a string")
