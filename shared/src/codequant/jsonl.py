@@ -76,9 +76,12 @@ def read_lines(path: str | Path, *, expected: str = "a JSONL file") -> list[str]
     numbers of errors are the file's own), and CRLF lines keep their CR (JSON reads it as space)."""
     path = Path(path)
     try:
-        opened = gzip.open(path, "rt", encoding="utf-8", newline="") if path.name.endswith(".gz") else None
-        with opened or path.open(encoding="utf-8", newline="") as f:
-            pieces = f.read().split("\n")
+        if path.name.endswith(".gz"):
+            with gzip.open(path, "rb") as f:
+                data = f.read()
+        else:
+            data = path.read_bytes()
+        pieces = data.decode("utf-8").split("\n")
         return [piece + "\n" for piece in pieces[:-1]] + ([pieces[-1]] if pieces[-1] else [])
     except FileNotFoundError:
         raise InputError(f"{path}: file not found") from None
