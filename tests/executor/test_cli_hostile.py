@@ -275,3 +275,47 @@ def test_line_numbers_are_the_files_own_with_bare_carriage_returns(tmp_path: Pat
     crlf = tmp_path / "crlf.jsonl"
     assert run(str(source), "--out", str(crlf), "--timeout", "10").returncode == 0
     assert [r["status"] for r in rows(crlf)] == ["OK", "OK"]
+
+
+@pytest.mark.slow
+def test_any_temp_folder_works_and_nothing_is_left_in_it(tmp_path: Path) -> None:
+    """With TMPDIR a folder other than /tmp, below folders only root may enter, programs of every language
+    pass (the sandbox makes the folders above a run's folder traversable for the slot's uid); once the command
+    ends, the pool is closed: nothing is left in TMPDIR (Java's spool of class files, run folders) nor in the
+    slot folder (fork servers' folders with the last program) but the slot locks."""
+    import os
+
+    temp = tmp_path / "private" / "temp dir"
+    temp.mkdir(parents=True)
+    (tmp_path / "private").chmod(0o700)
+    records = [
+        {"name": "cpp", "language": "cpp", "program": '#include <cstdio>\nint main(){puts("c");}'},
+        {
+            "name": "java",
+            "language": "java",
+            "program": 'class P { public static void main(String[] a) { System.out.println("j"); } }',
+        },
+        {"name": "js", "language": "javascript", "program": "console.log('js')"},
+        {"name": "py", "language": "python", "program": "print('py')"},
+    ]
+    cpp_with_tests = {
+        "prompt": "int f() {\n",
+        "completion": "  return 1;\n}\n",
+        "tests": "int main() { return f() - 1; }\n",
+    }
+    records.append({"name": "cpp-tests", "language": "cpp", **cpp_with_tests})
+    source = write_records(tmp_path / "in.jsonl", records)
+    out = tmp_path / "out.jsonl"
+    env = {**_private_env(tmp_path), "TMPDIR": str(temp)}
+    result = subprocess.run(
+        [*CLI, str(source), "--out", str(out), "--workers", "2", "--timeout", "60"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert [(r["name"], r["status"]) for r in rows(out)] == [(r["name"], "OK") for r in records], rows(out)
+    assert [r["stdout"] for r in rows(out)][:4] == ["c\n", "j\n", "js\n", "py\n"]
+    assert os.listdir(temp) == []
+    assert all(p.name.endswith(".lock") for p in (tmp_path / "slots").iterdir()), os.listdir(tmp_path / "slots")

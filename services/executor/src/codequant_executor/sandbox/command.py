@@ -136,15 +136,18 @@ class CommandBuilder:
         if workdir is not None:
             prefix += ["--ro-bind", str(workdir), "/work"]
         made = {"/", "/usr", "/opt", "/opt/cq", "/tmp"}
+
+        def parents(inside: str) -> list[str]:
+            """The folders above ``inside`` made traversable (bwrap would make them 0700: no slot uid gets in)."""
+            folders = [str(f) for f in reversed(Path(inside).parents) if str(f) not in made]
+            made.update(folders)
+            return [arg for folder in folders for arg in ("--perms", "0755", "--dir", folder)]
+
         for mount in mounts:
             if mount.inside != str(mount.host) or not mount.host.is_relative_to("/usr"):
-                for folder in reversed(Path(mount.inside).parents):  # traversable, not bwrap's default 0700
-                    if str(folder) not in made:
-                        made.add(str(folder))
-                        prefix += ["--perms", "0755", "--dir", str(folder)]
-                prefix += ["--ro-bind", str(mount.host), mount.inside]
-        for folder in writable:
-            prefix += ["--bind", str(folder), str(folder)]
+                prefix += [*parents(mount.inside), "--ro-bind", str(mount.host), mount.inside]
+        for folder in writable:  # at their own path, wherever $TMPDIR puts them
+            prefix += [*parents(str(folder)), "--bind", str(folder), str(folder)]
         # As root, setpriv needs CAP_SETUID/SETGID to switch to the slot's uid and CAP_SETPCAP to empty the
         # bounding set; it then drops every capability. Otherwise nothing is kept.
         prefix += ["--cap-drop", "ALL"]
