@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import os
 import selectors
-import shutil
 import socket
 import subprocess
 import time
@@ -25,7 +24,17 @@ from pathlib import Path
 
 from codequant.limits import Limits
 from codequant.text import decode_output
-from codequant_executor.sandbox import PROOF_CAP, PROOF_FD, Mount, Outcome, Sandbox, SandboxFailure, sweep_uid
+from codequant_executor.harness.tree import copy_tree, remove_tree
+from codequant_executor.sandbox import (
+    CLEANUP_S,
+    PROOF_CAP,
+    PROOF_FD,
+    Mount,
+    Outcome,
+    Sandbox,
+    SandboxFailure,
+    sweep_uid,
+)
 from codequant_executor.sandbox.limits import NOFILE, SCRATCH_MB, cpu_seconds
 from codequant_executor.sandbox.process import POLL_S, stop_requested
 
@@ -86,8 +95,10 @@ class ForkServers:
         that the JVM can reopen it as /proc/self/fd/3."""
         server = self._server(slot)
         target = server.folder / "classes"
-        shutil.rmtree(target, ignore_errors=True)
-        shutil.copytree(classes, target)
+        if not remove_tree(target, time.monotonic() + CLEANUP_S):
+            self._stop(slot)
+            raise SandboxFailure(f"cannot empty {target}")
+        copy_tree(classes, target)  # javac's output for a program with a deep package: no recursion
         fields = self._limits(slot, limits, nproc, address_space=False)
         argv = ["3" if a == PROOF_FD else a for a in argv]
         return self._run(slot, server, limits, [*fields, "exec", *argv], stdin, proof_owner=self.sandbox.uid(slot))
@@ -185,6 +196,8 @@ class ForkServers:
             sweep_uid(self.sandbox.uid(slot), thorough=True)
         if code is None:
             code = self._answer(slot, server, answer)
+        if answer.endswith(b" leftovers\n"):
+            self._stop(slot)  # /tmp not emptied in time (or a process it could not end): a fresh server next
         return Outcome(
             exit_code=code,
             stdout=decode_output(bytes(buffers[stdout_fd][:cap])),

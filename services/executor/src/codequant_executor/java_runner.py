@@ -206,7 +206,7 @@ class JavaRunner(Runner):
         if self.servers is not None:
             self.servers.close()
         self.compiler.close()
-        shutil.rmtree(self.spool, ignore_errors=True)
+        self.sandbox.cleanup(self.spool)
 
 
 def _classify(stderr: str) -> Status:

@@ -24,7 +24,6 @@ import fcntl
 import gc
 import os
 import resource
-import shutil
 import signal
 import socket
 import sys
@@ -33,15 +32,18 @@ import time
 HARNESS = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HARNESS)
 import run_python  # noqa: E402
+import tree  # noqa: E402
 
 sys.path.remove(HARNESS)
-del sys.modules["run_python"]  # the program cannot import the harness by name
+del sys.modules["run_python"], sys.modules["tree"]  # the program cannot import the harness by name
 #: Imported once here instead of once per program (what HumanEval-style programs and their tests use).
 PRELOAD = ("typing", "collections", "math", "re", "itertools", "functools", "heapq", "string", "unittest.main")
 for _name in PRELOAD:
     __import__(_name)
 gc.freeze()  # the children's collections then leave the server's objects (and so its pages) untouched
 FDS = 4
+#: How long emptying /tmp after a program may take (then the executor replaces this server).
+CLEANUP_S = 5.0
 #: The namespace's /proc (for Python, below a folder only root may enter: programs run without /proc).
 PROC = sys.argv[2]
 
@@ -129,13 +131,8 @@ def kill_leftovers():
 
 
 def empty_tmp():
-    with os.scandir("/tmp") as entries:
-        for entry in entries:
-            if entry.is_dir(follow_symlinks=False):
-                shutil.rmtree(entry.path, ignore_errors=True)
-            else:
-                with contextlib.suppress(OSError):
-                    os.unlink(entry.path)
+    """Remove what the program left in /tmp (any depth; at most the scratch inode bound of entries); whether it is empty."""
+    return tree.empty_folder("/tmp", time.monotonic() + CLEANUP_S)
 
 
 def serve(control):
@@ -164,8 +161,8 @@ def serve(control):
         _, status = os.waitpid(pid, 0)
         code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
         gone = kill_leftovers()
-        empty_tmp()
-        control.sendall(f"exit {code} {'clean' if gone else 'leftovers'}\n".encode())
+        emptied = empty_tmp()
+        control.sendall(f"exit {code} {'clean' if gone and emptied else 'leftovers'}\n".encode())
 
 
 serve(socket.socket(fileno=int(sys.argv[1])))

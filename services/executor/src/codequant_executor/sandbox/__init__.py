@@ -39,6 +39,7 @@ from pathlib import Path
 from codequant.limits import Limits
 from codequant.text import decode_output
 from codequant_executor.cgroups import SHIM, RunCgroup
+from codequant_executor.harness.tree import remove_tree
 from codequant_executor.sandbox.command import CommandBuilder, Mount
 from codequant_executor.sandbox.limits import helper_rlimits, memory_cgroups, run_rlimits
 from codequant_executor.sandbox.process import (
@@ -55,6 +56,7 @@ from codequant_executor.syscall_filter import build_filter
 
 #: What other modules use of the sandbox (the layers live in ``command``, ``limits`` and ``process``).
 __all__ = [
+    "CLEANUP_S",
     "PROOF_CAP",
     "PROOF_FD",
     "UID_BASE",
@@ -73,6 +75,8 @@ log = logging.getLogger(__name__)
 UID_BASE = 62000
 #: Replaced in a command line by the number of the descriptor the harness writes its proof to.
 PROOF_FD = "{proof_fd}"
+#: How long removing one run's folder may take.
+CLEANUP_S = 30.0
 _warned: set[str] = set()
 _warn_lock = threading.Lock()
 _probe_cache: dict[str, str] = {}
@@ -143,7 +147,8 @@ class Sandbox:
             )
         elif self.seccomp is None:
             _warn_once("seccomp", f"WARNING: no seccomp filter in the sandbox: {self.seccomp_problem}")
-        self.commands = CommandBuilder(self.bwrap, self.prlimit, self.setpriv, self.seccomp, self.root)
+        mount = shutil.which("mount") if self.bwrap and self.root and self.setpriv else None
+        self.commands = CommandBuilder(self.bwrap, self.prlimit, self.setpriv, self.seccomp, self.root, mount)
 
     @property
     def isolated(self) -> bool:
@@ -195,7 +200,10 @@ class Sandbox:
 
     @staticmethod
     def cleanup(path: Path) -> None:
-        shutil.rmtree(path, ignore_errors=True)
+        """Remove a folder a run used, whatever a program left in it (any depth: ``harness/tree.py``), within
+        ``CLEANUP_S``; what cannot be removed is logged, never raised."""
+        if not remove_tree(path, time.monotonic() + CLEANUP_S):
+            log.warning("could not remove %s within %s s", path, CLEANUP_S)
 
     @contextlib.contextmanager
     def scratch(self, parent: Path | None = None) -> Iterator[Path]:

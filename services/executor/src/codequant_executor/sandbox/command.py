@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from codequant_executor.sandbox.limits import SCRATCH_MB, common_rlimits
+from codequant_executor.sandbox.limits import SCRATCH_INODES, SCRATCH_MB, common_rlimits
 
 #: What setpriv needs to switch to the slot's uid and empty the bounding set (it then drops them all).
 SETPRIV_CAPS = ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP")
@@ -24,6 +24,11 @@ ZYGOTE_SETPRIV = (
     "--bounding-set=-all",
     "--no-new-privs",
 )
+#: Remounts /tmp with an inode bound (bubblewrap's --tmpfs takes a size only; a remount keeps the folders bound
+#: below it), then runs the command. The capability it needs (CAP_SYS_ADMIN) goes with setpriv's empty
+#: bounding set before any program runs.
+BOUNDED_TMP = 'mount -o "$1" /tmp && shift && exec "$@"'
+TMP_OPTIONS = f"remount,nosuid,nodev,size={SCRATCH_MB}m,nr_inodes={SCRATCH_INODES}"
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,7 @@ class CommandBuilder:
     setpriv: str | None
     seccomp: bytes | None
     root: bool
+    mount: str | None = None  # found only where it is used: as root with bubblewrap and setpriv
 
     def wrap(
         self,
@@ -81,7 +87,7 @@ class CommandBuilder:
         if not self.bwrap:
             return command, environment, str(workdir) if workdir is not None else None
         prefix = self._bwrap_prefix(workdir, mounts, environment, proc=proc, writable=writable)
-        return self._sealed(prefix, command, keep_fds), {}, None
+        return self._sealed(prefix, self._bounded_tmp(command) if uid is not None else command, keep_fds), {}, None
 
     def zygote(
         self, argv: Sequence[str], *, workdir: Path, mounts: Sequence[Mount], keep_fds: list[int], proc: str
@@ -98,7 +104,14 @@ class CommandBuilder:
         if proc != "/proc":  # below a folder for the server only
             prefix += ["--perms", "0700", "--dir", str(Path(proc).parent)]
         prefix += ["--proc", proc]
-        return self._sealed(prefix, [self.setpriv, *ZYGOTE_SETPRIV, "--", *argv], keep_fds)
+        return self._sealed(prefix, self._bounded_tmp([self.setpriv, *ZYGOTE_SETPRIV, "--", *argv]), keep_fds)
+
+    def _bounded_tmp(self, command: list[str]) -> list[str]:
+        """``command`` (which starts with setpriv) once /tmp is remounted with ``SCRATCH_INODES``, where
+        ``mount`` is available (as root); ``command`` alone otherwise."""
+        if self.mount is None:
+            return command
+        return ["/bin/sh", "-c", BOUNDED_TMP.replace("mount ", f"{self.mount} ", 1), "cq-tmp", TMP_OPTIONS, *command]
 
     def _sealed(self, prefix: list[str], command: list[str], keep_fds: list[int]) -> list[str]:
         """``prefix -- command`` with the seccomp filter handed to bubblewrap on a pipe kept in ``keep_fds``."""
@@ -153,6 +166,8 @@ class CommandBuilder:
         prefix += ["--cap-drop", "ALL"]
         if caps is None:
             caps = SETPRIV_CAPS if self.root and self.setpriv else ()
+        if caps and self.mount is not None:
+            caps = (*caps, "CAP_SYS_ADMIN")  # for BOUNDED_TMP's mount only: setpriv's empty bounding set drops it
         for cap in caps:
             prefix += ["--cap-add", cap]
         prefix += ["--chdir", "/tmp", "--clearenv"]
