@@ -8,6 +8,7 @@ up (returns False) at the deadline or on an error instead of raising. Used by th
 the executor (``codequant_executor.sandbox``); only the standard library, as every harness file.
 """
 
+import contextlib
 import os
 import stat
 import time
@@ -74,10 +75,8 @@ def _clear_files(fd, deadline):
             if entry.is_dir(follow_symlinks=False):
                 folder = folder or entry.name
             else:
-                try:
+                with contextlib.suppress(FileNotFoundError):
                     os.unlink(entry.name, dir_fd=fd)
-                except FileNotFoundError:
-                    pass
             if count % _CHECK_EVERY == 0 and deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError("out of time")
     return folder
