@@ -131,7 +131,7 @@ def kill_leftovers():
 
 
 def empty_tmp():
-    """Remove what the program left in /tmp (any depth; at most the scratch inode bound of entries); whether it is empty."""
+    """Remove what the program left in /tmp (any depth, up to its inode bound); whether it is empty."""
     return tree.empty_folder("/tmp", time.monotonic() + CLEANUP_S)
 
 
