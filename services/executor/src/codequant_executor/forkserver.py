@@ -33,6 +33,7 @@ from codequant_executor.sandbox import (
     Outcome,
     Sandbox,
     SandboxFailure,
+    in_lasting_thread,
     sweep_uid,
 )
 from codequant_executor.sandbox.limits import NOFILE, SCRATCH_MB, cpu_seconds
@@ -104,10 +105,10 @@ class ForkServers:
         return self._run(slot, server, limits, [*fields, "exec", *argv], stdin, proof_owner=self.sandbox.uid(slot))
 
     def _limits(self, slot: int, limits: Limits, nproc: int, *, address_space: bool) -> list[str]:
-        """UID CPU_S MEMORY_BYTES ADDRESS_SPACE FSIZE NOFILE NPROC, as the server reads them."""
-        cpu = cpu_seconds(limits.timeout_s)
+        """UID CPU_SOFT CPU_HARD MEMORY_BYTES ADDRESS_SPACE FSIZE NOFILE NPROC, as the server reads them."""
         size = limits.memory_mb * 1024 * 1024
-        fields = (self.sandbox.uid(slot), cpu, size, int(address_space), SCRATCH_MB << 20, NOFILE, nproc)
+        fields = (self.sandbox.uid(slot), *cpu_seconds(limits.timeout_s), size, int(address_space))
+        fields += (SCRATCH_MB << 20, NOFILE, nproc)
         return [str(v) for v in fields]
 
     def _run(
@@ -241,14 +242,16 @@ class ForkServers:
             command = self.sandbox.zygote_command(
                 argv, workdir=folder, mounts=self.mounts, keep_fds=keep_fds, proc=proc
             )
-            process = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                env={},
-                start_new_session=True,
-                pass_fds=keep_fds,
+            process = in_lasting_thread(  # it dies with the executor, not with this worker thread
+                lambda: subprocess.Popen(
+                    command,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    env={},
+                    start_new_session=True,
+                    pass_fds=keep_fds,
+                )
             )
         except OSError as exc:
             ours.close()

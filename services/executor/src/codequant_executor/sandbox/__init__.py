@@ -48,6 +48,7 @@ from codequant_executor.sandbox.process import (
     SandboxFailure,
     close_all,
     collect_output,
+    in_lasting_thread,
     kill_group,
     start_process,
     sweep_uid,
@@ -64,6 +65,7 @@ __all__ = [
     "Outcome",
     "Sandbox",
     "SandboxFailure",
+    "in_lasting_thread",
     "kill_group",
     "sweep_uid",
 ]
@@ -318,7 +320,8 @@ class Sandbox:
         writable: Sequence[Path] = (),
     ) -> subprocess.Popen[bytes]:
         """Start a long-lived helper (the compile server) under the same layers, without a timeout: stdin and
-        stdout are pipes, stderr is discarded; ``writable`` folders are shown read-write at their own path."""
+        stdout are pipes, stderr is discarded; ``writable`` folders are shown read-write at their own path. It
+        dies with the executor (``process.in_lasting_thread``)."""
         rlimits = helper_rlimits(data_mb)
         keep_fds: list[int] = []
         try:
@@ -336,7 +339,7 @@ class Sandbox:
         except BaseException:
             close_all(keep_fds)
             raise
-        return start_process(command, popen_env, cwd, keep_fds, stderr=subprocess.DEVNULL)
+        return start_process(command, popen_env, cwd, keep_fds, stderr=subprocess.DEVNULL, lasting=True)
 
     def zygote_command(
         self, argv: Sequence[str], *, workdir: Path, mounts: Sequence[Mount], keep_fds: list[int], proc: str

@@ -98,9 +98,7 @@ class CommandBuilder:
         with their uid)."""
         assert self.setpriv
         environment = _environment("/tmp")
-        prefix = self._bwrap_prefix(
-            workdir, mounts, environment, proc=False, writable=(), die_with_parent=False, caps=ZYGOTE_BWRAP_CAPS
-        )
+        prefix = self._bwrap_prefix(workdir, mounts, environment, proc=False, writable=(), caps=ZYGOTE_BWRAP_CAPS)
         if proc != "/proc":  # below a folder for the server only
             prefix += ["--perms", "0700", "--dir", str(Path(proc).parent)]
         prefix += ["--proc", proc]
@@ -131,7 +129,6 @@ class CommandBuilder:
         *,
         proc: bool,
         writable: Sequence[Path],
-        die_with_parent: bool | None = None,
         caps: Sequence[str] | None = None,
     ) -> list[str]:
         assert self.bwrap
@@ -140,10 +137,9 @@ class CommandBuilder:
         prefix += ["--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64", "--symlink", "usr/bin", "/bin"]
         prefix += ["--dev", "/dev", "--perms", "1777", "--size", str(SCRATCH_MB * 1024 * 1024), "--tmpfs", "/tmp"]
         prefix += ["--perms", "0755", "--dir", "/opt/cq"]
-        if die_with_parent if die_with_parent is not None else workdir is not None:
-            # A run dies with the thread that started it. A long-lived helper must not (the kernel signals the
-            # death of the parent *thread*, and the pool's threads come and go): it exits when its stdin closes.
-            prefix.append("--die-with-parent")
+        # Everything dies with the thread that started it: a run with the worker thread waiting for it, a
+        # long-lived server with the spawner thread, which lives as long as the executor (process.py).
+        prefix.append("--die-with-parent")
         if proc:
             prefix += ["--proc", "/proc"]
         if workdir is not None:
