@@ -14,7 +14,6 @@ from codequant_executor.harness.tree import copy_tree, empty_folder, remove_tree
 from codequant_executor.pool import ExecutorPool
 from codequant_executor.sandbox import Sandbox
 from codequant_executor.status import Status
-from tests.executor.conftest import FAST
 
 
 def deep_chain(root: Path, depth: int, name: str = "d") -> None:
@@ -74,6 +73,7 @@ def test_copy_tree_copies_deep_trees_without_recursion(tmp_path: Path) -> None:
         assert (path / "f").read_text() == "x"
         path = path / "d"
     assert not (tmp_path / "copy" / "link").exists()
+    assert remove_tree(source) and remove_tree(tmp_path / "copy")  # pytest's own cleanup would recurse
 
 
 DEEP = "import os\nfor _ in range(6000):\n    os.mkdir('d')\n    os.chdir('d')\nprint('deep')\n"
@@ -95,7 +95,7 @@ def test_a_deep_chain_in_a_run_folder_is_removed_by_the_executor(tmp_path: Path)
     it, and the verdict is the program's."""
     pool = ExecutorPool(Sandbox(use_bwrap=False), workers=1, insecure=True)
     try:
-        verdicts = pool.run_many([(DEEP, "python"), ("print(1)", "python")], FAST)
+        verdicts = pool.run_many([(DEEP, "python"), ("print(1)", "python")], Limits(timeout_s=60.0, memory_mb=512))
     finally:
         pool.close()
     assert [v.status for v in verdicts] == [Status.OK, Status.OK], [v.stderr[-300:] for v in verdicts]

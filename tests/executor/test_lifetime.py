@@ -129,3 +129,27 @@ def test_a_program_out_of_cpu_time_is_a_timeout_however_many_threads_burn_it(poo
     jobs = [(program, language.split("-")[0]) for language, program in BURNERS.items()]
     verdicts = pool.run_many(jobs, Limits(timeout_s=4.0, memory_mb=512))
     assert [v.status for v in verdicts] == [Status.TIMEOUT] * len(jobs), [(v.status, v.exit_code) for v in verdicts]
+
+
+CONSTEXPR = (
+    "constexpr long busy() { long s = 0;\n"
+    "  for (int i = 0; i < 200000; i++) for (int j = 0; j < 200000; j++) s += i ^ j;\n  return s; }\n"
+    "constexpr long x = busy();\nint main() { return x == 0; }\n"
+)
+
+
+@pytest.mark.slow
+def test_compiling_counts_against_the_programs_timeout(pool: ExecutorPool) -> None:
+    """~200 bytes of constexpr evaluation keep g++ busy for minutes: compiling gets the program's own timeout
+    (not a minute of its own), and what it took is taken from the run's."""
+    from codequant_executor.outcome import Verdict
+    from codequant_executor.runner import after_compiling
+
+    started = time.monotonic()
+    verdict = pool.run_one(CONSTEXPR, "cpp", Limits(timeout_s=4.0, memory_mb=512))
+    assert verdict.status is Status.TIMEOUT and "compiling took" in verdict.stderr, verdict
+    assert time.monotonic() - started < 20
+    limits = Limits(timeout_s=8.0, memory_mb=512)
+    assert after_compiling(limits, 3.0) == Limits(timeout_s=5.0, memory_mb=512)
+    left = after_compiling(limits, 8.5)
+    assert isinstance(left, Verdict) and left.status is Status.TIMEOUT

@@ -51,6 +51,7 @@ class Compiled:
     ok: bool
     diagnostics: str
     mains: list[tuple[str, int]]
+    seconds: float = 0.0  # how long compiling took (from the request to the answer: not the server's start)
 
 
 def java_home() -> Path:
@@ -105,7 +106,8 @@ class CompileServer:
         except OSError:
             self.stop()
             raise SandboxFailure("the compile server exited") from None
-        deadline = time.monotonic() + timeout_s
+        started = time.monotonic()
+        deadline = started + timeout_s
         while not select.select([process.stdout], [], [], min(POLL_S, max(0.0, deadline - time.monotonic())))[0]:
             if stop_requested():
                 self.stop()
@@ -116,14 +118,16 @@ class CompileServer:
         line = process.stdout.readline().decode("utf-8", "replace")
         if not line:
             self.stop()  # javac exhausted the server's memory or crashed on this program
-            return Compiled(False, "codequant: the compiler ran out of memory or crashed on this program\n", [])
+            crashed = "codequant: the compiler ran out of memory or crashed on this program\n"
+            return Compiled(False, crashed, [], time.monotonic() - started)
         verdict, _, rest = line.rstrip("\n").partition("\t")
         diagnostics, _, mains = rest.partition("\t")
         found = []
         for entry in base64.b64decode(mains).decode().splitlines():
             name, _, offset = entry.rpartition("\t")
             found.append((name, int(offset)))
-        return Compiled(verdict == "OK", decode_output(base64.b64decode(diagnostics)), found)
+        diagnostics_text = decode_output(base64.b64decode(diagnostics))
+        return Compiled(verdict == "OK", diagnostics_text, found, time.monotonic() - started)
 
     def ensure(self) -> subprocess.Popen[bytes]:
         """The running server process, started (and warmed up) if it is not running."""

@@ -1,0 +1,107 @@
+"""False passes, by class: a wrong program must never be OK, however it ends or rewrites what runs it.
+
+C++: the proof means "the tests' main returned" (the harness owns main and calls the tests' main, renamed for
+the run), so no way of exiting 0 without that passes; bare programs compile as plain g++ compiles them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from codequant.benchmarks import load_benchmark
+from codequant.limits import Limits
+from codequant_executor.cpp_runner import precompiled_header_fits, rename_tests_main
+from codequant_executor.pool import ExecutorPool
+from codequant_executor.status import Status
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "benchmarks"
+LIMITS = Limits(timeout_s=20.0, memory_mb=512)
+
+
+def cpp_job(completion: str) -> tuple[str, str, int]:
+    """The strlen problem (tests: candidate("") == 0, "x" == 1, "asdasnakj" == 9) with ``completion``."""
+    problem = load_benchmark("multiple-humaneval-cpp", data_dir=DATA).by_name()["HumanEval_23_strlen"]
+    return problem.program(completion), "cpp", (problem.prompt + completion + "\n").count("\n") + 1
+
+
+WRONG = "    return 1;\n"  # then one of these: each ends the process with status 0 before or instead of the tests
+CPP_ESCAPES = {
+    "exit": "    exit(0);\n",
+    "quick_exit": "    quick_exit(0);\n",
+    "_Exit": "    _Exit(0);\n",
+    "pthread_exit from main's thread": "    pthread_exit(nullptr);\n",
+    "errx (glibc's own exit)": '    errx(0, "bye");\n',
+    "err": '    err(0, "bye");\n',
+    "exit through dlsym": '    ((void (*)(int))dlsym(RTLD_DEFAULT, "exit"))(0);\n',
+    "exit's real name": '    extern "C" void __real_exit(int); __real_exit(0);\n',
+}
+HEADERS = "#include <err.h>\n#include <dlfcn.h>\n#include <pthread.h>\n#include <csignal>\n#include <unistd.h>\n"
+
+
+@pytest.mark.slow
+def test_cpp_no_exit_with_status_0_passes_unless_the_tests_main_returned(pool: ExecutorPool) -> None:
+    jobs = {
+        name: cpp_job(escape + WRONG + "}\n" + HEADERS + "long unused() {\n" + WRONG)
+        for name, escape in CPP_ESCAPES.items()
+    }
+    # A failed assert (SIGABRT) whose handler exits 0; a main of the completion's own; #define main; a
+    # definition of the harness's entry symbol.
+    jobs["SIGABRT handler exits 0"] = cpp_job(
+        WRONG + "}\n#include <csignal>\n#include <cstdlib>\n"
+        "static int installed = (std::signal(SIGABRT, [](int) { std::_Exit(0); }), 0);\nlong unused() {\n" + WRONG
+    )
+    jobs["its own main"] = cpp_job(WRONG + "}\nint main() { return 0; }\nlong unused() {\n" + WRONG)
+    jobs["#define main"] = cpp_job(
+        WRONG + "}\nint fake() { return 0; }\n#define main fake_unused\nlong unused() {\n" + WRONG
+    )
+    jobs["defines the entry"] = cpp_job(
+        WRONG + '}\nextern "C" int __cq_tests_entry(int, char **, char **) { return 0; }\nlong unused() {\n' + WRONG
+    )
+    jobs["correct"] = cpp_job("    return string.size();\n")
+    verdicts = dict(zip(jobs, pool.run_many(list(jobs.values()), LIMITS), strict=True))
+    passed = [name for name, verdict in verdicts.items() if verdict.passed]
+    assert passed == ["correct"], {name: (v.status, v.stderr[-200:]) for name, v in verdicts.items()}
+    assert verdicts["its own main"].status is Status.SYNTAX_ERROR  # two mains do not link
+
+
+def test_the_tests_main_is_renamed_on_its_own_line() -> None:
+    program = "int f() {\n  return 1;\n}\nint main() {\n  return f() - 1;\n}\n"
+    renamed = rename_tests_main(program, 4, "__cq_tests_main_x")
+    assert renamed is not None and renamed.split("\n")[3] == 'extern "C" int __cq_tests_main_x() {'
+    assert renamed.split("\n")[5] == "return 0;}"  # main alone returns 0 when it ends without a return
+    assert renamed.count("\n") == program.count("\n")
+    # A main in the completion is not the tests' (it stays, and then does not link beside the harness's).
+    assert rename_tests_main("int main() {}\n" + program, 5, "e").startswith("int main() {}\n")
+    assert rename_tests_main("int f();\nvoid g() {}\n", 2, "e") is None
+    assert rename_tests_main("int f();\nint main() { return 0; }\nint x;\n", 2, "e") is None  # not main's end
+
+
+@pytest.mark.parametrize(
+    ("program", "fits"),
+    [
+        ("#include<assert.h>\n#include<bits/stdc++.h>\n// Return length\nlong f() {", True),  # MultiPL-E's
+        ("// a comment\n/* and\n another */\n#include <bits/stdc++.h>\nint main() {}", True),
+        ("#define _GLIBCXX_DEBUG\n#include <bits/stdc++.h>\nint main() {}", False),
+        ("#define vector list\n#include <bits/stdc++.h>\nint main() {}", False),
+        ("/*\n#include <bits/stdc++.h>\n*/\nint main() {}", False),
+        ('#include "mine.h"\n#include <bits/stdc++.h>\n', False),
+        ("int x;\n#include <bits/stdc++.h>\n", False),
+        ("#include <vector>\nint main() {}", False),
+    ],
+)
+def test_the_precompiled_header_is_used_only_where_it_changes_nothing(program: str, fits: bool) -> None:
+    assert precompiled_header_fits(program) is fits
+
+
+@pytest.mark.slow
+def test_bare_cpp_programs_compile_as_plain_gxx_compiles_them(pool: ExecutorPool) -> None:
+    """The header named only in a comment is not included; the program's own macros before it (debug mode)
+    apply to it: the out-of-range access aborts as with plain g++."""
+    commented = '/*\n#include <bits/stdc++.h>\n*/\nint main() { std::puts("x"); }\n'
+    debug = "#define _GLIBCXX_DEBUG\n#include <bits/stdc++.h>\nint main() { std::vector<int> v(1); return v[5]; }\n"
+    plain = "#include <bits/stdc++.h>\nint main() { std::vector<int> v(1); std::cout << v.size(); }\n"
+    verdicts = pool.run_many([(commented, "cpp"), (debug, "cpp"), (plain, "cpp")], LIMITS)
+    assert verdicts[0].status is Status.SYNTAX_ERROR, verdicts[0]
+    assert verdicts[1].exit_code == -6 and "debug/vector" in verdicts[1].stderr, verdicts[1]  # debug mode
+    assert verdicts[2].status is Status.OK and verdicts[2].stdout == "1"
