@@ -12,6 +12,7 @@ import pytest
 from codequant.benchmarks import load_benchmark
 from codequant.limits import Limits
 from codequant_executor.cpp_runner import precompiled_header_fits, rename_tests_main
+from codequant_executor.outcome import EARLY_EXIT
 from codequant_executor.pool import ExecutorPool
 from codequant_executor.status import Status
 
@@ -41,10 +42,9 @@ HEADERS = "#include <err.h>\n#include <dlfcn.h>\n#include <pthread.h>\n#include 
 
 @pytest.mark.slow
 def test_cpp_no_exit_with_status_0_passes_unless_the_tests_main_returned(pool: ExecutorPool) -> None:
-    jobs = {
-        name: cpp_job(escape + WRONG + "}\n" + HEADERS + "long unused() {\n" + WRONG)
-        for name, escape in CPP_ESCAPES.items()
-    }
+    # The escape runs in a function defined after the headers it needs, called by the completion.
+    call = "    long escape(std::string);\n    return escape(string);\n}\n" + HEADERS + "long escape(std::string) {\n"
+    jobs = {name: cpp_job(call + escape + WRONG) for name, escape in CPP_ESCAPES.items()}
     # A failed assert (SIGABRT) whose handler exits 0; a main of the completion's own; #define main; a
     # definition of the harness's entry symbol.
     jobs["SIGABRT handler exits 0"] = cpp_job(
@@ -63,6 +63,9 @@ def test_cpp_no_exit_with_status_0_passes_unless_the_tests_main_returned(pool: E
     passed = [name for name, verdict in verdicts.items() if verdict.passed]
     assert passed == ["correct"], {name: (v.status, v.stderr[-200:]) for name, v in verdicts.items()}
     assert verdicts["its own main"].status is Status.SYNTAX_ERROR  # two mains do not link
+    for name in [*CPP_ESCAPES, "SIGABRT handler exits 0"]:  # each reached its exit with status 0, unproven
+        if name != "exit's real name":  # (no longer a symbol at all: it does not link)
+            assert verdicts[name].exit_code == 0 and verdicts[name].stderr.endswith(EARLY_EXIT), (name, verdicts[name])
 
 
 def test_the_tests_main_is_renamed_on_its_own_line() -> None:
@@ -105,3 +108,54 @@ def test_bare_cpp_programs_compile_as_plain_gxx_compiles_them(pool: ExecutorPool
     assert verdicts[0].status is Status.SYNTAX_ERROR, verdicts[0]
     assert verdicts[1].exit_code == -6 and "debug/vector" in verdicts[1].stderr, verdicts[1]  # debug mode
     assert verdicts[2].status is Status.OK and verdicts[2].stdout == "1"
+
+
+def js_job(completion: str) -> tuple[str, str, int]:
+    """The JavaScript strlen problem with ``completion`` (its tests: candidate("") === 0, "x" 1, ...)."""
+    problem = load_benchmark("multiple-humaneval-js", data_dir=DATA).by_name()["HumanEval_23_strlen"]
+    return problem.program(completion), "javascript", (problem.prompt + completion + "\n").count("\n") + 1
+
+
+JS_WRONG = "  return 1;\n}\n"
+JS_FORGERIES = {
+    "through arguments": "const cb = arguments[arguments.length - 1]; if (typeof cb === 'function') cb();\n",
+    "eval of the name read from its own wrapper": (
+        "const name = arguments.callee.toString().match(/__cq_done_[0-9a-f]+/)[0];\neval(name + '()');\n"
+    ),
+    "new Function": "new Function('(' + arguments.callee.toString() + ')')();\n",
+    "its wrapper called again with a fake assert": (
+        "if (!globalThis.again) { globalThis.again = true;\n"
+        "  const fake = () => new Proxy(function () {}, { get: () => () => {}, apply: () => {} });\n"
+        "  arguments.callee.call(exports, exports, fake, module, __filename, __dirname); process.exit(0); }\n"
+    ),
+    "forged call sites": (
+        "const name = arguments.callee.toString().match(/__cq_done_[0-9a-f]+/)[0];\n"
+        "Error.prepareStackTrace = (e, s) => s; const proto = Object.getPrototypeOf(new Error().stack[0]);\n"
+        "Error.prepareStackTrace = undefined;\n"
+        "const lines = require('fs').readFileSync(__filename, 'utf8').split('\\n').length + 1;\n"
+        "proto.getLineNumber = () => lines; proto.isEval = () => false; proto.getFileName = () => __filename;\n"
+        "proto.getFunctionName = () => 'main';\n"
+        "Object.defineProperty(Error, 'prepareStackTrace', { get: () => (e, s) => s, set() {} });\n"
+        "eval(name + '()');\n"
+    ),
+}
+
+
+@pytest.mark.slow
+def test_javascript_completion_proof_cannot_be_forged(pool: ExecutorPool) -> None:
+    """Each forgery then exits 0 before the (failing) tests: none passes. The program is the main module
+    (require.main === module, as under plain node), with or without 'use strict'."""
+    jobs = {name: js_job(JS_WRONG + forgery + "process.exit(0);\n") for name, forgery in JS_FORGERIES.items()}
+    jobs["correct"] = js_job("  return string.length;\n}\nif (require.main !== module) process.exit(1);\n")
+    strict = load_benchmark("multiple-humaneval-js", data_dir=DATA).by_name()["HumanEval_23_strlen"]
+    program = "'use strict';\n" + strict.program("  return string.length;\n}\n")
+    jobs["correct, strict"] = (
+        program,
+        "javascript",
+        (strict.prompt + "  return string.length;\n}\n\n").count("\n") + 2,
+    )
+    verdicts = dict(zip(jobs, pool.run_many(list(jobs.values()), LIMITS), strict=True))
+    passed = sorted(name for name, verdict in verdicts.items() if verdict.passed)
+    assert passed == ["correct", "correct, strict"], {n: (v.status, v.stderr[-300:]) for n, v in verdicts.items()}
+    for name in JS_FORGERIES:  # each forgery ran to its exit(0), which came without the proof
+        assert verdicts[name].exit_code == 0 and verdicts[name].stderr.endswith(EARLY_EXIT), (name, verdicts[name])
