@@ -159,3 +159,96 @@ def test_javascript_completion_proof_cannot_be_forged(pool: ExecutorPool) -> Non
     assert passed == ["correct", "correct, strict"], {n: (v.status, v.stderr[-300:]) for n, v in verdicts.items()}
     for name in JS_FORGERIES:  # each forgery ran to its exit(0), which came without the proof
         assert verdicts[name].exit_code == 0 and verdicts[name].stderr.endswith(EARLY_EXIT), (name, verdicts[name])
+
+
+# Python: the completion's forgeries. Each runs in the wrong completion, and ends with os._exit(0): it passes only
+# if the forgery made the harness write the proof.
+PY_PROMPT = "def square(x):\n"
+PY_TESTS = "def check(candidate):\n    assert candidate(2) == 4\n    assert candidate(3) == 9\n\ncheck(square)\n"
+PY_WRONG = "    return 0\n"
+EVERYTHING = (
+    "class Equal:\n    def __eq__(self, other):\n        return True\n"
+    "fake = {'__builtins__': __builtins__, 'square': lambda x: Equal()}\n"
+)
+PY_FORGERIES = {
+    "the tests' code from the runner's frame": (
+        "import sys, os\n" + EVERYTHING + "frame = sys._getframe(0)\n"
+        "while frame is not None:\n"
+        "    for value in list(frame.f_locals.values()):\n"
+        "        if type(value) is type(frame.f_code) and 'check' in value.co_names:\n"
+        "            exec(value, fake)\n            os._exit(0)\n"
+        "    frame = frame.f_back\n"
+    ),
+    "the tests' code run again from inside the candidate": (
+        "import sys, os\n" + EVERYTHING + "def square(x):\n"
+        "    frame = sys._getframe(1)\n"
+        "    while frame.f_back is not None and 'check' not in frame.f_code.co_names:\n"
+        "        frame = frame.f_back\n"
+        "    exec(frame.f_code, fake)\n    os._exit(0)\n"
+    ),
+    "the tests' code run again from a thread": (
+        "import sys, os, threading\n" + EVERYTHING + "def square(x):\n"
+        "    frame = sys._getframe(1)\n"
+        "    while 'check' not in frame.f_code.co_names:\n"
+        "        frame = frame.f_back\n"
+        "    thread = threading.Thread(target=exec, args=(frame.f_code, fake))\n"
+        "    thread.start()\n    thread.join()\n    os._exit(0)\n"
+    ),
+    "the runner called again": (
+        "import sys, os, _thread\n" + EVERYTHING + "def square(x):\n"
+        "    frame = sys._getframe(1)\n"
+        "    while 'check' not in frame.f_code.co_names:\n"
+        "        frame = frame.f_back\n"
+        "    runner = frame.f_back.f_globals['runner']\n"
+        "    lock = _thread.allocate_lock()\n    lock.acquire()\n"
+        "    try:\n        runner(None, frame.f_code, fake, [], lock)\n"
+        "    except TypeError:\n        runner(None, fake, [], lock)\n"
+        "    os._exit(0)\n"
+    ),
+    "the deny-lists emptied through the runner's globals": (
+        "import sys, os, gc\n"
+        "harness = sys._getframe(1).f_globals\n"
+        "for name in list(harness):\n"
+        "    if name.startswith('FORBIDDEN'):\n        harness[name] = frozenset()\n"
+        "harness['type'] = lambda value: None\n"
+        "for thing in gc.get_objects():\n"
+        "    if callable(thing) and getattr(thing, '__closure__', None):\n"
+        "        cells = [c.cell_contents for c in thing.__closure__ if c.cell_contents is not None]\n"
+        "        secret = [c for c in cells if type(c) is bytes and c.endswith(b'\\n')]\n"
+        "        fds = [c for c in cells if type(c) is int and c > 2]\n"
+        "        if secret and fds:\n            os.write(fds[0], secret[0])\n"
+        "os._exit(0)\n"
+    ),
+    "a tracer jumping the genuine tests to their end": (
+        "import sys, os\n"
+        "harness = sys._getframe(1).f_globals\n"
+        "for name in list(harness):\n"
+        "    if name.startswith('FORBIDDEN'):\n        harness[name] = frozenset()\n"
+        "def tracer(frame, event, arg):\n"
+        "    if 'check' in frame.f_code.co_names and event == 'line':\n"
+        "        last = max(l for _, _, l in frame.f_code.co_lines() if l)\n"
+        "        try:\n            frame.f_lineno = last\n        except ValueError:\n            pass\n"
+        "    return tracer\n"
+        "sys.settrace(tracer)\n"
+    ),
+}
+
+
+def py_job(completion: str) -> tuple[str, str, int]:
+    head = PY_PROMPT + completion + "\n"
+    return head + PY_TESTS, "python", head.count("\n") + 1
+
+
+@pytest.mark.slow
+def test_python_proof_cannot_be_forged_from_inside_the_program(pool: ExecutorPool) -> None:
+    """Reaching the tests' code (from any frame, a thread, the runner called again), the harness's globals
+    (deny-lists, builtins) or a tracer: none writes the proof; completion counts once, from the genuine tests'
+    frame called by the genuine runner frame."""
+    jobs = {name: py_job(PY_WRONG + forgery) for name, forgery in PY_FORGERIES.items()}
+    jobs["correct"] = py_job("    return x * x\n")
+    jobs["correct, binding __import__ and sys"] = py_job("    return x * x\n__import__ = None\nsys = None\n")
+    verdicts = dict(zip(jobs, pool.run_many(list(jobs.values()), LIMITS), strict=True))
+    passed = sorted(name for name, verdict in verdicts.items() if verdict.passed)
+    assert passed == ["correct", "correct, binding __import__ and sys"], {
+        n: (v.status, v.exit_code, v.stderr[-300:]) for n, v in verdicts.items()
+    }
