@@ -252,3 +252,9 @@ def test_python_proof_cannot_be_forged_from_inside_the_program(pool: ExecutorPoo
     assert passed == ["correct", "correct, binding __import__ and sys"], {
         n: (v.status, v.exit_code, v.stderr[-300:]) for n, v in verdicts.items()
     }
+
+
+def test_a_bare_javascript_program_may_start_with_a_shebang(pool: ExecutorPool) -> None:
+    """Node ignores a first line starting with #! in a file it runs; so does the harness."""
+    verdict = pool.run_one("#!/usr/bin/env node\nconsole.log('hi');\n", "javascript", LIMITS)
+    assert verdict.status is Status.OK and verdict.stdout == "hi\n", verdict

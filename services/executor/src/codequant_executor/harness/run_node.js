@@ -88,7 +88,9 @@ function callSites() {
 function main() {
   const [file, testsLine, proofFd] = process.argv.slice(2);
   const secret = readSecret();
-  const source = fs.readFileSync(file, 'utf8');
+  const read = fs.readFileSync(file, 'utf8');
+  // As node does for a file it runs, a first line starting with #! is not code (a comment keeps the columns).
+  const source = read.startsWith('#!') ? `//${read.slice(2)}` : read;
   const done = `__cq_done_${crypto.randomBytes(12).toString('hex')}`;
   // The wrapper starts on the program's first line, so line numbers in stack traces stay the program's own;
   // the call to ``done`` is alone on the line after the program's last one.
