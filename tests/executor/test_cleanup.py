@@ -135,3 +135,32 @@ def test_scratch_folders_bound_files_not_just_bytes(pool: ExecutorPool) -> None:
     assert all(SCRATCH_INODES - 10 <= n < SCRATCH_INODES for n in made), made
     assert verdicts[0].stdout.splitlines() == [f"{made[0]} 28", "True True"]  # ENOSPC
     assert time.monotonic() - started < 60
+
+
+SHM = {
+    "pool": (
+        "import multiprocessing\ndef square(x):\n    return x * x\n"
+        "with multiprocessing.Pool(2) as pool:\n    print(sum(pool.map(square, range(10))))\n"
+    ),
+    "executor": (
+        "from concurrent.futures import ProcessPoolExecutor\ndef square(x):\n    return x * x\n"
+        "with ProcessPoolExecutor(2) as pool:\n    print(sum(pool.map(square, range(10))))\n"
+    ),
+    "leaves": "import os\nopen('/dev/shm/left', 'w').write('x')\nprint(os.listdir('/dev/shm'))\n",
+    "looks": "import os\nprint(os.listdir('/dev/shm'))\n",
+}
+
+
+@pytest.mark.slow
+def test_multiprocessing_works_with_a_private_dev_shm_emptied_after_each_program() -> None:
+    """multiprocessing's locks need POSIX semaphores in /dev/shm: each program has its own (bounded, emptied
+    with /tmp by the fork server), so Pool and ProcessPoolExecutor work and nothing reaches the next program."""
+    pool = ExecutorPool(workers=1)  # one slot: the programs follow one another in the same fork server
+    try:
+        verdicts = pool.run_many(
+            [(program, "python") for program in SHM.values()], Limits(timeout_s=30.0, memory_mb=512)
+        )
+    finally:
+        pool.close()
+    assert [v.status for v in verdicts] == [Status.OK] * 4, [v.stderr[-300:] for v in verdicts]
+    assert [v.stdout for v in verdicts] == ["285\n", "285\n", "['left']\n", "[]\n"]

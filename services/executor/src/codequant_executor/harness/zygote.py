@@ -15,7 +15,8 @@ joined, atexit handlers, streams flushed), without tearing down the modules. Whe
 other process of the namespace but bubblewrap's init (whatever the program left behind) is killed, the
 private /tmp is emptied, and the child's status (exit code, or minus the signal, and whether every leftover
 is gone) goes back on the control socket. Nothing else in the namespace outlives a program: System V and
-POSIX IPC are refused by the seccomp filter, /work is read-only and /dev/shm belongs to root.
+POSIX message queues are refused by the seccomp filter, /work is read-only and /dev/shm (POSIX semaphores and
+shared memory) is emptied with /tmp.
 """
 
 import atexit
@@ -134,8 +135,10 @@ def kill_leftovers():
 
 
 def empty_tmp():
-    """Remove what the program left in /tmp (any depth, up to its inode bound); whether it is empty."""
-    return tree.empty_folder("/tmp", time.monotonic() + CLEANUP_S)
+    """Remove what the program left in /tmp and /dev/shm (any depth, up to their inode bound); whether both are
+    empty now."""
+    deadline = time.monotonic() + CLEANUP_S
+    return tree.empty_folder("/tmp", deadline) and tree.empty_folder("/dev/shm", deadline)
 
 
 def serve(control):

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from codequant_executor.sandbox.limits import SCRATCH_INODES, SCRATCH_MB, common_rlimits
+from codequant_executor.sandbox.limits import SCRATCH_INODES, SCRATCH_MB, SHM_MB, common_rlimits
 
 #: What setpriv needs to switch to the slot's uid and empty the bounding set (it then drops them all).
 SETPRIV_CAPS = ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP")
@@ -24,11 +24,12 @@ ZYGOTE_SETPRIV = (
     "--bounding-set=-all",
     "--no-new-privs",
 )
-#: Remounts /tmp with an inode bound (bubblewrap's --tmpfs takes a size only; a remount keeps the folders bound
-#: below it), then runs the command. The capability it needs (CAP_SYS_ADMIN) goes with setpriv's empty
-#: bounding set before any program runs.
-BOUNDED_TMP = 'mount -o "$1" /tmp && shift && exec "$@"'
+#: Remounts /tmp and /dev/shm with an inode bound (bubblewrap's --tmpfs takes a size only; a remount keeps the
+#: folders bound below it), then runs the command. The capability it needs (CAP_SYS_ADMIN) goes with setpriv's
+#: empty bounding set before any program runs.
+BOUNDED_TMP = 'mount -o "$1" /tmp && mount -o "$2" /dev/shm && shift 2 && exec "$@"'
 TMP_OPTIONS = f"remount,nosuid,nodev,size={SCRATCH_MB}m,nr_inodes={SCRATCH_INODES}"
+SHM_OPTIONS = f"remount,nosuid,nodev,noexec,size={SHM_MB}m,nr_inodes={SCRATCH_INODES}"
 
 
 @dataclass(frozen=True)
@@ -105,11 +106,12 @@ class CommandBuilder:
         return self._sealed(prefix, self._bounded_tmp([self.setpriv, *ZYGOTE_SETPRIV, "--", *argv]), keep_fds)
 
     def _bounded_tmp(self, command: list[str]) -> list[str]:
-        """``command`` (which starts with setpriv) once /tmp is remounted with ``SCRATCH_INODES``, where
+        """``command`` (which starts with setpriv) once /tmp and /dev/shm are remounted with ``SCRATCH_INODES``, where
         ``mount`` is available (as root); ``command`` alone otherwise."""
         if self.mount is None:
             return command
-        return ["/bin/sh", "-c", BOUNDED_TMP.replace("mount ", f"{self.mount} ", 1), "cq-tmp", TMP_OPTIONS, *command]
+        script = BOUNDED_TMP.replace("mount ", f"{self.mount} ")
+        return ["/bin/sh", "-c", script, "cq-tmp", TMP_OPTIONS, SHM_OPTIONS, *command]
 
     def _sealed(self, prefix: list[str], command: list[str], keep_fds: list[int]) -> list[str]:
         """``prefix -- command`` with the seccomp filter handed to bubblewrap on a pipe kept in ``keep_fds``."""
@@ -136,6 +138,7 @@ class CommandBuilder:
         prefix += ["--unshare-cgroup-try", "--new-session", "--ro-bind", "/usr", "/usr"]
         prefix += ["--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64", "--symlink", "usr/bin", "/bin"]
         prefix += ["--dev", "/dev", "--perms", "1777", "--size", str(SCRATCH_MB * 1024 * 1024), "--tmpfs", "/tmp"]
+        prefix += ["--perms", "1777", "--size", str(SHM_MB * 1024 * 1024), "--tmpfs", "/dev/shm"]  # its own, emptied
         prefix += ["--perms", "0755", "--dir", "/opt/cq"]
         # Everything dies with the thread that started it: a run with the worker thread waiting for it, a
         # long-lived server with the spawner thread, which lives as long as the executor (process.py).

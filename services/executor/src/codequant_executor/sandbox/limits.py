@@ -15,6 +15,8 @@ SCRATCH_MB = 64
 #: Files and folders in a program's private /tmp, at most: a tmpfs bounds bytes, not inodes, and each empty
 #: file costs the host ~1 kB of kernel memory and its removal time (emptying 10 000 takes ~0.1 s).
 SCRATCH_INODES = 10_000
+#: The size of a program's private /dev/shm (POSIX semaphores and shared memory: multiprocessing's locks).
+SHM_MB = 16
 #: Open files of one process, at most.
 NOFILE = 512
 _cgroups: tuple[MemoryCgroups | None, str] | None = None
