@@ -258,3 +258,25 @@ def test_a_bare_javascript_program_may_start_with_a_shebang(pool: ExecutorPool) 
     """Node ignores a first line starting with #! in a file it runs; so does the harness."""
     verdict = pool.run_one("#!/usr/bin/env node\nconsole.log('hi');\n", "javascript", LIMITS)
     assert verdict.status is Status.OK and verdict.stdout == "hi\n", verdict
+
+
+EXECUTOR_SERVICE = """import java.util.concurrent.*;
+class Main {
+    public static void main(String[] args) throws Exception {
+        ExecutorService pool = Executors.newFixedThreadPool(2);
+        Future<Integer> answer = pool.submit(() -> 6 * 7);
+        assert answer.get() == 42;
+        pool.shutdown();
+        assert pool.awaitTermination(5, TimeUnit.SECONDS);
+        ForkJoinPool.commonPool().submit(() -> 1).get();
+        System.out.println("done");
+    }
+}
+"""
+
+
+@pytest.mark.slow
+def test_a_java_program_may_shut_down_its_thread_pools(pool: ExecutorPool) -> None:
+    """ExecutorService.shutdown() needs modifyThread; without it the pool's threads kept the JVM alive."""
+    verdict = pool.run_one(EXECUTOR_SERVICE, "java", LIMITS)
+    assert verdict.status is Status.OK and verdict.stdout == "done\n", verdict
