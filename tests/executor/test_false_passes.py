@@ -138,6 +138,18 @@ JS_FORGERIES = {
         "Object.defineProperty(Error, 'prepareStackTrace', { get: () => (e, s) => s, set() {} });\n"
         "eval(name + '()');\n"
     ),
+    "patched stack capture and array methods": (
+        "const name = arguments.callee.toString().match(/__cq_done_[0-9a-f]+/)[0];\n"
+        "const lines = require('fs').readFileSync(__filename, 'utf8').split('\\n').length + 1;\n"
+        "const site = (file, line, fn) => ({ getFileName: () => file, getLineNumber: () => line,\n"
+        "  isEval: () => false, getFunctionName: () => fn });\n"
+        "const forged = [site(__filename, lines, ''), site(__filename, lines, ''), site('x', 1, 'main')];\n"
+        "Error.captureStackTrace = (holder) => { holder.stack = forged; };\n"
+        "Array.prototype.slice = function () { return [forged[0], { getFileName: () => process.argv[1],\n"
+        "  getLineNumber: () => 1, isEval: () => false, getFunctionName: () => 'main' }]; };\n"
+        "Array.isArray = () => true;\n"
+        "eval(name + '()');\n"
+    ),
 }
 
 

@@ -43,7 +43,10 @@ function readSecret() {
 // What the proof check uses, as it was before the program ran.
 const { apply, defineProperty, getOwnPropertyDescriptor } = Reflect;
 const IntrinsicError = Error;
+const captureStackTrace = Error.captureStackTrace;
+const isArray = Array.isArray;
 const writeSync = fs.writeSync;
+const STACK_NAMES = ['prepareStackTrace', 'stackTraceLimit'];
 const siteMethods = (() => {
   const saved = getOwnPropertyDescriptor(IntrinsicError, 'prepareStackTrace');
   IntrinsicError.prepareStackTrace = (_, sites) => sites;
@@ -59,29 +62,30 @@ const siteMethods = (() => {
   };
 })();
 
-// The call sites above the caller of ``callSites`` (at most 4), or null when the program has made the
-// stack-trace machinery unusable (a non-configurable prepareStackTrace or stackTraceLimit).
+// The caller of ``completed`` and its caller, or null when the program has made the stack-trace machinery
+// unusable (a non-configurable prepareStackTrace or stackTraceLimit). Only functions and copies taken before the
+// program ran, and no method of an object the program can patch (Array.prototype's included).
 function callSites() {
-  const names = ['prepareStackTrace', 'stackTraceLimit'];
-  const saved = names.map((name) => getOwnPropertyDescriptor(IntrinsicError, name));
+  const saved = [getOwnPropertyDescriptor(IntrinsicError, STACK_NAMES[0]),
+    getOwnPropertyDescriptor(IntrinsicError, STACK_NAMES[1])];
   const values = [(_, sites) => sites, 6];
   const holder = {};
   try {
-    names.forEach((name, i) => {
-      if (!defineProperty(IntrinsicError, name, { value: values[i], writable: true, configurable: true })) {
-        throw new TypeError('stack traces are not available');
+    for (let i = 0; i < 2; i++) {
+      if (!defineProperty(IntrinsicError, STACK_NAMES[i], { value: values[i], writable: true, configurable: true })) {
+        return null;
       }
-    });
-    IntrinsicError.captureStackTrace(holder, callSites);
-    const sites = holder.stack;
-    return Array.isArray(sites) ? sites.slice(1) : null;
+    }
+    apply(captureStackTrace, IntrinsicError, [holder, callSites]);
+    const sites = holder.stack;  // [completed, its caller, that one's caller, ...]
+    return isArray(sites) && sites.length >= 3 ? [sites[1], sites[2]] : null;
   } catch {
     return null;
   } finally {
-    names.forEach((name, i) => {
-      if (saved[i]) defineProperty(IntrinsicError, name, saved[i]);
-      else delete IntrinsicError[name];
-    });
+    for (let i = 0; i < 2; i++) {
+      if (saved[i]) defineProperty(IntrinsicError, STACK_NAMES[i], saved[i]);
+      else delete IntrinsicError[STACK_NAMES[i]];
+    }
   }
 }
 
@@ -98,9 +102,10 @@ function main() {
   const doneLine = source.split('\n').length + 1;
   let proven = false;
   const completed = () => {
-    const sites = callSites();
-    if (proven || sites === null || sites.length < 2) return;
-    const [caller, runner] = sites;
+    const sites = proven ? null : callSites();
+    if (sites === null) return;
+    const caller = sites[0];
+    const runner = sites[1];
     const fromTail = apply(siteMethods.file, caller, []) === file && apply(siteMethods.line, caller, []) === doneLine
       && !apply(siteMethods.isEval, caller, []);
     const fromHarness = apply(siteMethods.file, runner, []) === __filename
