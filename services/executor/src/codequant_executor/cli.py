@@ -60,31 +60,31 @@ def execute(
 
         store_handle = Store(store)
     stop = threading.Event()
-    try:
-        shared_pool(workers, insecure=insecure or None)  # refusals and slot errors before the progress bar
-        with (
-            _ctrl_c_sets(stop),
-            Progress(
-                TextColumn("execute"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
-            ) as bar,
-            atomic_writer(out) as handle,
-        ):
-            task = bar.add_task("execute", total=len(records))
-            sink = ResultSink(handle, store_handle)
-            for index, result in iter_execute_records(
-                records,
-                limits,
-                workers=workers,
-                insecure=insecure or None,
-                store=store_handle,
-                progress=lambda done, total: bar.update(task, completed=done, total=total),
-                where=lambda i: where[i],
-                stop=stop,
+    with _ctrl_c_sets(stop):  # from here to the closed pool: Ctrl-C stops the run, never the clean-up
+        try:
+            shared_pool(workers, insecure=insecure or None)  # refusals and slot errors before the progress bar
+            with (
+                Progress(
+                    TextColumn("execute"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+                ) as bar,
+                atomic_writer(out) as handle,
             ):
-                sink.add(index, result)
-            sink.finish()
-    finally:
-        close_shared_pool()  # fork and compile servers, their folders, the slots: nothing outlives the command
+                task = bar.add_task("execute", total=len(records))
+                sink = ResultSink(handle, store_handle)
+                for index, result in iter_execute_records(
+                    records,
+                    limits,
+                    workers=workers,
+                    insecure=insecure or None,
+                    store=store_handle,
+                    progress=lambda done, total: bar.update(task, completed=done, total=total),
+                    where=lambda i: where[i],
+                    stop=stop,
+                ):
+                    sink.add(index, result)
+                sink.finish()
+        finally:
+            close_shared_pool()  # fork and compile servers, their folders, the slots: nothing outlives the command
     table = Table("status", "programs", title=f"{out}: {sink.written} results")
     for status, count in sink.counts.most_common():
         table.add_row(status, str(count))
