@@ -292,3 +292,16 @@ def test_a_java_program_may_shut_down_its_thread_pools(pool: ExecutorPool) -> No
     """ExecutorService.shutdown() needs modifyThread; without it the pool's threads kept the JVM alive."""
     verdict = pool.run_one(EXECUTOR_SERVICE, "java", LIMITS)
     assert verdict.status is Status.OK and verdict.stdout == "done\n", verdict
+
+
+@pytest.mark.slow
+def test_a_python_completion_may_end_with_decorators_of_the_tests_first_definition(pool: ExecutorPool) -> None:
+    """As in the whole program, a completion's last decorator lines apply to the tests' first definition
+    (they are compiled with the tests); a decorator that could open a string or bracket over the tests stays
+    a SyntaxError, so the tests can never be swallowed."""
+    decorated = py_job("    return x * x\n\nimport functools\n@functools.lru_cache  # cached\n\n@staticmethod\n")
+    swallowing = py_job('    return 0\n@print("""\n')
+    unclosed = py_job("    return 0\n@print(\n")
+    verdicts = pool.run_many([decorated, swallowing, unclosed], LIMITS)
+    assert verdicts[0].status is Status.OK, verdicts[0]
+    assert [v.status for v in verdicts[1:]] == [Status.SYNTAX_ERROR] * 2, verdicts

@@ -83,6 +83,8 @@ def compile_program(source, path, tests_line, trigger_name):
     """
     trigger = f"\n{trigger_name}({COMPLETED!r})\n"
     lines = source.split("\n")  # TESTS_LINE counts "\n" only, as the executor composes programs
+    if tests_line:
+        tests_line -= trailing_decorators(lines[: tests_line - 1])  # they decorate the tests' first definition
     head = "\n".join(lines[: tests_line - 1]) + "\n" if tests_line else None
     tail = "\n" * (tests_line - 1) + "\n".join(lines[tests_line - 1 :]) if tests_line else source
     try:
@@ -108,6 +110,28 @@ def compile_program(source, path, tests_line, trigger_name):
     else:
         text = f"SyntaxError: {error}\n"  # NUL bytes or nesting too deep to compile: still a compile error
     fail(text)
+
+
+def trailing_decorators(head_lines):
+    """How many of the completion's last lines are top-level decorators (with blank and comment lines among
+    them): as in the whole program, they decorate the tests' first definition, so they are compiled with the
+    tests. Only one-line decorators whose expression compiles on its own: nothing can open a string or a
+    bracket that would swallow the tests. 0 when the completion does not end with one."""
+    moved = found = 0
+    for line in reversed(head_lines):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            moved += 1
+            continue
+        if not line.startswith("@"):
+            break
+        try:
+            compile(line[1:], "", "eval")
+        except BaseException:
+            break
+        moved += 1
+        found = moved
+    return found
 
 
 def install_hook(secret, proof_fd, tail_code, trigger_line, runner_code, bare, unittest_codes):
