@@ -5,19 +5,20 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from codequant.store import Execution, Store
+from tests.cli import CLI as CODEQUANT
+from tests.cli import codequant
 
-CLI = [sys.executable, "-c", "from codequant.cli import main; main()", "execute"]
+CLI = [*CODEQUANT, "execute"]
 
 
 def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout)
+    return codequant("execute", *args, timeout=timeout)
 
 
 def write_records(path: Path, records: list[dict]) -> Path:
@@ -268,9 +269,8 @@ def test_line_numbers_are_the_files_own_with_bare_carriage_returns(tmp_path: Pat
     )
     result = run(str(source), "--out", str(tmp_path / "out.jsonl"), "--timeout", "5")
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [
-        f"error: {source}:2: field 'language' must be one of cpp, java, javascript, python, got 'rust'"
-    ]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {source}:2: field 'language'") and "'rust'" in lines[0]
     source.write_bytes(f"{GOOD}\r\n{GOOD}\r\n".encode())
     crlf = tmp_path / "crlf.jsonl"
     assert run(str(source), "--out", str(crlf), "--timeout", "10").returncode == 0
