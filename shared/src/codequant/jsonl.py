@@ -6,6 +6,7 @@ import contextlib
 import gzip
 import json
 import os
+import stat
 import tempfile
 import zlib
 from collections.abc import Iterable, Iterator
@@ -35,7 +36,7 @@ def read_jsonl_numbered(
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
+            record = json.loads(line, parse_constant=_no_constant)
         except json.JSONDecodeError as exc:
             is_tail = number == len(lines) and not line.endswith("\n")
             if allow_truncated_tail and is_tail:
@@ -43,11 +44,19 @@ def read_jsonl_numbered(
             raise InputError(f"{path}:{number}: invalid JSON ({exc.msg})") from None
         except RecursionError:
             raise InputError(f"{path}:{number}: JSON nested too deeply") from None
+        except ValueError as exc:  # NaN/Infinity (not JSON), an integer of more digits than Python converts
+            raise InputError(f"{path}:{number}: invalid JSON ({exc})") from None
         if not isinstance(record, dict):
             raise InputError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
         if "\\ud" in line.lower() and not _is_unicode(record):
             raise InputError(f"{path}:{number}: a string holds a lone surrogate (\\ud800-\\udfff), not Unicode text")
         yield number, record
+
+
+def _no_constant(name: str) -> Any:
+    """``NaN``, ``Infinity`` and ``-Infinity`` are not JSON: Python's reader accepts them, no other would read
+    them back from our output."""
+    raise ValueError(f"{name} is not a JSON value")
 
 
 def read_input_records(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
@@ -61,11 +70,19 @@ def read_input_records(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
 
 def read_lines(path: str | Path, *, expected: str = "a JSONL file") -> list[str]:
     """The lines of a UTF-8 text file, gunzipped when its name ends in ``.gz`` (MultiPL-E's and EvalPlus's files
-    often are); InputError naming the file (and the line of a byte that is not UTF-8) for anything else."""
+    often are); InputError naming the file (and the line of a byte that is not UTF-8) for anything else.
+
+    Lines end at LF only, as JSON Lines and ``wc -l`` count them: a bare CR does not start a line (the line
+    numbers of errors are the file's own), and CRLF lines keep their CR (JSON reads it as space)."""
     path = Path(path)
     try:
-        with gzip.open(path, "rt", encoding="utf-8") if path.name.endswith(".gz") else path.open(encoding="utf-8") as f:
-            return f.readlines()
+        if path.name.endswith(".gz"):
+            with gzip.open(path, "rb") as f:
+                data = f.read()
+        else:
+            data = path.read_bytes()
+        pieces = data.decode("utf-8").split("\n")
+        return [piece + "\n" for piece in pieces[:-1]] + ([pieces[-1]] if pieces[-1] else [])
     except FileNotFoundError:
         raise InputError(f"{path}: file not found") from None
     except IsADirectoryError:
@@ -101,9 +118,23 @@ def dumps(record: dict[str, Any]) -> str:
     return json.dumps(record, ensure_ascii=False)
 
 
+def not_regular_file(path: Path) -> str:
+    """What ``path`` is when it exists and is not a regular file ("" otherwise): what no writer may replace."""
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return ""
+    if stat.S_ISREG(mode):
+        return ""
+    kinds = {stat.S_ISLNK: "a symbolic link", stat.S_ISCHR: "a character device", stat.S_ISBLK: "a block device"}
+    kinds |= {stat.S_ISDIR: "a directory", stat.S_ISFIFO: "a named pipe", stat.S_ISSOCK: "a socket"}
+    return next((name for test, name in kinds.items() if test(mode)), "not a regular file")
+
+
 @contextlib.contextmanager
 def atomic_writer(path: str | Path) -> Iterator[IO[str]]:
-    """Open a temporary file beside ``path``; rename it over ``path`` only if the block succeeds."""
+    """Open a temporary file beside ``path``; rename it over ``path`` only if the block succeeds, and only if
+    ``path`` is a regular file or nothing (InputError otherwise: a device or a link is never replaced)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -112,6 +143,9 @@ def atomic_writer(path: str | Path) -> Iterator[IO[str]]:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+        kind = not_regular_file(path)
+        if kind:
+            raise InputError(f"{path}: is {kind}, expected a regular file (it is never replaced)")
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

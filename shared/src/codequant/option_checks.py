@@ -14,6 +14,7 @@ from typing import TypeVar
 import typer
 
 from codequant.errors import InputError
+from codequant.jsonl import not_regular_file
 
 N = TypeVar("N", int, float)
 _DEVICE = re.compile(r"^(cpu|cuda(:\d+)?)$")
@@ -97,10 +98,15 @@ def model_path(*, files: bool = False) -> Callable[[str | None], str | None]:
 
 
 def check_out_file(out: Path, flag: str = "--out") -> None:
-    """``out`` must name a file whose folder exists or can be made (checked before anything runs); InputError."""
+    """``out`` must name a regular file or nothing yet, in a folder that exists or can be made (checked before
+    anything runs); InputError. A symbolic link, device, pipe or socket is refused, never replaced: writing
+    ``--out /dev/null`` as root would otherwise replace the host's /dev/null with a regular file."""
     try:
         if out.is_dir():
             raise InputError(f"{flag} {out}: is a directory, expected a file path")
+        not_regular = not_regular_file(out)
+        if not_regular:
+            raise InputError(f"{flag} {out}: is {not_regular}, expected a regular file (it is never replaced)")
         folder = next((p for p in [out.parent, *out.parent.parents] if p.exists()), Path("/"))
     except OSError as exc:
         raise InputError(f"{flag} {out}: {exc.strerror}") from None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import collections
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from codequant.environment import describe
@@ -24,8 +24,10 @@ __all__ = [
     "Runner",
     "RunnerSetup",
     "UnknownLanguage",
+    "close_shared_pool",
     "execute_batch",
     "execute_records",
+    "iter_execute_records",
     "program_of",
     "runner_class",
     "runner_languages",
@@ -52,6 +54,15 @@ def shared_pool(workers: int | None = None, *, insecure: bool | None = None) -> 
         return _POOL
 
 
+def close_shared_pool() -> None:
+    """Close the process-wide pool (its fork servers, compile servers, folders and slots), if there is one."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is not None:
+            _POOL.close()
+            _POOL = None
+
+
 def program_of(record: dict[str, Any], where: str = "record") -> tuple[str, str, int]:
     """(program, language, first line of the tests or 0) of an input record; InputError naming the field otherwise.
 
@@ -60,6 +71,8 @@ def program_of(record: dict[str, Any], where: str = "record") -> tuple[str, str,
     language = canonical_name(given) if isinstance(given, str) else None
     if language not in runner_languages():
         raise InputError(f"{where}: field 'language' must be one of {', '.join(runner_languages())}, got {given!r}")
+    if not isinstance(record.get("name", ""), str):
+        raise InputError(f"{where}: field 'name' must be a string, got {type(record['name']).__name__}")
     if "program" in record:
         if not isinstance(record["program"], str):
             raise InputError(f"{where}: field 'program' must be a string")
@@ -101,36 +114,56 @@ def execute_records(
     prompt/completion form never share a verdict.
 
     Output (same order): each input record plus status, passed, exit_code, stdout, stderr, duration_s,
-    execution_key.
+    execution_key. ``iter_execute_records`` gives them as they finish instead.
     """
     records = list(records)
+    results: list[dict[str, Any] | None] = [None] * len(records)
+    for index, result in iter_execute_records(
+        records, limits, workers=workers, insecure=insecure, store=store, progress=progress, where=where
+    ):
+        results[index] = result
+    return [r for r in results if r is not None]
+
+
+def iter_execute_records(
+    records: Sequence[dict[str, Any]],
+    limits: Limits = Limits(),
+    *,
+    workers: int | None = None,
+    insecure: bool | None = None,
+    store: Any = None,
+    progress: Callable[[int, int], None] | None = None,
+    where: Callable[[int], str] = lambda i: f"record {i + 1}",
+    stop: threading.Event | None = None,
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``execute_records`` as (index, result) pairs in the order they finish (stored ones first); every record is
+    checked (InputError) before anything runs. Once ``stop`` is set, no program starts and running ones end
+    (``ExecutorPool.run_iter``): the pairs yielded until then are what finished."""
     programs = [program_of(record, where(i)) for i, record in enumerate(records)]
     limits_key = limits.as_key()
     keys = [execution_key(program, language, limits_key, tests_line) for program, language, tests_line in programs]
     unique = dict(zip(keys, programs, strict=True))  # identical programs run once
+    indexes: dict[str, list[int]] = collections.defaultdict(list)
+    for index, key in enumerate(keys):
+        indexes[key].append(index)
     known: dict[str, dict[str, Any]] = {}
     if store is not None:
         from codequant.executions import stored_executions  # the store's library loads only when one is given
 
         known = stored_executions(store, unique)
-    todo = [key for key in unique if key not in known]
-    done = len(records) - sum(1 for k in keys if k in todo)
-    total = len(records)
+    done, total = 0, len(records)
+
+    for key, result in known.items():
+        for index in indexes.pop(key):
+            yield index, {**records[index], **result, "execution_key": key}
+            done += 1
     if progress:
         progress(done, total)
-    counts = collections.Counter(keys)
-
-    def advance(key: str) -> None:
-        nonlocal done
-        done += counts[key]
-        if progress:
-            progress(done, total)
-
-    results = dict(known)
+    todo = list(indexes)
     pool = shared_pool(workers, insecure=insecure)
-    verdicts = pool.run_many([unique[key] for key in todo], limits, progress=lambda i: advance(todo[i]))
-    for key, verdict in zip(todo, verdicts, strict=True):
-        results[key] = {
+    for position, verdict in pool.run_iter([unique[key] for key in todo], limits, stop):
+        key = todo[position]
+        result = {
             "status": str(verdict.status),
             "passed": verdict.passed,
             "exit_code": verdict.exit_code,
@@ -138,7 +171,11 @@ def execute_records(
             "stderr": verdict.stderr,
             "duration_s": round(verdict.duration_s, 4),
         }
-    return [{**record, **results[key], "execution_key": key} for record, key in zip(records, keys, strict=True)]
+        for index in indexes.pop(key):
+            yield index, {**records[index], **result, "execution_key": key}
+            done += 1
+        if progress:
+            progress(done, total)
 
 
 def execute_batch(

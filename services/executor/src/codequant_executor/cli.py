@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-import collections
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -11,13 +14,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from codequant.errors import InputError
+from codequant.errors import InputError, ServiceError
 from codequant.interop.problems import ProblemLookup
-from codequant.jsonl import read_input_records, write_jsonl
+from codequant.jsonl import atomic_writer, read_input_records
 from codequant.limits import Limits
 from codequant.option_checks import above, check_out_file
 
 console = Console(highlight=False, soft_wrap=True, stderr=True)
+#: The exit code of a run stopped by Ctrl-C (as a shell reports SIGINT).
+INTERRUPTED = 130
 
 
 def execute(
@@ -34,43 +39,78 @@ def execute(
     ] = False,
 ) -> None:
     """Run untrusted completions against their tests in the sandbox (records without tests get them from the
-    benchmark they name, as `codequant generate` writes them)."""
-    from codequant_executor.api import execute_records, program_of, shared_pool
+    benchmark they name, as `codequant generate` writes them).
+
+    Results go to --out in input order as they finish (renamed into place at the end). Ctrl-C stops the
+    programs still running, writes the results that finished and exits with 130."""
+    from codequant_executor.api import close_shared_pool, iter_execute_records, program_of, shared_pool
+    from codequant_executor.results_out import ResultSink
 
     limits = _limits(timeout, memory_mb)
     check_out_file(out)
     lookup = ProblemLookup()  # `codequant generate` records name their benchmark instead of holding its tests
     numbered = [(n, lookup.complete(r, f"{input_path}:{n}")) for n, r in read_input_records(input_path)]
-    shared_pool(workers, insecure=insecure or None)  # refusals and slot errors before the progress bar
-    lines = [number for number, _ in numbered]
+    records = [record for _, record in numbered]
+    where = [f"{input_path}:{number}" for number, _ in numbered]
+    for record, place in zip(records, where, strict=True):
+        program_of(record, place)  # every record is checked before anything runs or is written
     store_handle = None
     if store:
         from codequant.store import Store
 
         store_handle = Store(store)
-    with Progress(
-        TextColumn("execute"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
-    ) as bar:
-        task = bar.add_task("execute", total=len(numbered))
-        results = execute_records(
-            [record for _, record in numbered],
-            limits,
-            workers=workers,
-            insecure=insecure or None,
-            store=store_handle,
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
-            where=lambda i: f"{input_path}:{lines[i]}",
-        )
-    if store_handle is not None:
-        from codequant.executions import store_executions
-
-        store_executions(store_handle, ({**r, "language": program_of(r)[1]} for r in results))
-    write_jsonl(out, results)
-    counts = collections.Counter(r["status"] for r in results)
-    table = Table("status", "programs", title=f"{out}: {len(results)} results")
-    for status, count in counts.most_common():
+    stop = threading.Event()
+    with _ctrl_c_sets(stop):  # from here to the closed pool: Ctrl-C stops the run, never the clean-up
+        try:
+            shared_pool(workers, insecure=insecure or None)  # refusals and slot errors before the progress bar
+            with (
+                Progress(
+                    TextColumn("execute"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+                ) as bar,
+                atomic_writer(out) as handle,
+            ):
+                task = bar.add_task("execute", total=len(records))
+                sink = ResultSink(handle, store_handle)
+                for index, result in iter_execute_records(
+                    records,
+                    limits,
+                    workers=workers,
+                    insecure=insecure or None,
+                    store=store_handle,
+                    progress=lambda done, total: bar.update(task, completed=done, total=total),
+                    where=lambda i: where[i],
+                    stop=stop,
+                ):
+                    sink.add(index, result)
+                sink.finish()
+        finally:
+            close_shared_pool()  # fork and compile servers, their folders, the slots: nothing outlives the command
+    table = Table("status", "programs", title=f"{out}: {sink.written} results")
+    for status, count in sink.counts.most_common():
         table.add_row(status, str(count))
     console.print(table)
+    if sink.store_error:
+        assert store_handle is not None
+        raise ServiceError(
+            f"--store {store_handle.safe_url}: the results are in {out} but were not all stored ({sink.store_error})"
+        )
+    if stop.is_set():
+        console.print(f"interrupted: {sink.written} of {len(records)} results written to {out}", markup=False)
+        raise typer.Exit(INTERRUPTED)
+
+
+@contextlib.contextmanager
+def _ctrl_c_sets(stop: threading.Event) -> Iterator[None]:
+    """While the block runs, Ctrl-C (SIGINT) sets ``stop`` instead of raising KeyboardInterrupt anywhere: the
+    programs end, the results that finished are written whole."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _limits(timeout: float, memory_mb: int) -> Limits:

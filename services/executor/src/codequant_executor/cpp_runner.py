@@ -6,25 +6,31 @@ import hashlib
 import logging
 import os
 import re
+import secrets
 import shutil
 import signal
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 from codequant import settings
 from codequant.limits import Limits
 from codequant_executor.outcome import Verdict, generic_status
-from codequant_executor.runner import HARNESS, Runner, RunnerSetup
+from codequant_executor.runner import HARNESS, Runner, RunnerSetup, after_compiling
 from codequant_executor.sandbox import PROOF_FD, Outcome
 from codequant_executor.status import Status
 
 #: MultiPL-E compiles C++ as C++17.
 CXX_FLAGS = ["-std=c++17", "-O0", "-pipe", "-w"]
-#: What g++ may take beside the program's own limits (parsing <bits/stdc++.h> alone costs ~1 s and ~200 MB).
-COMPILE_TIMEOUT_S = 60.0
+#: The memory g++ may take beside the program's own limit (parsing <bits/stdc++.h> alone costs ~200 MB); its time
+#: is the program's own.
 COMPILE_MEMORY_MB = 2048
 log = logging.getLogger(__name__)
-_STDCXX = re.compile(r"^[ \t]*#[ \t]*include[ \t]*<bits/stdc\+\+\.h>", re.MULTILINE)
+_STDCXX = re.compile(r"[ \t]*#[ \t]*include[ \t]*<bits/stdc\+\+\.h>[ \t]*$")
+_SYSTEM_INCLUDE = re.compile(r"[ \t]*#[ \t]*include[ \t]*<[^>\n]+>[ \t]*$")
+#: Comments and literals (a literal may hold "//" or "/*"): comments become blanks, line breaks kept.
+_COMMENTS = re.compile(r'//[^\n]*|/\*.*?\*/|"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'', re.DOTALL)
+_TESTS_MAIN = re.compile(r"\bint\s+main\s*\(")
 _ASSERTION = re.compile(r"Assertion `.*' failed\.", re.DOTALL)
 _CRASH = {signal.SIGABRT, signal.SIGSEGV, signal.SIGFPE, signal.SIGBUS, signal.SIGILL}
 
@@ -96,13 +102,39 @@ def support_folder(compiler: str) -> Path | None:
     return folder
 
 
+def rename_tests_main(program: str, tests_line: int, entry: str) -> str | None:
+    """``program`` with the tests' ``int main(`` (the first in the lines from ``tests_line`` on) turned into the C
+    function ``entry`` and ``return 0;`` before the tests' last ``}`` (only ``main`` returns 0 when it ends
+    without a return statement), line numbers unchanged; None when the tests define no main or do not end
+    with its ``}``."""
+    lines = program.split("\n")
+    tests = "\n".join(lines[tests_line - 1 :])
+    renamed, count = _TESTS_MAIN.subn(f'extern "C" int {entry}(', tests, count=1)
+    end = renamed.rstrip().rfind("}")
+    if not count or end < 0 or end != len(renamed.rstrip()) - 1:
+        return None
+    return "\n".join([*lines[: tests_line - 1], f"{renamed[:end]}return 0;{renamed[end:]}"])
+
+
+def precompiled_header_fits(program: str) -> bool:
+    """Whether compiling ``program`` with <bits/stdc++.h> included first (precompiled) is the same as without:
+    it includes the header, and nothing but blank lines, comments and other ``#include <...>`` lines comes
+    before (no macro of its own, such as ``_GLIBCXX_DEBUG`` or ``#define vector``, could change the header)."""
+    text = _COMMENTS.sub(lambda m: "\n" * m.group().count("\n") or " ", program)
+    for line in text.split("\n"):
+        if _STDCXX.match(line):
+            return True
+        if line.strip() and not _SYSTEM_INCLUDE.match(line):
+            return False
+    return False
+
+
 class CppRunner(Runner):
     """Compiles ``program`` (with ``harness/run_cpp.cpp``, precompiled when possible, if it has tests) inside the
     sandbox, then runs it.
 
-    With tests, the harness is linked in and the program's calls to ``exit`` are redirected to it, so it proves
-    that ``main`` returned: a completion that calls ``exit(0)`` before the tests ran does not pass. A bare
-    program passes on exit 0.
+    With tests, the tests' ``main`` is renamed for the run and the harness owns ``main``: it proves that the
+    tests' main returned, so no other way of exiting with status 0 passes. A bare program passes on exit 0.
     """
 
     language = "cpp"
@@ -117,24 +149,34 @@ class CppRunner(Runner):
         self.pch = self.mounts[0].inside if support else None
 
     def execute(self, program: str, limits: Limits, slot: int, tests_line: int, secret: bytes) -> Outcome | Verdict:
+        entry = None
+        if tests_line:
+            entry = f"__cq_tests_main_{secrets.token_hex(8)}"  # a name the program cannot know or #define
+            program = rename_tests_main(program, tests_line, entry)
+            if program is None:
+                note = "codequant: the tests do not define int main() { ... }\n"
+                return Verdict(Status.SYNTAX_ERROR, None, "", note, 0.0)
         with self.scratch(program) as (workdir, _):
             if self.sandbox.drops_uid(self.mounts):
                 os.chown(workdir, self.sandbox.uid(slot), self.sandbox.uid(slot))
-            compiled = self._compile(
-                workdir, limits, slot, with_harness=bool(tests_line), stdcxx=bool(_STDCXX.search(program))
-            )
-            if compiled is not None:
+            compiled = self._compile(workdir, limits, slot, entry=entry, stdcxx=precompiled_header_fits(program))
+            if isinstance(compiled, Verdict):
                 return compiled
+            left = after_compiling(limits, compiled)
+            if isinstance(left, Verdict):
+                return left
             argv = [f"{self.sandbox.inside_workdir(workdir)}/program"] + ([PROOF_FD] if tests_line else [])
-            return self.sandboxed(argv, workdir, limits, slot, secret, proof=bool(tests_line))
+            return self.sandboxed(argv, workdir, left, slot, secret, proof=bool(tests_line))
 
     def status(self, outcome: Outcome, completed: bool) -> Status:
         status = generic_status(outcome, completed)
         return self.classify(outcome) if status in (None, Status.KILLED) else status
 
-    def _compile(self, workdir: Path, limits: Limits, slot: int, *, with_harness: bool, stdcxx: bool) -> Verdict | None:
+    def _compile(self, workdir: Path, limits: Limits, slot: int, *, entry: str | None, stdcxx: bool) -> Verdict | float:
         """g++ in the sandbox (the source is untrusted: ``#include "/etc/..."`` sees only the sandbox), writing
-        the binary into the run's folder; a Verdict when compiling failed, else None.
+        the binary into the run's folder, within the program's own timeout (CPU and wall clock: a few hundred
+        bytes of constexpr evaluation can keep g++ busy for minutes); a Verdict when compiling failed, else the
+        seconds it took.
 
         A program that includes <bits/stdc++.h> gets it first, precompiled (``-include``; its later
         ``#include`` lines are then no-ops behind the header's guards, as without the precompiled header)."""
@@ -142,16 +184,14 @@ class CppRunner(Runner):
         if stdcxx and self.pch:
             argv += [f"-I{self.pch}", "-include", "bits/stdc++.h"]
         argv += ["-o", f"{workdir}/program", f"{workdir}/program.cpp"]
-        if with_harness:
-            argv += [self.harness, "-Wl,--wrap=exit"]
-        budget = Limits(
-            max(limits.timeout_s, COMPILE_TIMEOUT_S), max(limits.memory_mb, COMPILE_MEMORY_MB), limits.max_output_bytes
-        )
+        if entry is not None:  # the harness's main calls the tests' main, renamed to ``entry``
+            argv += [self.harness, f"-Wl,--defsym=__cq_tests_entry={entry}"]
+        budget = replace(limits, memory_mb=max(limits.memory_mb, COMPILE_MEMORY_MB))
         outcome = self.sandboxed(argv, workdir, budget, slot, proof=False, proc=True, writable=[workdir])
         if outcome.exit_code == 0 and not outcome.timed_out:
-            return None
-        if outcome.timed_out:
-            return Verdict(Status.TIMEOUT, None, "", f"codequant: compiling took over {budget.timeout_s:.0f} s\n", 0.0)
+            return outcome.duration_s
+        if outcome.timed_out or outcome.exit_code == -signal.SIGXCPU:
+            return Verdict(Status.TIMEOUT, None, "", f"codequant: compiling took over {limits.timeout_s:g} s\n", 0.0)
         diagnostics = outcome.stderr.replace(f"{workdir}/", "")
         return Verdict(Status.SYNTAX_ERROR, outcome.exit_code, "", diagnostics, outcome.duration_s)
 

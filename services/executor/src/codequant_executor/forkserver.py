@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import os
 import selectors
-import shutil
 import socket
 import subprocess
 import time
@@ -24,8 +23,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from codequant.limits import Limits
-from codequant_executor.sandbox import PROOF_CAP, PROOF_FD, Mount, Outcome, Sandbox, SandboxFailure, sweep_uid
+from codequant.text import decode_output
+from codequant_executor.harness.tree import copy_tree, remove_tree
+from codequant_executor.sandbox import (
+    CLEANUP_S,
+    PROOF_CAP,
+    PROOF_FD,
+    Mount,
+    Outcome,
+    Sandbox,
+    SandboxFailure,
+    in_lasting_thread,
+    sweep_uid,
+)
 from codequant_executor.sandbox.limits import NOFILE, SCRATCH_MB, cpu_seconds
+from codequant_executor.sandbox.process import POLL_S, stop_requested
 
 PROGRAM = "program.py"
 #: Where a Python server sees /proc: below a folder only root may enter (its programs run without /proc).
@@ -84,17 +96,19 @@ class ForkServers:
         that the JVM can reopen it as /proc/self/fd/3."""
         server = self._server(slot)
         target = server.folder / "classes"
-        shutil.rmtree(target, ignore_errors=True)
-        shutil.copytree(classes, target)
+        if not remove_tree(target, time.monotonic() + CLEANUP_S):
+            self._stop(slot)
+            raise SandboxFailure(f"cannot empty {target}")
+        copy_tree(classes, target)  # javac's output for a program with a deep package: no recursion
         fields = self._limits(slot, limits, nproc, address_space=False)
         argv = ["3" if a == PROOF_FD else a for a in argv]
         return self._run(slot, server, limits, [*fields, "exec", *argv], stdin, proof_owner=self.sandbox.uid(slot))
 
     def _limits(self, slot: int, limits: Limits, nproc: int, *, address_space: bool) -> list[str]:
-        """UID CPU_S MEMORY_BYTES ADDRESS_SPACE FSIZE NOFILE NPROC, as the server reads them."""
-        cpu = cpu_seconds(limits.timeout_s)
+        """UID CPU_SOFT CPU_HARD MEMORY_BYTES ADDRESS_SPACE FSIZE NOFILE NPROC, as the server reads them."""
         size = limits.memory_mb * 1024 * 1024
-        fields = (self.sandbox.uid(slot), cpu, size, int(address_space), SCRATCH_MB << 20, NOFILE, nproc)
+        fields = (self.sandbox.uid(slot), *cpu_seconds(limits.timeout_s), size, int(address_space))
+        fields += (SCRATCH_MB << 20, NOFILE, nproc)
         return [str(v) for v in fields]
 
     def _run(
@@ -148,10 +162,10 @@ class ForkServers:
         try:
             while selector.get_map():
                 remaining = deadline - time.monotonic()
-                if remaining <= 0:
+                if remaining <= 0 or stop_requested():
                     timed_out = True
                     break
-                for key, _ in selector.select(min(remaining, 0.5)):
+                for key, _ in selector.select(min(remaining, POLL_S)):
                     if key.fileobj is server.control:
                         chunk = server.control.recv(256)
                         if not chunk:
@@ -183,10 +197,12 @@ class ForkServers:
             sweep_uid(self.sandbox.uid(slot), thorough=True)
         if code is None:
             code = self._answer(slot, server, answer)
+        if answer.endswith(b" leftovers\n"):
+            self._stop(slot)  # /tmp not emptied in time (or a process it could not end): a fresh server next
         return Outcome(
             exit_code=code,
-            stdout=bytes(buffers[stdout_fd][:cap]).decode("utf-8", "replace"),
-            stderr=bytes(buffers[stderr_fd][:cap]).decode("utf-8", "replace"),
+            stdout=decode_output(bytes(buffers[stdout_fd][:cap])),
+            stderr=decode_output(bytes(buffers[stderr_fd][:cap])),
             timed_out=timed_out,
             output_exceeded=exceeded,
             duration_s=duration,
@@ -226,14 +242,16 @@ class ForkServers:
             command = self.sandbox.zygote_command(
                 argv, workdir=folder, mounts=self.mounts, keep_fds=keep_fds, proc=proc
             )
-            process = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                env={},
-                start_new_session=True,
-                pass_fds=keep_fds,
+            process = in_lasting_thread(  # it dies with the executor, not with this worker thread
+                lambda: subprocess.Popen(
+                    command,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    env={},
+                    start_new_session=True,
+                    pass_fds=keep_fds,
+                )
             )
         except OSError as exc:
             ours.close()

@@ -20,13 +20,16 @@ import select
 import shutil
 import subprocess
 import threading
+import time
 import zipfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from codequant import settings
+from codequant.text import decode_output
 from codequant_executor.sandbox import Mount, Sandbox, SandboxFailure, kill_group
+from codequant_executor.sandbox.process import POLL_S, stop_requested
 
 log = logging.getLogger(__name__)
 JAVA_SOURCES = ("CompileServer.java", "CqHarness.java")
@@ -48,6 +51,7 @@ class Compiled:
     ok: bool
     diagnostics: str
     mains: list[tuple[str, int]]
+    seconds: float = 0.0  # how long compiling took (from the request to the answer: not the server's start)
 
 
 def java_home() -> Path:
@@ -102,21 +106,28 @@ class CompileServer:
         except OSError:
             self.stop()
             raise SandboxFailure("the compile server exited") from None
-        ready, _, _ = select.select([process.stdout], [], [], timeout_s)
-        if not ready:
-            self.stop()
-            raise CompileTimeout(f"compiling took longer than {timeout_s:g} s")
+        started = time.monotonic()
+        deadline = started + timeout_s
+        while not select.select([process.stdout], [], [], min(POLL_S, max(0.0, deadline - time.monotonic())))[0]:
+            if stop_requested():
+                self.stop()
+                raise SandboxFailure("compilation stopped: the run was stopped")
+            if time.monotonic() >= deadline:
+                self.stop()
+                raise CompileTimeout(f"compiling took longer than {timeout_s:g} s")
         line = process.stdout.readline().decode("utf-8", "replace")
         if not line:
             self.stop()  # javac exhausted the server's memory or crashed on this program
-            return Compiled(False, "codequant: the compiler ran out of memory or crashed on this program\n", [])
+            crashed = "codequant: the compiler ran out of memory or crashed on this program\n"
+            return Compiled(False, crashed, [], time.monotonic() - started)
         verdict, _, rest = line.rstrip("\n").partition("\t")
         diagnostics, _, mains = rest.partition("\t")
         found = []
         for entry in base64.b64decode(mains).decode().splitlines():
             name, _, offset = entry.rpartition("\t")
             found.append((name, int(offset)))
-        return Compiled(verdict == "OK", base64.b64decode(diagnostics).decode("utf-8", "replace"), found)
+        diagnostics_text = decode_output(base64.b64decode(diagnostics))
+        return Compiled(verdict == "OK", diagnostics_text, found, time.monotonic() - started)
 
     def ensure(self) -> subprocess.Popen[bytes]:
         """The running server process, started (and warmed up) if it is not running."""

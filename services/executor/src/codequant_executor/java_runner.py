@@ -17,7 +17,7 @@ from codequant_executor.forkserver import ForkServers
 from codequant_executor.java_compiler import HARNESS_JAR, CompilerPool, CompileTimeout, java_home, support_classes
 from codequant_executor.outcome import Verdict
 from codequant_executor.python_runner import interpreter
-from codequant_executor.runner import HARNESS, Runner, RunnerSetup
+from codequant_executor.runner import HARNESS, Runner, RunnerSetup, after_compiling
 from codequant_executor.sandbox import PROOF_FD, Mount, Outcome
 from codequant_executor.status import Status
 
@@ -177,6 +177,10 @@ class JavaRunner(Runner):
             if not compiled.ok:
                 diagnostics = compiled.diagnostics.replace(str(workdir) + "/", "")
                 return Verdict(Status.SYNTAX_ERROR, 1, "", diagnostics, 0.0)
+            left = after_compiling(limits, compiled.seconds)
+            if isinstance(left, Verdict):
+                return left
+            limits = left
             main = self._main_class(compiled.mains, tests_offset(program, tests_line))
             if main is None:
                 where = "in the tests" if tests_line else "in the program"
@@ -206,7 +210,7 @@ class JavaRunner(Runner):
         if self.servers is not None:
             self.servers.close()
         self.compiler.close()
-        shutil.rmtree(self.spool, ignore_errors=True)
+        self.sandbox.cleanup(self.spool)
 
 
 def _classify(stderr: str) -> Status:

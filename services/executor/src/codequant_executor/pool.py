@@ -7,7 +7,7 @@ import logging
 import os
 import queue
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
 from codequant.errors import CodequantError
@@ -15,11 +15,14 @@ from codequant.limits import Limits
 from codequant_executor.outcome import Verdict
 from codequant_executor.runner import Runner, RunnerSetup, runner_class
 from codequant_executor.sandbox import Sandbox, SandboxFailure
+from codequant_executor.sandbox.process import set_stop_event, stop_requested
 from codequant_executor.slots import SlotClaim
 from codequant_executor.status import Status
 
 log = logging.getLogger(__name__)
 INSECURE_ENV = "CODEQUANT_EXECUTOR_INSECURE"
+#: (program, language) or (program, language, first line of the tests).
+Job = tuple[str, str] | tuple[str, str, int]
 
 
 class InsecureSandbox(CodequantError):
@@ -91,14 +94,46 @@ class ExecutorPool:
         try:
             return self.runner(language).run(program, limits, slot, tests_line)
         except (SandboxFailure, OSError, RuntimeError) as exc:  # FileNotFoundError: no g++ / node here
-            log.exception("sandbox failure")
+            if not stop_requested():
+                log.exception("sandbox failure")
             return Verdict(Status.SANDBOX_ERROR, None, "", f"codequant sandbox error: {exc}\n", 0.0)
         finally:
             self._slots.put(slot)
 
+    def run_iter(
+        self, jobs: Iterable[Job], limits: Limits, stop: threading.Event | None = None
+    ) -> Iterator[tuple[int, Verdict]]:
+        """Run (program, language[, tests_line]) jobs in parallel; yield (index, verdict) as each finishes.
+
+        Once ``stop`` is set, queued jobs do not start and running ones are ended within ``POLL_S`` (as by their
+        timeout): their verdicts are never yielded. Closing the iterator early stops the rest the same way; it
+        returns once no program of these jobs runs any more.
+        """
+        jobs = list(jobs)
+        stop = stop or threading.Event()
+        executor = ThreadPoolExecutor(self.workers, initializer=set_stop_event, initargs=(stop,))
+        futures: dict = {}
+        try:
+            futures = {executor.submit(self._run_unless_stopped, stop, job, limits): i for i, job in enumerate(jobs)}
+            for future in as_completed(futures):
+                verdict = future.result()
+                if verdict is not None:
+                    yield futures[future], verdict
+        finally:
+            if not all(future.done() for future in futures):
+                stop.set()
+            executor.shutdown(wait=True, cancel_futures=True)
+
+    def _run_unless_stopped(self, stop: threading.Event, job: Job, limits: Limits) -> Verdict | None:
+        """``run_one``, or None when ``stop`` was set before or while it ran (its verdict would be the stop's)."""
+        if stop.is_set():
+            return None
+        verdict = self.run_one(*job[:2], limits, *job[2:])
+        return None if stop.is_set() else verdict
+
     def run_many(
         self,
-        jobs: Iterable[tuple[str, str] | tuple[str, str, int]],
+        jobs: Iterable[Job],
         limits: Limits,
         progress: Callable[[int], None] | None = None,
     ) -> list[Verdict]:
@@ -106,13 +141,10 @@ class ExecutorPool:
         after each finished job."""
         jobs = list(jobs)
         results: list[Verdict | None] = [None] * len(jobs)
-        with ThreadPoolExecutor(self.workers) as pool:
-            futures = {pool.submit(self.run_one, *job[:2], limits, *job[2:]): i for i, job in enumerate(jobs)}
-            for future in as_completed(futures):
-                index = futures[future]
-                results[index] = future.result()
-                if progress:
-                    progress(index)
+        for index, verdict in self.run_iter(jobs, limits):
+            results[index] = verdict
+            if progress:
+                progress(index)
         return [r for r in results if r is not None]
 
     def close(self) -> None:

@@ -10,6 +10,7 @@ file registers itself. An unknown language is an error (``UnknownLanguage``), ne
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 import pkgutil
 import secrets
@@ -143,6 +144,18 @@ class Runner(ABC):
 
     def close(self) -> None:  # noqa: B027 - a hook: most runners start nothing that outlives a run
         """Stop what the runner started (fork servers, compile servers)."""
+
+
+def after_compiling(limits: Limits, spent_s: float) -> Limits | Verdict:
+    """What is left of ``limits`` to run a program whose compilation took ``spent_s`` seconds: compiling counts
+    against the program's timeout (a program that compiles for a minute is no cheaper than one that runs for a
+    minute); a Timeout verdict when nothing is left."""
+    left = limits.timeout_s - spent_s
+    if left <= 0:
+        return Verdict(
+            Status.TIMEOUT, None, "", f"codequant: compiling took the whole timeout ({spent_s:.1f} s)\n", 0.0
+        )
+    return dataclasses.replace(limits, timeout_s=left)
 
 
 def register_runner(cls: type[Runner]) -> type[Runner]:

@@ -40,7 +40,8 @@ class ProblemLookup:
     def problem(self, record: dict[str, Any], where: str) -> Problem:
         """The problem a record names through its ``benchmark`` and ``name`` fields."""
         loaded = self.benchmark(record.get("benchmark"), where)
-        problem = self._by_name[record["benchmark"]].get(record.get("name"))  # type: ignore[arg-type]
+        name = record.get("name")
+        problem = self._by_name[record["benchmark"]].get(name) if isinstance(name, str) else None
         if problem is None:
             raise InputError(f"{where}: field 'name': no problem {record.get('name')!r} in {loaded.name}")
         return problem

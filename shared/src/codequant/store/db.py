@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from codequant.errors import InputError, ServiceError
 from codequant.store.models import Base
+from codequant.text import storable
 
 _CHUNK = 500
 
@@ -59,9 +60,13 @@ class Store:
             yield session
 
     def insert_ignore(self, model: type[Base], rows: Sequence[dict[str, Any]]) -> int:
-        """Insert rows whose primary key is new; existing rows are left untouched. Returns rows inserted."""
+        """Insert rows whose primary key is new; existing rows are left untouched. Returns rows inserted.
+
+        Text is stored in ``codequant.text.storable`` form (NUL as U+FFFD: PostgreSQL's text cannot hold NUL), on
+        every back-end alike."""
         if not rows:
             return 0
+        rows = [{k: storable(v) if isinstance(v, str) else v for k, v in row.items()} for row in rows]
         if self.engine.dialect.name == "postgresql":
             from sqlalchemy.dialects.postgresql import insert
         else:

@@ -31,6 +31,8 @@ import sys
 
 COMPLETED = "codequant.completed"
 EXITED = "codequant.exited"
+STARTED = "codequant.started"
+TESTS = "codequant.tests"
 DENIED_STATUS = 121
 FORBIDDEN_EVENTS = frozenset(
     {
@@ -72,13 +74,17 @@ def read_secret():
     return data
 
 
-def compile_program(source, path, tests_line):
+def compile_program(source, path, tests_line, trigger_name):
     """(head code or None, code of the rest ending with the completion event), or print a SyntaxError and exit.
 
-    Line numbers match PROGRAM's; the completion event is raised by one extra line after the last one.
+    Line numbers match PROGRAM's; the completion event is raised by one extra line after the last one, through
+    ``trigger_name`` (a global of the program's namespace under a random name: a program binding its own
+    ``__import__`` or ``sys`` does not break it).
     """
-    trigger = f"\n__import__('sys').audit({COMPLETED!r})\n"
+    trigger = f"\n{trigger_name}({COMPLETED!r})\n"
     lines = source.split("\n")  # TESTS_LINE counts "\n" only, as the executor composes programs
+    if tests_line:
+        tests_line -= trailing_decorators(lines[: tests_line - 1])  # they decorate the tests' first definition
     head = "\n".join(lines[: tests_line - 1]) + "\n" if tests_line else None
     tail = "\n" * (tests_line - 1) + "\n".join(lines[tests_line - 1 :]) if tests_line else source
     try:
@@ -106,29 +112,61 @@ def compile_program(source, path, tests_line):
     fail(text)
 
 
-def install_hook(secret, proof_fd, tail_code, trigger_line, runner_code, bare, unittest_codes):
-    """The audit hook that guards the secret and writes it once the run is proven complete.
+def trailing_decorators(head_lines):
+    """How many of the completion's last lines are top-level decorators (with blank and comment lines among
+    them): as in the whole program, they decorate the tests' first definition, so they are compiled with the
+    tests. Only one-line decorators whose expression compiles on its own: nothing can open a string or a
+    bracket that would swallow the tests. 0 when the completion does not end with one."""
+    moved = found = 0
+    for line in reversed(head_lines):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            moved += 1
+            continue
+        if not line.startswith("@"):
+            break
+        try:
+            compile(line[1:], "", "eval")
+        except BaseException:
+            break
+        moved += 1
+        found = moved
+    return found
 
-    Nothing outside this closure refers to the hook or the secret. The hook never calls the program's code
-    and allocates no tracked object before it turns off the garbage collector, so no finalizer of the
-    program can run while its frame (and so the secret) is on the stack.
+
+def install_hook(secret, proof_fd, tail_code, trigger_line, runner_code, bare, unittest_codes):
+    """The audit hook that guards the secret, hands the tests' code to the genuine runner once, and writes the
+    secret once the run is proven complete.
+
+    Everything the hook uses is bound here, in its closure (deny-lists, builtins, functions): nothing it reads
+    at call time lives in a module's globals, which the program can reach through any frame's f_globals.
+    Nothing outside this closure refers to the hook, the secret or (until the runner takes it) the tests'
+    code. The genuine runner frame is the one that raises STARTED first; the tests' code goes only to that
+    frame, and completion counts only from a frame running the tests' code that this very frame called, once.
+    The hook never calls the program's code and allocates no tracked object before it turns off the garbage
+    collector, so no finalizer of the program can run while its frame (and so the secret) is on the stack.
     """
     write, exit_now, getframe = posix.write, posix._exit, sys._getframe
     gc_enabled, gc_disable, gc_enable = gc.isenabled, gc.disable, gc.enable
     init_code, run_code = unittest_codes
+    forbidden_events, forbidden_modules = FORBIDDEN_EVENTS, FORBIDDEN_MODULES
+    completed, exited, started, tests_event = COMPLETED, EXITED, STARTED, TESTS
+    status, str_type, bytes_type, int_type, list_type, system_exit = DENIED_STATUS, str, bytes, int, list, SystemExit
+    kind, count = type, len
+    state = {"runner": None, "tests": tail_code, "proven": False}
 
-    def unittest_exit(exc):
+    def unittest_exit(exc, runner_frame):
         """A SystemExit raised by unittest's own TestProgram.runTests, called from the tests' top level."""
         tb = exc.__traceback__
         chain = []
         while tb is not None:
             chain.append(tb.tb_frame)
             tb = tb.tb_next
-        if len(chain) != 4 or init_code is None:
+        if count(chain) != 4 or init_code is None:
             return False
         runner, tests, init, run = chain
         return (
-            runner.f_code is runner_code
+            runner is runner_frame
             and tests.f_code is tail_code
             and init.f_code is init_code
             and run.f_code is run_code
@@ -138,37 +176,54 @@ def install_hook(secret, proof_fd, tail_code, trigger_line, runner_code, bare, u
         )
 
     def hook(event, args):
-        if type(event) is not str:
+        if kind(event) is not str_type:
             return
-        if event in FORBIDDEN_EVENTS:
+        if event in forbidden_events:
             write(2, b"codequant: the program used a forbidden interpreter facility: " + event.encode() + b"\n")
-            exit_now(DENIED_STATUS)
+            exit_now(status)
         elif event == "import":
             name = args[0]
-            if type(name) is str and name in FORBIDDEN_MODULES:
+            if kind(name) is str_type and name in forbidden_modules:
                 write(2, b"codequant: the program may not import " + name.encode() + b"\n")
-                exit_now(DENIED_STATUS)
+                exit_now(status)
         elif event == "open":
             path = args[0]
-            if (type(path) is str and path.startswith("/proc")) or (type(path) is bytes and path.startswith(b"/proc")):
+            if (kind(path) is str_type and path.startswith("/proc")) or (
+                kind(path) is bytes_type and path.startswith(b"/proc")
+            ):
                 write(2, b"codequant: the program may not open files under /proc\n")
-                exit_now(DENIED_STATUS)
-        elif event in (COMPLETED, EXITED):
+                exit_now(status)
+        elif event in (completed, exited, started, tests_event):
             was_enabled = gc_enabled()
             gc_disable()  # no collection, hence no finalizer of the program, while this frame is live
             caller = getframe(1)
-            if event == COMPLETED:
-                proven = caller.f_code is tail_code and caller.f_lineno == trigger_line
-            else:
-                exc = args[0] if len(args) == 1 else None
+            runner_frame = state["runner"]
+            proven = False
+            if event == started:
+                if runner_frame is None and caller.f_code is runner_code:
+                    state["runner"] = caller  # the first runner frame: ours, before any code of the program
+            elif event == tests_event:
+                box = args[0] if count(args) == 1 else None
+                if caller is runner_frame and kind(box) is list_type and state["tests"] is not None:
+                    box.append(state["tests"])
+                    state["tests"] = None  # handed over once
+            elif state["proven"] or runner_frame is None:
+                pass
+            elif event == completed:
                 proven = (
-                    caller.f_code is runner_code
-                    and type(exc) is SystemExit
-                    and (exc.code is None or exc.code is False or (type(exc.code) is int and exc.code == 0))
-                    and (bare or unittest_exit(exc))
+                    caller.f_code is tail_code and caller.f_lineno == trigger_line and caller.f_back is runner_frame
                 )
-            del caller
+            else:
+                exc = args[0] if count(args) == 1 else None
+                proven = (
+                    caller is runner_frame
+                    and kind(exc) is system_exit
+                    and (exc.code is None or exc.code is False or (kind(exc.code) is int_type and exc.code == 0))
+                    and (bare or unittest_exit(exc, runner_frame))
+                )
+            del caller, runner_frame
             if proven:
+                state["proven"] = True
                 write(proof_fd, secret)
             if was_enabled:
                 gc_enable()
@@ -176,15 +231,20 @@ def install_hook(secret, proof_fd, tail_code, trigger_line, runner_code, bare, u
     sys.addaudithook(hook)  # from now on the interpreter's list of hooks is the only reference to it
 
 
-def runner(head_code, tail_code, namespace, outcome, done):
-    """Run the program, then its tests, in this thread; record how they ended."""
+def runner(head_code, namespace, outcome, done):
+    """Run the program, then its tests (handed over by the hook once the program has run: no frame the program
+    can reach holds them meanwhile), in this thread; record how they ended."""
+    sys.audit(STARTED)  # this frame is the genuine runner: the hook accepts no other
     try:
         if head_code is not None:
             exec(head_code, namespace)
-        exec(tail_code, namespace)
+        del head_code
+        tests = []
+        sys.audit(TESTS, tests)
+        exec(tests.pop(), namespace)
     except SystemExit as exc:
         outcome.append(exc)
-        sys.audit(EXITED, exc)  # the hook checks that the event comes from this function's code
+        sys.audit(EXITED, exc)  # the hook checks that the event comes from this very frame
     except BaseException as exc:
         outcome.append(exc)
     finally:
@@ -196,7 +256,8 @@ def main(path, tests_line, proof_fd):
     secret = read_secret()
     with open(path, encoding="utf-8") as handle:
         source = handle.read()
-    head_code, tail_code, trigger_line = compile_program(source, path, tests_line)
+    trigger_name = "__cq_completed_" + posix.urandom(12).hex()
+    head_code, tail_code, trigger_line = compile_program(source, path, tests_line, trigger_name)
     unittest_codes = (None, None)
     if tests_line and "unittest" in tail_code.co_names:
         from unittest.main import TestProgram  # imported before the program runs: these are the originals
@@ -206,13 +267,15 @@ def main(path, tests_line, proof_fd):
     module = type(sys)("__main__")
     module.__file__ = path
     module.__builtins__ = __builtins__
+    setattr(module, trigger_name, sys.audit)
     sys.modules["__main__"] = module
     sys.argv = [path]
     install_hook(secret, proof_fd, tail_code, trigger_line, runner.__code__, not tests_line, unittest_codes)
-    del secret
+    del secret, tail_code  # only the hook holds them now
     outcome, done = [], _thread.allocate_lock()
     done.acquire()
-    _thread.start_new_thread(runner, (head_code, tail_code, module.__dict__, outcome, done))
+    _thread.start_new_thread(runner, (head_code, module.__dict__, outcome, done))
+    del head_code
     done.acquire()
     if not outcome:
         sys.exit(0)

@@ -5,7 +5,7 @@ CAP_SETGID, CAP_DAC_OVERRIDE, CAP_FOWNER and CAP_KILL, an empty bounding set, un
 and no-new-privileges; PROC is where the namespace's /proc is mounted).
 
 Imports the Python harness and the modules benchmark programs use once, then waits on the control socket.
-Each request (fields separated by NUL) is ``UID CPU_S MEMORY_BYTES ADDRESS_SPACE FSIZE NOFILE NPROC python
+Each request (fields separated by NUL) is ``UID CPU_SOFT CPU_HARD MEMORY_BYTES ADDRESS_SPACE FSIZE NOFILE NPROC python
 PROGRAM TESTS_LINE`` or ``UID ... NPROC exec ARGV...`` and carries four descriptors (standard input, output,
 error, proof pipe). For each request it forks a child that starts a new session, takes those descriptors as
 0-3 and closes every other one, sets fresh rlimits, drops to the slot's uid (groups, then gid, then uid: the
@@ -15,7 +15,8 @@ joined, atexit handlers, streams flushed), without tearing down the modules. Whe
 other process of the namespace but bubblewrap's init (whatever the program left behind) is killed, the
 private /tmp is emptied, and the child's status (exit code, or minus the signal, and whether every leftover
 is gone) goes back on the control socket. Nothing else in the namespace outlives a program: System V and
-POSIX IPC are refused by the seccomp filter, /work is read-only and /dev/shm belongs to root.
+POSIX message queues are refused by the seccomp filter, /work is read-only and /dev/shm (POSIX semaphores and
+shared memory) is emptied with /tmp.
 """
 
 import atexit
@@ -24,7 +25,6 @@ import fcntl
 import gc
 import os
 import resource
-import shutil
 import signal
 import socket
 import sys
@@ -33,30 +33,36 @@ import time
 HARNESS = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HARNESS)
 import run_python  # noqa: E402
+import tree  # noqa: E402
 
 sys.path.remove(HARNESS)
-del sys.modules["run_python"]  # the program cannot import the harness by name
+del sys.modules["run_python"], sys.modules["tree"]  # the program cannot import the harness by name
 #: Imported once here instead of once per program (what HumanEval-style programs and their tests use).
 PRELOAD = ("typing", "collections", "math", "re", "itertools", "functools", "heapq", "string", "unittest.main")
 for _name in PRELOAD:
     __import__(_name)
 gc.freeze()  # the children's collections then leave the server's objects (and so its pages) untouched
 FDS = 4
+#: The numbers that start a request: UID CPU_SOFT CPU_HARD MEMORY_BYTES ADDRESS_SPACE FSIZE NOFILE NPROC.
+FIELDS = 8
+#: How long emptying /tmp after a program may take (then the executor replaces this server).
+CLEANUP_S = 5.0
 #: The namespace's /proc (for Python, below a folder only root may enter: programs run without /proc).
 PROC = sys.argv[2]
 
 
 def child(fields, fds):
     """Become the program; never returns."""
-    uid, cpu, memory, address_space, fsize, nofile, nproc = (int(f) for f in fields[:7])
-    mode, rest = fields[7], fields[8:]
+    uid, cpu_soft, cpu_hard, memory, address_space, fsize, nofile, nproc = (int(f) for f in fields[:FIELDS])
+    mode, rest = fields[FIELDS], fields[FIELDS + 1 :]
     os.setsid()
     fds = [fcntl.fcntl(fd, fcntl.F_DUPFD, 16) for fd in fds]  # above 0-3, whatever numbers they arrived as
     for target, fd in enumerate(fds):
         os.dup2(fd, target)
     os.closerange(FDS, 65536)
-    limits = [(resource.RLIMIT_CPU, cpu), (resource.RLIMIT_DATA, memory), (resource.RLIMIT_FSIZE, fsize)]
-    limits += [(resource.RLIMIT_NOFILE, nofile), (resource.RLIMIT_NPROC, nproc), (resource.RLIMIT_CORE, 0)]
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu_soft, cpu_hard))  # SIGXCPU (Timeout) before SIGKILL
+    limits = [(resource.RLIMIT_DATA, memory), (resource.RLIMIT_FSIZE, fsize), (resource.RLIMIT_NOFILE, nofile)]
+    limits += [(resource.RLIMIT_NPROC, nproc), (resource.RLIMIT_CORE, 0)]
     if address_space:
         limits.append((resource.RLIMIT_AS, memory))
     for which, value in limits:
@@ -129,13 +135,10 @@ def kill_leftovers():
 
 
 def empty_tmp():
-    with os.scandir("/tmp") as entries:
-        for entry in entries:
-            if entry.is_dir(follow_symlinks=False):
-                shutil.rmtree(entry.path, ignore_errors=True)
-            else:
-                with contextlib.suppress(OSError):
-                    os.unlink(entry.path)
+    """Remove what the program left in /tmp and /dev/shm (any depth, up to their inode bound); whether both are
+    empty now."""
+    deadline = time.monotonic() + CLEANUP_S
+    return tree.empty_folder("/tmp", deadline) and tree.empty_folder("/dev/shm", deadline)
 
 
 def serve(control):
@@ -144,7 +147,7 @@ def serve(control):
         if not message:
             return  # the executor closed the socket: it is done with this slot
         fields = message.decode().split("\0")
-        if len(fds) != FDS or len(fields) < 9 or fields[7] not in ("python", "exec"):
+        if len(fds) != FDS or len(fields) < FIELDS + 2 or fields[FIELDS] not in ("python", "exec"):
             for fd in fds:
                 os.close(fd)
             control.sendall(b"error bad request\n")
@@ -164,8 +167,8 @@ def serve(control):
         _, status = os.waitpid(pid, 0)
         code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
         gone = kill_leftovers()
-        empty_tmp()
-        control.sendall(f"exit {code} {'clean' if gone else 'leftovers'}\n".encode())
+        emptied = empty_tmp()
+        control.sendall(f"exit {code} {'clean' if gone and emptied else 'leftovers'}\n".encode())
 
 
 serve(socket.socket(fileno=int(sys.argv[1])))

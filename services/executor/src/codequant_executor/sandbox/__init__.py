@@ -37,7 +37,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from codequant.limits import Limits
+from codequant.text import decode_output
 from codequant_executor.cgroups import SHIM, RunCgroup
+from codequant_executor.harness.tree import remove_tree
 from codequant_executor.sandbox.command import CommandBuilder, Mount
 from codequant_executor.sandbox.limits import helper_rlimits, memory_cgroups, run_rlimits
 from codequant_executor.sandbox.process import (
@@ -46,6 +48,7 @@ from codequant_executor.sandbox.process import (
     SandboxFailure,
     close_all,
     collect_output,
+    in_lasting_thread,
     kill_group,
     start_process,
     sweep_uid,
@@ -54,6 +57,7 @@ from codequant_executor.syscall_filter import build_filter
 
 #: What other modules use of the sandbox (the layers live in ``command``, ``limits`` and ``process``).
 __all__ = [
+    "CLEANUP_S",
     "PROOF_CAP",
     "PROOF_FD",
     "UID_BASE",
@@ -61,6 +65,7 @@ __all__ = [
     "Outcome",
     "Sandbox",
     "SandboxFailure",
+    "in_lasting_thread",
     "kill_group",
     "sweep_uid",
 ]
@@ -72,6 +77,8 @@ log = logging.getLogger(__name__)
 UID_BASE = 62000
 #: Replaced in a command line by the number of the descriptor the harness writes its proof to.
 PROOF_FD = "{proof_fd}"
+#: How long removing one run's folder may take.
+CLEANUP_S = 30.0
 _warned: set[str] = set()
 _warn_lock = threading.Lock()
 _probe_cache: dict[str, str] = {}
@@ -142,7 +149,8 @@ class Sandbox:
             )
         elif self.seccomp is None:
             _warn_once("seccomp", f"WARNING: no seccomp filter in the sandbox: {self.seccomp_problem}")
-        self.commands = CommandBuilder(self.bwrap, self.prlimit, self.setpriv, self.seccomp, self.root)
+        mount = shutil.which("mount") if self.bwrap and self.root and self.setpriv else None
+        self.commands = CommandBuilder(self.bwrap, self.prlimit, self.setpriv, self.seccomp, self.root, mount)
 
     @property
     def isolated(self) -> bool:
@@ -194,7 +202,10 @@ class Sandbox:
 
     @staticmethod
     def cleanup(path: Path) -> None:
-        shutil.rmtree(path, ignore_errors=True)
+        """Remove a folder a run used, whatever a program left in it (any depth: ``harness/tree.py``), within
+        ``CLEANUP_S``; what cannot be removed is logged, never raised."""
+        if not remove_tree(path, time.monotonic() + CLEANUP_S):
+            log.warning("could not remove %s within %s s", path, CLEANUP_S)
 
     @contextlib.contextmanager
     def scratch(self, parent: Path | None = None) -> Iterator[Path]:
@@ -289,8 +300,8 @@ class Sandbox:
             code = -(code - 128)  # bwrap reports a child killed by signal N as 128 + N
         return Outcome(
             exit_code=code,
-            stdout=stdout.decode("utf-8", "replace"),
-            stderr=stderr.decode("utf-8", "replace"),
+            stdout=decode_output(stdout),
+            stderr=decode_output(stderr),
             timed_out=timed_out,
             output_exceeded=exceeded,
             duration_s=time.monotonic() - began,
@@ -309,7 +320,8 @@ class Sandbox:
         writable: Sequence[Path] = (),
     ) -> subprocess.Popen[bytes]:
         """Start a long-lived helper (the compile server) under the same layers, without a timeout: stdin and
-        stdout are pipes, stderr is discarded; ``writable`` folders are shown read-write at their own path."""
+        stdout are pipes, stderr is discarded; ``writable`` folders are shown read-write at their own path. It
+        dies with the executor (``process.in_lasting_thread``)."""
         rlimits = helper_rlimits(data_mb)
         keep_fds: list[int] = []
         try:
@@ -327,7 +339,7 @@ class Sandbox:
         except BaseException:
             close_all(keep_fds)
             raise
-        return start_process(command, popen_env, cwd, keep_fds, stderr=subprocess.DEVNULL)
+        return start_process(command, popen_env, cwd, keep_fds, stderr=subprocess.DEVNULL, lasting=True)
 
     def zygote_command(
         self, argv: Sequence[str], *, workdir: Path, mounts: Sequence[Mount], keep_fds: list[int], proc: str

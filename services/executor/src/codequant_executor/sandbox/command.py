@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from codequant_executor.sandbox.limits import SCRATCH_MB, common_rlimits
+from codequant_executor.sandbox.limits import SCRATCH_INODES, SCRATCH_MB, SHM_MB, common_rlimits
 
 #: What setpriv needs to switch to the slot's uid and empty the bounding set (it then drops them all).
 SETPRIV_CAPS = ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP")
@@ -24,6 +24,12 @@ ZYGOTE_SETPRIV = (
     "--bounding-set=-all",
     "--no-new-privs",
 )
+#: Remounts /tmp and /dev/shm with an inode bound (bubblewrap's --tmpfs takes a size only; a remount keeps the
+#: folders bound below it), then runs the command. The capability it needs (CAP_SYS_ADMIN) goes with setpriv's
+#: empty bounding set before any program runs.
+BOUNDED_TMP = 'mount -o "$1" /tmp && mount -o "$2" /dev/shm && shift 2 && exec "$@"'
+TMP_OPTIONS = f"remount,nosuid,nodev,size={SCRATCH_MB}m,nr_inodes={SCRATCH_INODES}"
+SHM_OPTIONS = f"remount,nosuid,nodev,noexec,size={SHM_MB}m,nr_inodes={SCRATCH_INODES}"
 
 
 @dataclass(frozen=True)
@@ -43,6 +49,7 @@ class CommandBuilder:
     setpriv: str | None
     seccomp: bytes | None
     root: bool
+    mount: str | None = None  # found only where it is used: as root with bubblewrap and setpriv
 
     def wrap(
         self,
@@ -81,7 +88,7 @@ class CommandBuilder:
         if not self.bwrap:
             return command, environment, str(workdir) if workdir is not None else None
         prefix = self._bwrap_prefix(workdir, mounts, environment, proc=proc, writable=writable)
-        return self._sealed(prefix, command, keep_fds), {}, None
+        return self._sealed(prefix, self._bounded_tmp(command) if uid is not None else command, keep_fds), {}, None
 
     def zygote(
         self, argv: Sequence[str], *, workdir: Path, mounts: Sequence[Mount], keep_fds: list[int], proc: str
@@ -92,13 +99,19 @@ class CommandBuilder:
         with their uid)."""
         assert self.setpriv
         environment = _environment("/tmp")
-        prefix = self._bwrap_prefix(
-            workdir, mounts, environment, proc=False, writable=(), die_with_parent=False, caps=ZYGOTE_BWRAP_CAPS
-        )
+        prefix = self._bwrap_prefix(workdir, mounts, environment, proc=False, writable=(), caps=ZYGOTE_BWRAP_CAPS)
         if proc != "/proc":  # below a folder for the server only
             prefix += ["--perms", "0700", "--dir", str(Path(proc).parent)]
         prefix += ["--proc", proc]
-        return self._sealed(prefix, [self.setpriv, *ZYGOTE_SETPRIV, "--", *argv], keep_fds)
+        return self._sealed(prefix, self._bounded_tmp([self.setpriv, *ZYGOTE_SETPRIV, "--", *argv]), keep_fds)
+
+    def _bounded_tmp(self, command: list[str]) -> list[str]:
+        """``command`` (which starts with setpriv) once /tmp and /dev/shm are remounted with ``SCRATCH_INODES``, where
+        ``mount`` is available (as root); ``command`` alone otherwise."""
+        if self.mount is None:
+            return command
+        script = BOUNDED_TMP.replace("mount ", f"{self.mount} ")
+        return ["/bin/sh", "-c", script, "cq-tmp", TMP_OPTIONS, SHM_OPTIONS, *command]
 
     def _sealed(self, prefix: list[str], command: list[str], keep_fds: list[int]) -> list[str]:
         """``prefix -- command`` with the seccomp filter handed to bubblewrap on a pipe kept in ``keep_fds``."""
@@ -118,7 +131,6 @@ class CommandBuilder:
         *,
         proc: bool,
         writable: Sequence[Path],
-        die_with_parent: bool | None = None,
         caps: Sequence[str] | None = None,
     ) -> list[str]:
         assert self.bwrap
@@ -126,30 +138,35 @@ class CommandBuilder:
         prefix += ["--unshare-cgroup-try", "--new-session", "--ro-bind", "/usr", "/usr"]
         prefix += ["--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64", "--symlink", "usr/bin", "/bin"]
         prefix += ["--dev", "/dev", "--perms", "1777", "--size", str(SCRATCH_MB * 1024 * 1024), "--tmpfs", "/tmp"]
+        prefix += ["--perms", "1777", "--size", str(SHM_MB * 1024 * 1024), "--tmpfs", "/dev/shm"]  # its own, emptied
         prefix += ["--perms", "0755", "--dir", "/opt/cq"]
-        if die_with_parent if die_with_parent is not None else workdir is not None:
-            # A run dies with the thread that started it. A long-lived helper must not (the kernel signals the
-            # death of the parent *thread*, and the pool's threads come and go): it exits when its stdin closes.
-            prefix.append("--die-with-parent")
+        # Everything dies with the thread that started it: a run with the worker thread waiting for it, a
+        # long-lived server with the spawner thread, which lives as long as the executor (process.py).
+        prefix.append("--die-with-parent")
         if proc:
             prefix += ["--proc", "/proc"]
         if workdir is not None:
             prefix += ["--ro-bind", str(workdir), "/work"]
         made = {"/", "/usr", "/opt", "/opt/cq", "/tmp"}
+
+        def parents(inside: str) -> list[str]:
+            """The folders above ``inside`` made traversable (bwrap would make them 0700: no slot uid gets in)."""
+            folders = [str(f) for f in reversed(Path(inside).parents) if str(f) not in made]
+            made.update(folders)
+            return [arg for folder in folders for arg in ("--perms", "0755", "--dir", folder)]
+
         for mount in mounts:
             if mount.inside != str(mount.host) or not mount.host.is_relative_to("/usr"):
-                for folder in reversed(Path(mount.inside).parents):  # traversable, not bwrap's default 0700
-                    if str(folder) not in made:
-                        made.add(str(folder))
-                        prefix += ["--perms", "0755", "--dir", str(folder)]
-                prefix += ["--ro-bind", str(mount.host), mount.inside]
-        for folder in writable:
-            prefix += ["--bind", str(folder), str(folder)]
+                prefix += [*parents(mount.inside), "--ro-bind", str(mount.host), mount.inside]
+        for folder in writable:  # at their own path, wherever $TMPDIR puts them
+            prefix += [*parents(str(folder)), "--bind", str(folder), str(folder)]
         # As root, setpriv needs CAP_SETUID/SETGID to switch to the slot's uid and CAP_SETPCAP to empty the
         # bounding set; it then drops every capability. Otherwise nothing is kept.
         prefix += ["--cap-drop", "ALL"]
         if caps is None:
             caps = SETPRIV_CAPS if self.root and self.setpriv else ()
+        if caps and self.mount is not None:
+            caps = (*caps, "CAP_SYS_ADMIN")  # for BOUNDED_TMP's mount only: setpriv's empty bounding set drops it
         for cap in caps:
             prefix += ["--cap-add", cap]
         prefix += ["--chdir", "/tmp", "--clearenv"]

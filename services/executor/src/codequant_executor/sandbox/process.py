@@ -5,14 +5,34 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import selectors
 import signal
 import subprocess
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 #: At most this much of what the harness writes to its proof descriptor is kept.
 PROOF_CAP = 4096
+T = TypeVar("T")
+#: How often a wait looks at the stop request (``stop_requested``) at the latest.
+POLL_S = 0.25
+_local = threading.local()
+
+
+def set_stop_event(event: threading.Event | None) -> None:
+    """Make ``event`` this thread's stop request: once it is set, every sandboxed process this thread waits for
+    is ended as if its time were up (the caller stopped: Ctrl-C), within ``POLL_S``."""
+    _local.stop = event
+
+
+def stop_requested() -> bool:
+    """Whether this thread's stop request (``set_stop_event``) is set."""
+    event = getattr(_local, "stop", None)
+    return event is not None and event.is_set()
 
 
 @dataclass
@@ -40,11 +60,13 @@ def close_all(fds: list[int]) -> None:
 
 
 def start_process(
-    command: list[str], env: dict[str, str], cwd: str | None, keep_fds: list[int], *, stderr: int
+    command: list[str], env: dict[str, str], cwd: str | None, keep_fds: list[int], *, stderr: int, lasting: bool = False
 ) -> subprocess.Popen[bytes]:
     """Start ``command`` in a new session with piped stdin and stdout, handing it ``keep_fds``, which are closed
-    here (the child holds its copies) whether or not it started."""
-    try:
+    here (the child holds its copies) whether or not it started. A ``lasting`` process (a server that outlives
+    the call) is started by the process's spawner thread (``in_lasting_thread``)."""
+
+    def start() -> subprocess.Popen[bytes]:
         return subprocess.Popen(
             command,
             stdin=subprocess.PIPE,
@@ -55,10 +77,58 @@ def start_process(
             start_new_session=True,
             pass_fds=keep_fds,
         )
+
+    try:
+        return in_lasting_thread(start) if lasting else start()
     except OSError as exc:
         raise SandboxFailure(f"cannot start {command[0]}: {exc}") from exc
     finally:
         close_all(keep_fds)
+
+
+class _Spawner:
+    """One daemon thread that starts every long-lived sandboxed server (fork servers, compile servers).
+
+    bubblewrap's ``--die-with-parent`` ends a sandbox when the *thread* that started it ends (the kernel's
+    parent-death signal follows the thread): started from a pool's worker thread, which comes and goes, a
+    server would die early; started without it, a server (and the program it runs) outlived a killed
+    executor. This thread lives exactly as long as the process, so every server dies with the executor."""
+
+    def __init__(self) -> None:
+        self._requests: queue.SimpleQueue = queue.SimpleQueue()
+        threading.Thread(target=self._serve, name="codequant-spawner", daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            call, box, done = self._requests.get()
+            try:
+                box.append((True, call()))
+            except BaseException as exc:
+                box.append((False, exc))
+            done.set()
+
+    def call(self, call: Callable[[], T]) -> T:
+        box: list = []
+        done = threading.Event()
+        self._requests.put((call, box, done))
+        done.wait()
+        ok, value = box[0]
+        if not ok:
+            raise value
+        return value
+
+
+_spawner: _Spawner | None = None
+_spawner_lock = threading.Lock()
+
+
+def in_lasting_thread(call: Callable[[], T]) -> T:
+    """``call()`` run by the thread that lives as long as this process (``_Spawner``)."""
+    global _spawner
+    with _spawner_lock:
+        if _spawner is None:
+            _spawner = _Spawner()
+    return _spawner.call(call)
 
 
 def collect_output(
@@ -80,10 +150,10 @@ def collect_output(
     timed_out = exceeded = False
     while selector.get_map():
         remaining = deadline - time.monotonic()
-        if remaining <= 0:
+        if remaining <= 0 or stop_requested():
             timed_out = True
             break
-        for key, _ in selector.select(min(remaining, 0.5)):
+        for key, _ in selector.select(min(remaining, POLL_S)):
             if key.fileobj == proof_fd:
                 chunk = os.read(proof_fd, 65536)
                 if not chunk:
@@ -103,16 +173,26 @@ def collect_output(
             break
     selector.close()
     if not timed_out and not exceeded:
-        try:
-            process.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            timed_out = True
+        timed_out = not wait_until(process, deadline)
     if proof_fd is not None and not timed_out and not exceeded:
         with contextlib.suppress(BlockingIOError):
             while len(proof) < PROOF_CAP and (chunk := os.read(proof_fd, PROOF_CAP)):
                 proof.extend(chunk)  # written just before the process ended
     out, err = (bytes(buffers[s][:cap]) for s in (process.stdout, process.stderr))
     return out, err, bytes(proof[:PROOF_CAP]), timed_out, exceeded
+
+
+def wait_until(process: subprocess.Popen, deadline: float) -> bool:
+    """Wait for ``process`` to end until ``deadline`` (at least 0.1 s) or a stop request; whether it ended."""
+    end = max(deadline, time.monotonic() + 0.1)
+    while not stop_requested():
+        try:
+            process.wait(timeout=min(POLL_S, max(0.0, end - time.monotonic())))
+            return True
+        except subprocess.TimeoutExpired:
+            if time.monotonic() >= end:
+                return False
+    return False
 
 
 def kill_group(process: subprocess.Popen) -> None:
