@@ -16,6 +16,7 @@ from importlib.metadata import entry_points
 import typer
 from rich.console import Console
 
+from codequant import numerics
 from codequant.errors import CodequantError
 
 app = typer.Typer(
@@ -49,7 +50,8 @@ def openmp_wait_policy(load: float, cores: int) -> str | None:
 
 
 def main() -> None:
-    """Entry point: run the CLI and exit with its code."""
+    """Entry point: run the CLI and exit with its code. The CPU numerics are pinned before anything loads torch."""
+    numerics.pin()
     policy = openmp_wait_policy(os.getloadavg()[0], len(os.sched_getaffinity(0)))
     if policy and "OMP_WAIT_POLICY" not in os.environ:  # before torch loads OpenMP (nothing has yet)
         os.environ["OMP_WAIT_POLICY"] = policy  # server subprocesses inherit it
