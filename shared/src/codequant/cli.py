@@ -12,11 +12,12 @@ import os
 import sys
 from collections.abc import Sequence
 from importlib.metadata import entry_points
+from typing import Annotated
 
 import typer
 from rich.console import Console
 
-from codequant import numerics
+from codequant import numerics, quiet
 from codequant.errors import CodequantError
 
 app = typer.Typer(
@@ -28,6 +29,16 @@ app = typer.Typer(
 )
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 _loaded = False
+
+
+@app.callback()
+def _options(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", help="also show the libraries' warnings, logs and progress bars")
+    ] = False,
+) -> None:
+    """Measure how much code-generation accuracy quantization costs, and whether the loss is real."""
+    quiet.configure(verbose_output=verbose or quiet.verbose())
 
 
 def _load_plugins() -> None:
