@@ -20,7 +20,17 @@ ENVIRONMENT = {
     "TOKENIZERS_PARALLELISM": "false",  # else a warning each time a process that tokenized forks
     "PYTHONWARNINGS": "ignore",
 }
-LOGGERS = ("transformers", "huggingface_hub", "accelerate", "datasets", "torch", "numba", "httpx", "urllib3")
+LOGGERS = (
+    "transformers",
+    "huggingface_hub",
+    "accelerate",
+    "datasets",
+    "torch",
+    "numba",
+    "matplotlib",
+    "httpx",
+    "urllib3",
+)
 
 
 def verbose() -> bool:
