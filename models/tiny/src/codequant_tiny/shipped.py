@@ -17,13 +17,13 @@ SEED = 0
 #: SHA-256 of every shipped file. Training writes the same weights and tokenizer on every x86-64 CPU with AVX2
 #: under the pinned numerics; config.json and the marker name the library versions that wrote them.
 SHA256 = {
-    "chat_template.jinja": "",
-    "codequant_tiny.json": "",
-    "config.json": "",
-    "generation_config.json": "",
-    "model.safetensors": "",
-    "tokenizer.json": "",
-    "tokenizer_config.json": "",
+    "chat_template.jinja": "48f73807766438aeb153563f51af9e4256f845fd313f39258b328091fb61c519",
+    "codequant_tiny.json": "bfb3e66f8a59860ed6d7b582f7f945b4938a65286aa595ffbead720938dc7f82",
+    "config.json": "aef4a2f8abab4a8ef00d7488e8bf66e5b8f2beb31a7eb25029e6ab4ac174af28",
+    "generation_config.json": "8008cbdc55049c643afa700b8f483ad29a94eb8e42d6b8ff2ef8c0ab3588b287",
+    "model.safetensors": "7da95fce3364ec31b4851284fb3e3609aced4a5d38b0f16016af1ea8bbe8f22f",
+    "tokenizer.json": "ec83b695e150aa8ed31c6620b2d9f43db92dca2c821aac6e4f421a82c4b33a42",
+    "tokenizer_config.json": "03d8c69964668b2778d29ca72a89e0b23ca384e15671a82d1cc3142c09c52a7d",
 }
 #: The files a fresh build must reproduce byte for byte (`codequant tiny-model --verify`).
 VERIFIED = ("model.safetensors", "tokenizer.json")
