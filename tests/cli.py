@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 CLI = [sys.executable, "-c", "from codequant.cli import main; main()"]
@@ -35,10 +37,16 @@ def codequant_ok(*args: str | Path, timeout: float) -> subprocess.CompletedProce
 def codequant_in_process(*args: str | Path) -> subprocess.CompletedProcess[str]:
     """``codequant ARGS...`` run in this process (``codequant.cli.run``), stdout and stderr captured: milliseconds
     instead of the second an interpreter takes to start. For invocations that stop before doing work; a command
-    that starts work (threads, servers, torch) belongs in a subprocess."""
+    that starts work (threads, servers, torch) belongs in a subprocess. The environment and the warning filters
+    the command sets up for itself (codequant.quiet) are restored afterwards."""
     from codequant.cli import run
 
     out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = run([str(a) for a in args])
+    environment = dict(os.environ)
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings():
+        try:
+            code = run([str(a) for a in args])
+        finally:
+            os.environ.clear()
+            os.environ.update(environment)
     return subprocess.CompletedProcess(["codequant", *map(str, args)], code, out.getvalue(), err.getvalue())

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from codequant import numerics
+
 REPO = Path(__file__).resolve().parents[1]
 DATA_DIR = REPO.parent / "shared" / "datasets"
 PG_BASE_URL = os.environ.get("CODEQUANT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -65,6 +67,7 @@ def pytest_configure(config: pytest.Config) -> None:
     """One cache for the whole session (tiny model, compiled Java helpers, calibration windows), shared with
     the subprocesses tests start; entries are keyed by content, so a cache left by an earlier run is safe."""
     os.environ.setdefault("CODEQUANT_CACHE_DIR", str(Path(tempfile.gettempdir()) / "codequant-test-cache"))
+    numerics.pin()  # before any test imports torch: the numbers the CLI computes, also in this process
 
 
 @pytest.fixture(scope="session")

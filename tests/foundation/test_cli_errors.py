@@ -80,6 +80,8 @@ CASES: list[tuple[list[str], int, str]] = [
     (["generate", "--endpoint", "http://127.0.0.1:9", "--benchmark", "humaneval", "--out", "{dir}"], 2, "directory"),
     (["tiny-model", "--out", "{out}", "--profile", "huge"], 2, "'huge' is not one of 'full', 'test'"),
     (["tiny-model", "--out", "{out}", "--seed", "-1"], 2, "'--seed'"),
+    (["tiny-model", "--out", "{out}", "--profile", "test", "--verify"], 2, "only the shipped build (profile full"),
+    (["tiny-model", "--out", "{study}/..", "--verify"], 2, "--verify trains a fresh build: --out"),
     (["compare", "--baseline", "{empty}", "{empty}"], 2, "no records (the file is empty)"),
     (["compare", "--baseline", "{missing}", "{records}"], 2, "does not exist"),
     ([*COMPARE, "--k", "0"], 2, "--k: pass@k needs k >= 1"),

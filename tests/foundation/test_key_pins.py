@@ -115,17 +115,17 @@ def test_the_demo_study_keys_are_pinned() -> None:
     (model,) = study.models
     # A pinned literal below changes only deliberately, with a migration note (docs/architecture.md, "Keys").
     assert {v.name: model.variant_key(v.name) for v in model.variants} == {
-        "fp32": "700bd28ee768e272dbf162faade9d2ce",
-        "aqlm-1x8-code": "8953f8794bc30326b059e4dd904ee1b7",
-        "aqlm-2x8-random": "f298ef452f39a8f7c55f0855b642de79",
-        "aqlm-2x8-code": "f04b5ff18b4c52447daca9192a69393e",
-        "aqlm-1x8-code-ft": "48f9cc052d4a15ba8a1a167a5f4384f3",
-        "rtn-2bit": "d44966d11ecaba2e866cbe7e01bba490",
-        "rtn-3bit": "b2a4f4d61ff46e34897fedefd464be50",
+        "fp32": "363b08c0c7d9f1febebbadcf6d51bd67",
+        "aqlm-1x8-code": "70ed790bc71b6e737e428ef57b45871b",
+        "aqlm-2x8-random": "f69f6f6667ffcf1825bd98f26fbdfa56",
+        "aqlm-2x8-code": "1d55dbb048a018b8d60bf63f8c622539",
+        "aqlm-1x8-code-ft": "87cc4f601a2eb8a508d98dfc21292381",
+        "rtn-2bit": "c28dc76206986c27e5cca9261b4f3441",
+        "rtn-3bit": "426c1a29af574ad98a4c25a3e0a3f28e",
     }
     base = model.variant_key("fp32")
     assert {b.name: completion_keys(study, base, b.name, ["P"])[("P", 0)] for b in study.benchmarks} == {
-        "humaneval": "969e27aa0fe339f6781c64a320c6bf8c4e4cdad5",
-        "mceval-java": "43772c6957291b53acbdadc11961b1ada1f34c47",
-        "multiple-humaneval-java": "638e964dd5989f827176c6705506169a981c50a0",
+        "humaneval": "77b7cbf3f319820ea635604e4a3abef4f8228acd",
+        "mceval-java": "84ecc28fd750bd66349161e9d5605a2b74733e00",
+        "multiple-humaneval-java": "2888d3aa9fb1a6c1b13f86ab8e891e13962f6fab",
     }

@@ -20,8 +20,8 @@ def test_the_demo_study_job_keys_are_pinned() -> None:
     # A pinned literal below changes only deliberately, with a migration note (docs/architecture.md, "Keys").
     assert [plan.job_key("report"), plan.job_key("quantize", rtn), plan.job_key("execute", fp32, "mceval-java")] == [
         "demo:report",
-        "demo:quantize:b2a4f4d61ff46e34897fedefd464be50",
-        "demo:execute:700bd28ee768e272dbf162faade9d2ce:mceval-java",
+        "demo:quantize:426c1a29af574ad98a4c25a3e0a3f28e",
+        "demo:execute:363b08c0c7d9f1febebbadcf6d51bd67:mceval-java",
     ]
 
 

@@ -49,3 +49,16 @@ def test_pass_at_10_is_printed_when_n_allows_and_matches_the_estimator(tmp_path:
 def test_only_pass_at_1_below_ten_samples(tmp_path: Path) -> None:
     text, _ = _summary(tmp_path, 6)
     assert "pass@1" in text and "pass@10" not in text
+
+
+def test_the_tables_digest_is_printed_and_follows_every_cell(tmp_path: Path) -> None:
+    from codequant_orchestrator.summary import table_digest
+
+    text, _ = _summary(tmp_path, 6)
+    table = text[text.index("pass@1") : text.index("table digest")]
+    rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in table.splitlines() if "│" in line]
+    printed = [["1", *row] for row in rows]
+    assert f"table digest: {table_digest(printed)}" in text
+    # Pinned for a fixed input: the README carries the demo table's digest, so its definition must not drift.
+    assert table_digest([["1", "m", "v", "75.0"]]) == "ec235b78b7132e1f"
+    assert table_digest([["1", "m", "v", "75.0"]]) != table_digest([["1", "m", "v", "75.1"]])

@@ -1,34 +1,61 @@
-"""The offline calibration corpus a machine assembles for itself, and the recipes' pools over it."""
+"""The offline calibration corpus shipped with codequant, and the recipes' pools over it."""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import shutil
+import subprocess
+import sys
+import zipfile
+from importlib import resources
 from pathlib import Path
 
-from codequant_quantizer.calibration import local_corpus, machine_corpus, pools
+import pytest
+
+from codequant.errors import ServiceError
+from codequant_quantizer import calibration
+from codequant_quantizer.calibration import SHIPPED_CORPUS, corpus_for, pools, shipped_corpus
+
+REPO = Path(__file__).resolve().parents[2]
 
 
-def _digest(folder: Path) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(folder.rglob("*")):
-        if path.is_file():
-            digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()
+def test_offline_calibration_uses_the_shipped_corpus_whose_bytes_are_pinned(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    documents, provenance = corpus_for("code", None)
+    data = (resources.files("codequant_quantizer") / "data" / SHIPPED_CORPUS).read_bytes()
+    # The corpus is a fixed file, not assembled from this machine's Python, JDK and OS: the same windows everywhere.
+    assert hashlib.sha256(data).hexdigest() == "4e679d8b16a2029ff6ee18c93d89501f1763f9edcacbc0e5c895a80f161b1c91"
+    assert provenance == f"codequant:{SHIPPED_CORPUS}@sha256:4e679d8b16a2029f"
+    assert len(documents) == len(gzip.decompress(data).splitlines()) == 540
 
-
-def test_the_machine_corpus_depends_on_releases_not_on_installed_packages(tmp_path: Path) -> None:
-    first = machine_corpus(tmp_path / "a")
-    texts = sorted(p.name for p in (first / "text").iterdir())
-    # Prose is the system's licences and the Python reference's topics: no package's README or NEWS, whose
-    # set changes whenever a package is installed (and with it the random recipe's calibration windows).
-    assert texts and all(name.startswith(("licence_", "pydoc_")) for name in texts)
-    assert any(name.startswith("pydoc_") for name in texts) and any(name.startswith("licence_") for name in texts)
-    assert len(list((first / "code" / "java").iterdir())) == 800
-    assert _digest(machine_corpus(tmp_path / "b")) == _digest(first)  # assembled again: the same bytes
-
-    documents = local_corpus(first)
     code, everything = pools("code", documents)[0], pools("random", documents)[0]
     assert {d.language for d in code} == {"python", "java"} and all(d.kind == "code" for d in code)
-    assert len(everything) == len(documents) > len(code)
+    assert len(code) == 400 and len(everything) == len(documents)
     # Prose is cut into pieces so that the random recipe, drawing documents uniformly, is not almost all code.
     assert 0.2 < sum(d.kind == "text" for d in documents) / len(documents) < 0.4
+    with pytest.raises(Exception, match="mixed calibration recipe needs both"):
+        pools("mixed", documents)
+
+
+def test_a_damaged_corpus_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(calibration, "SHIPPED_CORPUS_SHA256", "0" * 64)
+    with pytest.raises(ServiceError, match="calibration corpus is damaged"):
+        shipped_corpus()
+
+
+@pytest.mark.slow
+def test_the_corpus_ships_in_the_wheel(tmp_path: Path) -> None:
+    """A non-editable install (the images') has the corpus beside the loader (built from a copy: setuptools builds
+    in the source folder)."""
+    source = tmp_path / "quantizer"
+    shutil.copytree(
+        REPO / "services" / "quantizer", source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__")
+    )
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path),
+         str(source)],
+        check=True, timeout=300,
+    )  # fmt: skip
+    (wheel,) = tmp_path.glob("codequant_quantizer-*.whl")
+    assert f"codequant_quantizer/data/{SHIPPED_CORPUS}" in zipfile.ZipFile(wheel).namelist()

@@ -17,6 +17,7 @@ from codequant_executor.api import execute_records
 from codequant_generator.api import cut_at_stop
 from codequant_serving.engine import Engine, Request
 from codequant_serving.loading import fix_aqlm_config, load_model
+from codequant_tiny import shipped
 from codequant_tiny.build import MARKER, build_fingerprint, build_tiny_model, copy_tiny_model, trained_problems
 from tests.cli import codequant
 
@@ -112,3 +113,25 @@ def test_aqlm_legacy_config_lists_module_names_too() -> None:
     fixed = fix_aqlm_config(config)["linear_weights_not_to_quantize"]
     assert set(fixed) == {"model.embed_tokens.weight", "lm_head.weight", "model.embed_tokens", "lm_head"}
     assert fix_aqlm_config({"quant_method": "gptq", "bits": 4}) == {"quant_method": "gptq", "bits": 4}
+
+
+def test_the_shipped_build_is_installed_checked_and_named_by_its_weights(tmp_path: Path) -> None:
+    cache = tmp_path / "models" / "tiny-code-full-seed0"
+    start = time.monotonic()
+    folder = build_tiny_model(cache, seed=0, profile="full", progress=False)  # trains nothing
+    assert time.monotonic() - start < 10
+    assert folder == cache.with_name(f"tiny-code-full-seed0-{shipped.SHA256['model.safetensors'][:12]}")
+    assert not shipped.mismatches(folder) and not shipped.mismatches(shipped.fixture())
+    assert json.loads((folder / MARKER).read_text())["fingerprint"] == build_fingerprint("full", 0)
+    # A damaged copy in the cache is replaced by a good one.
+    (folder / "model.safetensors").write_bytes(b"damaged")
+    assert build_tiny_model(cache, seed=0, profile="full", progress=False) == folder
+    assert shipped.mismatches(folder) == []
+
+
+def test_the_cli_copies_the_shipped_build(tmp_path: Path) -> None:
+    command = [sys.executable, "-c", "from codequant.cli import main; main()", "tiny-model", "--out"]
+    env = {**os.environ, "CODEQUANT_CACHE_DIR": str(tmp_path / "cache")}
+    done = subprocess.run([*command, str(tmp_path / "out")], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert shipped.mismatches(tmp_path / "out") == []

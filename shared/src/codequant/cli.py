@@ -12,10 +12,12 @@ import os
 import sys
 from collections.abc import Sequence
 from importlib.metadata import entry_points
+from typing import Annotated
 
 import typer
 from rich.console import Console
 
+from codequant import numerics, quiet
 from codequant.errors import CodequantError
 
 app = typer.Typer(
@@ -27,6 +29,16 @@ app = typer.Typer(
 )
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 _loaded = False
+
+
+@app.callback()
+def _options(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", help="also show the libraries' warnings, logs and progress bars")
+    ] = False,
+) -> None:
+    """Measure how much code-generation accuracy quantization costs, and whether the loss is real."""
+    quiet.configure(verbose_output=verbose or quiet.verbose())
 
 
 def _load_plugins() -> None:
@@ -49,7 +61,8 @@ def openmp_wait_policy(load: float, cores: int) -> str | None:
 
 
 def main() -> None:
-    """Entry point: run the CLI and exit with its code."""
+    """Entry point: run the CLI and exit with its code. The CPU numerics are pinned before anything loads torch."""
+    numerics.pin()
     policy = openmp_wait_policy(os.getloadavg()[0], len(os.sched_getaffinity(0)))
     if policy and "OMP_WAIT_POLICY" not in os.environ:  # before torch loads OpenMP (nothing has yet)
         os.environ["OMP_WAIT_POLICY"] = policy  # server subprocesses inherit it

@@ -14,6 +14,8 @@ import shutil
 import subprocess
 from importlib import metadata
 
+from codequant import numerics
+
 #: What describes the machine whatever the stage.
 _ALWAYS = ("codequant-shared",)
 
@@ -36,6 +38,7 @@ def describe(packages: tuple[str, ...] = (), commands: tuple[str, ...] = ()) -> 
     with contextlib.suppress(ValueError, OSError):
         info["memory_gib"] = f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.1f}"
     info["gpu"] = _gpus()
+    info["numerics"] = numerics.describe()
     return info
 
 

@@ -22,10 +22,13 @@ from typing import Literal
 
 from codequant.benchmarks import Problem, load_benchmark
 from codequant.keys import stable_hash
+from codequant.numerics import THREADS
+from codequant_tiny import shipped
 
 Profile = Literal["full", "test"]
 StepCallback = Callable[[int, int], None]
-RECIPE_VERSION = 1
+#: 2: trained under the pinned numerics (codequant.numerics), so a build no longer depends on the CPU.
+RECIPE_VERSION = 2
 EOS = "<|endoftext|>"
 PAD = "<|pad|>"
 MARKER = "codequant_tiny.json"
@@ -115,9 +118,21 @@ def build_fingerprint(profile: Profile, seed: int) -> str:
 def build_tiny_model(
     out_dir: Path, seed: int = 0, *, profile: Profile = "full", progress: bool | StepCallback = True
 ) -> Path:
-    """Build (or return the cached) tiny model into ``out_dir``; deterministic from ``seed`` on one machine.
+    """The tiny model of ``profile`` and ``seed`` (the builder of `builtin: tiny-code`; ``out_dir`` is its cache
+    folder): the shipped build (full, seed 0) installed beside ``out_dir``, else a build trained into ``out_dir``
+    (or found there). Returns the folder holding it.
 
     ``progress``: True for a progress bar, or a callback given (steps done, total steps) while training."""
+    if shipped.is_shipped(profile, seed):
+        return shipped.install(Path(out_dir))
+    return train_tiny_model(out_dir, seed, profile=profile, progress=progress)
+
+
+def train_tiny_model(
+    out_dir: Path, seed: int = 0, *, profile: Profile = "full", progress: bool | StepCallback = True
+) -> Path:
+    """Train the tiny model into ``out_dir`` (or return the build found there); deterministic from ``seed``, and
+    under the pinned numerics (``codequant.numerics``) the same on every x86-64 CPU with AVX2."""
     out_dir = Path(out_dir)
     fingerprint = build_fingerprint(profile, seed)
     if is_built(out_dir, fingerprint):
@@ -237,7 +252,7 @@ def _train(examples: list[list[int]], tokenizer, recipe: Recipe, seed: int, prog
 
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True)
-    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    torch.set_num_threads(THREADS)  # how the work is split changes the sums: the same split on every machine
     config = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=recipe.hidden,

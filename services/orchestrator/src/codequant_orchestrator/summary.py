@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from codequant.keys import stable_hash
 from codequant.passk import mean_pass_at_k
 from codequant.store import Store
 from codequant_orchestrator.plan import Plan
@@ -14,9 +15,16 @@ from codequant_orchestrator.records import result_records
 KS = (1, 10, 100)
 
 
+def table_digest(rows: list[list[str]]) -> str:
+    """First 16 hex digits of the SHA-256 of the printed tables' cells (a row: k, model, variant, the cells in
+    benchmark order), as canonical JSON: two runs printed the same figures if and only if their digests agree."""
+    return stable_hash(rows)[:16]
+
+
 def print_summary(console: Console, plan: Plan, store: Store) -> None:
     """pass@k (unbiased estimator, mean over problems) per variant and benchmark for k = 1, 10, 100 where n >= k,
-    and where the report is. A cell counts the problems with at least k stored results; a partial count is shown."""
+    the tables' digest (``table_digest``) and where the report is. A cell counts the problems with at least k
+    stored results; a partial count is shown."""
     outcomes: dict[tuple[int, str], tuple[dict[str, list[bool]], int]] = {}
     for index, variant in enumerate(plan.variants):
         for benchmark in plan.benchmarks:
@@ -25,6 +33,7 @@ def print_summary(console: Console, plan: Plan, store: Store) -> None:
             for record in records:
                 per_problem.setdefault(record["name"], []).append(record["passed"])
             outcomes[index, benchmark] = per_problem, len(records)
+    printed: list[list[str]] = []
     for k in (k for k in KS if k <= plan.study.sampling.n):
         table = Table("model", "variant", *plan.benchmarks, title=f"pass@{k}")
         for index, variant in enumerate(plan.variants):
@@ -39,7 +48,9 @@ def print_summary(console: Console, plan: Plan, store: Store) -> None:
                 partial = "" if count == expected else f" ({count}/{expected})"
                 cells.append(f"{100 * mean_pass_at_k(counts, k):.1f}{partial}")
             table.add_row(variant.model.name, variant.variant.name, *cells)
+            printed.append([str(k), variant.model.name, variant.variant.name, *cells])
         console.print(table)
+    console.print(f"table digest: {table_digest(printed)}", markup=False)
     report = plan.study.out_dir / "report"
     if report.is_dir():
         console.print(f"report: {report}/")

@@ -1,29 +1,30 @@
 """Calibration sets: the reference study's random / mixed / code recipes over a document corpus.
 
 Corpora: the RedPajama sample on the Hugging Face hub when online (source names in its `meta` field),
-a local folder or JSONL file, or — offline, by default — a corpus assembled from this machine (the
-Python standard library and the JDK's sources as code, licence and README texts as prose). Sequences
-are token windows of the model's own tokenizer, seeded, and cached by content.
+a local folder or JSONL file, or — offline, by default — the corpus shipped with codequant (Python
+standard library and JDK sources as code, the Python reference and licence texts as prose; the same
+bytes on every machine). Sequences are token windows of the model's own tokenizer, seeded, and cached
+by content.
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import logging
 import os
 import random
 import socket
-import sys
-import zipfile
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from codequant import settings
-from codequant.errors import InputError
+from codequant.errors import InputError, ServiceError
 from codequant.jsonl import read_jsonl_numbered
 from codequant.keys import stable_hash
 
@@ -103,73 +104,24 @@ def _read(path: Path) -> str:
     return data.decode("utf-8", "replace")
 
 
-#: Prose documents of the machine corpus are cut to about this many characters, so that prose is about a
-#: quarter of its documents (the random recipe draws documents uniformly) rather than one in twenty.
-PROSE_CHUNK = 1024
-#: Part of the machine corpus's cache folder name: a new layout is assembled afresh, not mixed with an old one.
-MACHINE_CORPUS_LAYOUT = 2
+#: The offline corpus shipped with the quantizer (made by scripts/calibration_corpus.py) and its pinned SHA-256: the
+#: same calibration windows on every machine.
+SHIPPED_CORPUS = "calibration-corpus.jsonl.gz"
+SHIPPED_CORPUS_SHA256 = "4e679d8b16a2029ff6ee18c93d89501f1763f9edcacbc0e5c895a80f161b1c91"
 
 
-def machine_corpus(folder: Path | None = None, *, java_files: int = 800) -> Path:
-    """Assemble (once) an offline corpus from this machine: stdlib .py files, JDK .java sources, and as prose the
-    system's licence texts and the Python reference's topics (``pydoc_data``). It has no Q&A posts: the mixed
-    recipe needs a corpus that has them.
-
-    Every part is fixed by the Python, JDK and OS release, not by which other packages are installed (package
-    READMEs were, so the random recipe's calibration changed when a package was added)."""
-    folder = folder or settings.cache_dir() / "calibration" / f"machine-corpus-{MACHINE_CORPUS_LAYOUT}"
-    done = folder / "corpus.json"
-    if done.exists():
-        return folder
-    staging = folder.with_name(folder.name + ".partial")
-    import shutil
-
-    shutil.rmtree(staging, ignore_errors=True)
-    (staging / "code" / "python").mkdir(parents=True)
-    (staging / "code" / "java").mkdir(parents=True)
-    (staging / "text").mkdir(parents=True)
-    stdlib = Path(sys.base_prefix) / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}"
-    count = Counter()
-    for file in sorted(stdlib.glob("**/*.py")):
-        if "site-packages" in file.parts or "test" in file.parts or "tests" in file.parts:
-            continue
-        target = staging / "code" / "python" / "_".join(file.relative_to(stdlib).parts)
-        target.write_bytes(file.read_bytes())
-        count["python"] += 1
-    for archive in sorted(Path("/usr/lib/jvm").glob("*/lib/src.zip"))[:1]:
-        with zipfile.ZipFile(archive) as zf:
-            names = sorted(n for n in zf.namelist() if n.endswith(".java") and n.startswith("java.base/"))
-            for name in random.Random(0).sample(names, min(java_files, len(names))):
-                (staging / "code" / "java" / name.replace("/", "_")).write_bytes(zf.read(name))
-                count["java"] += 1
-    from pydoc_data.topics import topics
-
-    texts = {
-        f"licence_{file.name}": _read(file) for file in Path("/usr/share/common-licenses").glob("*") if file.is_file()
-    }
-    texts |= {f"pydoc_{name}": text for name, text in topics.items()}
-    for name, text in sorted(texts.items()):
-        for index, chunk in enumerate(_prose_chunks(text)):
-            (staging / "text" / f"{name}_{index:03d}.txt").write_text(chunk)
-            count["text"] += 1
-    (staging / "corpus.json").write_text(json.dumps({"origin": "this machine", "files": count}, indent=2))
-    shutil.rmtree(folder, ignore_errors=True)
-    staging.rename(folder)
-    return folder
-
-
-def _prose_chunks(text: str, size: int = PROSE_CHUNK) -> list[str]:
-    """``text`` cut at paragraph ends into pieces of at least ``size`` characters (the last may be shorter; one
-    under 200 characters is dropped)."""
-    chunks, current = [], ""
-    for paragraph in text.split("\n\n"):
-        current = f"{current}\n\n{paragraph}" if current else paragraph
-        if len(current) >= size:
-            chunks.append(current)
-            current = ""
-    if len(current.strip()) >= 200:
-        chunks.append(current)
-    return chunks
+def shipped_corpus() -> tuple[list[Document], str]:
+    """(documents, provenance) of the offline corpus shipped with codequant: 200 files of the Python standard
+    library and 200 of the JDK's java.base as code, and 140 pieces of the Python reference's topics and of
+    licence texts (~1 KB each, about a quarter of the documents) as prose. It has no Q&A posts: the mixed recipe
+    needs a corpus that has them."""
+    data = (resources.files("codequant_quantizer") / "data" / SHIPPED_CORPUS).read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != SHIPPED_CORPUS_SHA256:
+        raise ServiceError(f"the shipped calibration corpus is damaged (sha256 {digest[:16]}…): reinstall codequant")
+    lines = gzip.decompress(data).decode("utf-8").splitlines()
+    documents = [_from_record(json.loads(line), f"{SHIPPED_CORPUS}:{number}") for number, line in enumerate(lines, 1)]
+    return documents, f"codequant:{SHIPPED_CORPUS}@sha256:{digest[:16]}"
 
 
 def hub_corpus(limit: int = 200_000) -> list[Document]:
@@ -213,16 +165,15 @@ def online() -> bool:
 
 
 def corpus_for(calibration_set: str, calibration_dir: Path | None) -> tuple[list[Document], str]:
-    """(documents, provenance) for a calibration set: a path, the given folder, the hub, or this machine."""
+    """(documents, provenance) for a calibration set: a path, the given folder, the hub, or the shipped corpus."""
     if calibration_set not in RECIPES:
         return local_corpus(Path(calibration_set)), f"local:{Path(calibration_set).resolve()}"
     if calibration_dir is not None:
         return local_corpus(calibration_dir), f"local:{Path(calibration_dir).resolve()}"
     if online():
         return hub_corpus(), f"hf:{REDPAJAMA[0]}@{REDPAJAMA[1]}"
-    folder = machine_corpus()
-    log.warning("offline: calibrating on a corpus assembled from this machine (%s)", folder)
-    return local_corpus(folder), f"machine:{folder}"
+    log.info("offline: calibrating on the corpus shipped with codequant")
+    return shipped_corpus()
 
 
 # -- sampling ----------------------------------------------------------------------------------------------------

@@ -16,6 +16,9 @@ from codequant.protocols import chat_api_names, get_api
 from codequant.study.methods import Strict, VariantModel, VariantSpec
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$"
+#: Part of a builtin model's identity in variant keys. 2: the tiny model's full build is shipped and every build is
+#: trained under the pinned numerics, so variants keyed before were made from other weights.
+BUILTIN_WEIGHTS = 2
 
 
 class BuiltinModel(Strict):
@@ -70,7 +73,7 @@ class ModelSpec(Strict):
     def source(self) -> dict[str, Any]:
         """What identifies the model's weights (used in variant keys)."""
         if self.builtin is not None:
-            return {"builtin": self.builtin.model_dump(mode="json")}
+            return {"builtin": self.builtin.model_dump(mode="json"), "weights": BUILTIN_WEIGHTS}
         if self.path is not None:
             return {"path": str(Path(self.path).resolve())}
         return {"hub_id": self.hub_id, "revision": self.revision}
