@@ -130,8 +130,7 @@ def test_the_shipped_build_is_installed_checked_and_named_by_its_weights(tmp_pat
 
 
 def test_the_cli_copies_the_shipped_build(tmp_path: Path) -> None:
-    command = [sys.executable, "-c", "from codequant.cli import main; main()", "tiny-model", "--out"]
     env = {**os.environ, "CODEQUANT_CACHE_DIR": str(tmp_path / "cache")}
-    done = subprocess.run([*command, str(tmp_path / "out")], env=env, capture_output=True, text=True, timeout=120)
+    done = codequant("tiny-model", "--out", tmp_path / "out", env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     assert shipped.mismatches(tmp_path / "out") == []
