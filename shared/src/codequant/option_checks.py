@@ -112,3 +112,16 @@ def check_out_file(out: Path, flag: str = "--out") -> None:
         raise InputError(f"{flag} {out}: {exc.strerror}") from None
     if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
         raise InputError(f"{flag} {out}: cannot write in {folder}")
+
+
+def check_out_folder(out: Path, flag: str = "--out") -> None:
+    """``out`` must name a folder or nothing yet, below a folder that exists and can be written (checked before
+    anything runs, so a long build never fails at its end on a path it could not have written); InputError."""
+    try:
+        if out.exists() and not out.is_dir():
+            raise InputError(f"{flag} {out}: is not a folder")
+        folder = next((p for p in [out.parent, *out.parent.parents] if p.exists()), Path("/"))
+    except OSError as exc:
+        raise InputError(f"{flag} {out}: {exc.strerror}") from None
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(f"{flag} {out}: cannot write in {folder}")

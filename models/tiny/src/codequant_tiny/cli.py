@@ -28,9 +28,11 @@ def tiny_model(
     `builtin: tiny-code`, so a model a study built is copied, not trained again, and a model built here serves
     later studies."""
     from codequant.model_source import builtin_cache_folder
+    from codequant.option_checks import check_out_folder
     from codequant_tiny import shipped
     from codequant_tiny.build import build_tiny_model, copy_tiny_model, train_tiny_model
 
+    check_out_folder(out)
     if verify:
         if not shipped.is_shipped(profile, seed):
             raise InputError(

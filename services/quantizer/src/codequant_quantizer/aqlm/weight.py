@@ -26,7 +26,10 @@ def dequantize(codes: torch.Tensor, codebooks: torch.Tensor, scales: torch.Tenso
     num_out, num_in, m = codes.shape
     _, k, og, ig = codebooks.shape
     offsets = torch.arange(0, m * k, k, device=codes.device)
-    groups = codebooks.reshape(m * k, og * ig)[codes + offsets].sum(-2)  # sum of each group's M codewords
+    # The codewords are gathered by an embedding lookup, not by indexing: indexing's backward (index_put_ with
+    # accumulate) adds with atomics on a multi-threaded CPU, so Adam's codebooks changed from run to run.
+    table = codebooks.reshape(m * k, og * ig)
+    groups = torch.nn.functional.embedding(codes + offsets, table).sum(-2)  # sum of each group's M codewords
     groups = groups.view(num_out, num_in, og, ig) * scales
     return groups.permute(0, 2, 1, 3).reshape(num_out * og, num_in * ig)
 
