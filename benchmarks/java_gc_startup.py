@@ -17,8 +17,7 @@ import tempfile
 from importlib import resources
 from pathlib import Path
 
-from codequant_executor.java_compiler import HARNESS_JAR, java_home, support_classes
-from codequant_executor.java_runner import JVM_FLAGS, javatuples_jar
+from codequant_executor.api import HARNESS_JAR, JVM_FLAGS, java_home, javatuples_jar, support_classes
 
 PROGRAM = (
     "import java.util.*;\nclass P { public static void main(String[] a) {\n"

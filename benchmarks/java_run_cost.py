@@ -16,8 +16,7 @@ import time
 from collections.abc import Callable
 
 from codequant.limits import Limits
-from codequant_executor.api import ExecutorPool
-from codequant_executor.java_runner import JVM_FLAGS
+from codequant_executor.api import JVM_FLAGS, ExecutorPool
 from codequant_executor.sandbox import PROOF_FD
 
 PROGRAM = (

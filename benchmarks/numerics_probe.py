@@ -26,9 +26,8 @@ import torch  # noqa: E402
 from codequant.benchmarks import load_benchmark  # noqa: E402
 from codequant_quantizer.api import build_calibration  # noqa: E402
 from codequant_quantizer.aqlm import AqlmShape, LayerSettings, quantize_layer  # noqa: E402
-from codequant_serving.engine import Engine, Request  # noqa: E402
-from codequant_serving.loading import load_model, single_thread_numba  # noqa: E402
-from codequant_tiny import shipped  # noqa: E402
+from codequant_serving.api import Engine, Request, load_model, single_thread_numba  # noqa: E402
+from codequant_tiny.api import shipped_fixture  # noqa: E402
 
 
 def digest(*tensors: torch.Tensor | str) -> str:
@@ -54,7 +53,7 @@ def numba_kernel(codes: torch.Tensor, codebooks: torch.Tensor, scales: torch.Ten
 
 def main() -> None:
     started = time.monotonic()
-    model, tokenizer = load_model(str(shipped.fixture()))
+    model, tokenizer = load_model(str(shipped_fixture()))
     input_ids, _ = build_calibration(tokenizer, "code", nsamples=4, seqlen=128, seed=0, cache=False)
     captured: list[torch.Tensor] = []
     layer = model.model.layers[0].self_attn.q_proj

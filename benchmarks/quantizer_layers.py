@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from codequant_quantizer.api import footprint, quantize
-from codequant_serving.loading import load_model
+from codequant_serving.api import load_model
 from tests.quantizer.small_model import TRAIN_MODULES, build_small_model, held_out_perplexity
 
 

@@ -96,7 +96,7 @@ def main() -> None:
         "top_p": 0.95,
         "concurrency": args.concurrency,
     }
-    from codequant_generator.launch import running_server
+    from codequant_generator.api import running_server
 
     with running_server(args.model, max_batch_size=args.max_batch_size) as url:
         served = run(SERVED, {**settings, "url": url})

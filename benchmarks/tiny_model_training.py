@@ -31,14 +31,12 @@ SIDES: dict[str, dict[str, str]] = {
 
 
 def child(side: str, steps: int) -> dict[str, object]:
-    from codequant_tiny import build
+    from codequant_tiny import api
 
-    recipe = dataclasses.replace(build.RECIPES["full"], steps=steps)
-    problems = build._training_problems("full")
-    tokenizer = build._train_tokenizer(problems, recipe.vocab)
-    examples = [build._encode(tokenizer, p, recipe.max_tokens) for p in problems]
+    recipe = dataclasses.replace(api.RECIPES["full"], steps=steps)
+    tokenizer, examples = api.training_examples("full", recipe)
     before, start = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
-    model = build._train(examples, tokenizer, recipe, 0, False)
+    model = api.train_model(examples, tokenizer, recipe, 0, False)
     wall, after = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF)
     digest = hashlib.sha256()
     for _name, tensor in sorted(model.state_dict().items()):

@@ -18,7 +18,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from codequant.benchmarks import Problem, load_benchmark
 from codequant.keys import stable_hash
@@ -141,10 +141,8 @@ def train_tiny_model(
     import torch
 
     recipe = RECIPES[profile]
-    problems = _training_problems(profile)
-    tokenizer = _train_tokenizer(problems, recipe.vocab)
-    examples = [_encode(tokenizer, p, recipe.max_tokens) for p in problems]
-    model = _train(examples, tokenizer, recipe, seed, progress)
+    tokenizer, examples = training_examples(profile, recipe)
+    model = train_model(examples, tokenizer, recipe, seed, progress)
     staging = _staging(out_dir)
     model.save_pretrained(staging, safe_serialization=True)
     tokenizer.save_pretrained(staging)
@@ -214,6 +212,14 @@ def write_chat_template(folder: Path) -> None:
     partial.replace(target)
 
 
+def training_examples(profile: Profile, recipe: Recipe) -> tuple[Any, list[list[int]]]:
+    """The tokenizer trained on ``profile``'s problems, and each problem's token ids (prompt, solution, EOS; the last
+    ``recipe.max_tokens``): what ``train_model`` trains on."""
+    problems = _training_problems(profile)
+    tokenizer = _train_tokenizer(problems, recipe.vocab)
+    return tokenizer, [_encode(tokenizer, p, recipe.max_tokens) for p in problems]
+
+
 def _train_tokenizer(problems: list[Problem], vocab: int):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
@@ -246,7 +252,8 @@ def _encode(tokenizer, problem: Problem, limit: int) -> list[int]:
     return (prompt + solution + [tokenizer.eos_token_id])[-limit:]
 
 
-def _train(examples: list[list[int]], tokenizer, recipe: Recipe, seed: int, progress: bool | StepCallback):
+def train_model(examples: list[list[int]], tokenizer, recipe: Recipe, seed: int, progress: bool | StepCallback):
+    """A new Llama model trained ``recipe.steps`` steps on ``examples`` from ``seed`` (deterministic), in eval mode."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 

@@ -14,12 +14,17 @@ from codequant.keys import execution_key
 from codequant.languages import canonical_name
 from codequant.limits import Limits
 from codequant.payloads import ExecuteRequest, ExecuteResult, ExecutionOutcome
+from codequant_executor.java_compiler import HARNESS_JAR, java_home, support_classes
+from codequant_executor.java_runner import JVM_FLAGS, javatuples_jar
 from codequant_executor.pool import ExecutorPool, insecure_from_env
 from codequant_executor.runner import Runner, RunnerSetup, UnknownLanguage, runner_class, runner_languages
 
 #: The executor's public entry points: records in, verdicts out; the stage function; the pool that runs programs;
-#: the runners' base class and registry (a new language's runner subclasses ``Runner``).
+#: the runners' base class and registry (a new language's runner subclasses ``Runner``); how a Java run is started
+#: (the JDK, the JVM's flags, the harness jar in the support classes' folder, javatuples), for benchmarks.
 __all__ = [
+    "HARNESS_JAR",
+    "JVM_FLAGS",
     "ExecutorPool",
     "Runner",
     "RunnerSetup",
@@ -28,10 +33,13 @@ __all__ = [
     "execute_batch",
     "execute_records",
     "iter_execute_records",
+    "java_home",
+    "javatuples_jar",
     "program_of",
     "runner_class",
     "runner_languages",
     "shared_pool",
+    "support_classes",
 ]
 
 _POOL: ExecutorPool | None = None

@@ -1,5 +1,6 @@
 """``generate_completions``: sample n completions per problem from an endpoint, cut at the stop tokens, or in
-instruct mode answers to an instruction whose code is extracted."""
+instruct mode answers to an instruction whose code is extracted; ``running_server``: a model server on a free port for
+the length of a ``with`` block."""
 
 from __future__ import annotations
 
@@ -17,9 +18,17 @@ from codequant.keys import stable_hash
 from codequant.protocols import chat_api_names, get_api
 from codequant.study.methods import EndpointSpec
 from codequant_generator.clients import OnRequest, client_for
+from codequant_generator.launch import running_server
 from codequant_generator.retry import RequestWatch, Retry
 
-__all__ = ["RequestWatch", "SampleRequest", "cut_at_stop", "generate_completions", "sample_requests"]
+__all__ = [
+    "RequestWatch",
+    "SampleRequest",
+    "cut_at_stop",
+    "generate_completions",
+    "running_server",
+    "sample_requests",
+]
 
 
 @dataclass(frozen=True)
