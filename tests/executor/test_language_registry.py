@@ -1,15 +1,19 @@
 """Adding a language is its description, its runner and its harness file: a toy language (bash) added from this
-test alone loads as a benchmark, runs through the executor's API with the harness's proof, and is gone again when
-unregistered; an unknown language is an error, never another language's runner."""
+test alone loads as a benchmark, is laid out by its description's test layout, runs through the executor's API with
+the harness's proof, and is gone again when unregistered; an unknown language is an error, never another language's
+runner."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from codequant.benchmarks.convert import from_mceval
+from codequant.benchmarks.registry import BenchmarkInfo
 from codequant.benchmarks.user import load_user_benchmark
 from codequant.errors import InputError
 from codequant.languages import Language, get_language, register_language, unregister_language
@@ -31,7 +35,8 @@ from tests.executor.conftest import FAST
 
 HARNESS = Path(__file__).resolve().parent / "toy_language"
 PROMPT = "add() {\n"
-TESTS = '[ "$(add 2 3)" = 5 ] || { echo "add 2 3 != 5" >&2; exit 1; }\n'
+TEST = '[ "$(add 2 3)" = 5 ] || { echo "add 2 3 != 5" >&2; exit 1; }\n'
+TESTS = "}\n" + TEST  # the toy's tests close the function the completion is written in, as Java's and C++'s do
 
 
 def define_toy_runner() -> type[Runner]:
@@ -60,7 +65,9 @@ def define_toy_runner() -> type[Runner]:
 
 @pytest.fixture
 def toy() -> Iterator[type[Runner]]:
-    register_language(Language(name="toysh", label="Toy shell", suffix=".sh", multiple_name="tsh"))
+    register_language(
+        Language(name="toysh", label="Toy shell", suffix=".sh", multiple_name="tsh", tests_close_block=True)
+    )
     runner = define_toy_runner()
     yield runner
     unregister_runner(runner)
@@ -76,7 +83,7 @@ def test_a_toy_language_added_from_test_code_runs_through_the_api(toy: type[Runn
     source.write_text("".join(json.dumps(row) + "\n" for row in rows))
     problems, _, _ = load_user_benchmark("toy", source)
     assert {p.language for p in problems} == {"toysh"}  # MultiPL-E's name of the language, made ours
-    completions = ["  echo $(($1 + $2))\n}", "  echo 4\n}", "  :\n}\nexit 0"]
+    completions = ["  echo $(($1 + $2))", "  echo 4", "  :\n}\nexit 0\nadd() {\n  :"]
     records = [
         {**problem.to_record(), "completion": completion}
         for problem, completion in zip(problems, completions, strict=True)
@@ -86,6 +93,26 @@ def test_a_toy_language_added_from_test_code_runs_through_the_api(toy: type[Runn
     assert [r["status"] for r in results] == ["OK", "Failure", "Exception"], results
     assert "add 2 3 != 5" in results[1]["stderr"]
     assert "exited before its tests completed" in results[2]["stderr"]  # `exit 0` before the tests: no proof
+
+
+def test_the_toy_language_s_test_layout_shapes_its_mceval_problems(toy: type[Runner]) -> None:
+    info = BenchmarkInfo("mceval-toysh", "McEval", "toysh", "mceval", "Toysh", 1, "test data")
+    row = {
+        "task_id": "Toysh/1",
+        "prompt": "add()",
+        "entry_point": "add",
+        "canonical_solution": "{\n  echo $(($1 + $2))\n}",
+        "test": TEST.rstrip("\n"),
+    }
+    problem = from_mceval(row, info, "toy:1")  # the tests close the function: the prompt ends after its "{"
+    assert (problem.prompt, problem.tests, problem.stop_tokens) == (PROMPT, TESTS, ["\n}\n"])
+    assert problem.canonical_solution == "  echo $(($1 + $2))\n"
+    right = {**problem.to_record(), "completion": problem.canonical_solution}
+    wrong = {**right, "completion": "  echo 4\n"}
+    assert [r["status"] for r in execute_records([right, wrong], FAST, workers=1)] == ["OK", "Failure"]
+    register_language(dataclasses.replace(get_language("toysh"), tests_close_block=False))
+    whole = from_mceval(row, info, "toy:1")  # the tests follow a whole completion: the prompt is left as it is
+    assert (whole.prompt, whole.tests, whole.canonical_solution) == ("add()\n", "\n" + TEST, row["canonical_solution"])
 
 
 def test_an_unknown_language_is_an_error_never_a_fallback(toy: type[Runner]) -> None:

@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from codequant.benchmarks import Problem, load_benchmark
 from codequant.keys import stable_hash
+from codequant.languages import get_language
 from codequant.numerics import THREADS
 from codequant_tiny import shipped
 
@@ -94,8 +95,9 @@ def _training_problems(profile: Profile) -> list[Problem]:
 def _solution_text(problem: Problem) -> str:
     """What the model should write after the prompt: the solution, then whatever ends it."""
     assert problem.canonical_solution is not None
-    if problem.language == "java":
-        # The problem's stop token is the method's closing brace: end with it so generation stops there.
+    if get_language(problem.language).tests_close_block:
+        # The problem's stop token is the block's closing brace (its tests start with it): end with it so generation
+        # stops there.
         closing = problem.stop_tokens[0].lstrip("\n")
         return problem.canonical_solution.rstrip("\n") + "\n" + closing
     return problem.canonical_solution.rstrip() + "\n"

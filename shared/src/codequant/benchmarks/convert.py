@@ -11,7 +11,7 @@ from codequant.benchmarks.problem import MBPP_STOP_TOKENS, Problem
 from codequant.benchmarks.registry import BenchmarkInfo
 from codequant.errors import InputError
 from codequant.javasource import matching_brace
-from codequant.languages import canonical_name
+from codequant.languages import canonical_name, get_language
 from codequant.languages.python import PYTHON_STOP_TOKENS
 
 #: MBPP's test split: task ids 11-510 (1-10 are few-shot prompts, 511-974 train and validation).
@@ -162,13 +162,14 @@ def from_mbpp_plus(row: dict[str, Any], info: BenchmarkInfo, where: str) -> Prob
 
 
 def from_mceval(row: dict[str, Any], info: BenchmarkInfo, where: str) -> Problem:
-    """McEval: reshape into prompt + completion + "\\n" + tests.
+    """McEval: reshape into prompt + completion + "\\n" + tests, laid out as the language's tests are
+    (``Language.tests_close_block``).
 
-    Python: McEval composes ``prompt + "\\n" + solution + "\\n\\n" + test``; we move the
-    newline into the prompt and the blank line into the tests, so the reference program
-    is unchanged. Java: McEval's prompt ends at the method signature and its solution is
-    the braced body; we end the prompt after ``{`` (MultiPL-E style), the tests start by
-    closing the method, and the stop token is the method's own closing brace.
+    Tests after a whole completion (Python): McEval composes ``prompt + "\\n" + solution + "\\n\\n" + test``; we
+    move the newline into the prompt and the blank line into the tests, so the reference program is unchanged.
+    Tests that close the completion's block (Java): McEval's prompt ends at the method signature and its solution
+    is the braced body; we end the prompt after ``{`` (MultiPL-E style), the tests start by closing the method,
+    and the stop token is the method's own closing brace.
     """
     _require(row, ("task_id", "prompt", "test", "entry_point", "canonical_solution"), where)
     number = row["task_id"].split("/")[-1]
@@ -179,12 +180,13 @@ def from_mceval(row: dict[str, Any], info: BenchmarkInfo, where: str) -> Problem
         "entry_point": row["entry_point"],
         "source_id": row["task_id"],
     }
-    if info.language == "python":
+    language = get_language(info.language)
+    if not language.tests_close_block:
         return Problem(
-            language="python",
+            language=language.name,
             prompt=row["prompt"] + "\n",
             tests="\n" + row["test"] + "\n",
-            stop_tokens=list(PYTHON_STOP_TOKENS),
+            stop_tokens=list(language.stop_tokens),
             canonical_solution=row["canonical_solution"],
             **common,
         )
@@ -201,7 +203,7 @@ def from_mceval(row: dict[str, Any], info: BenchmarkInfo, where: str) -> Problem
     # Anything after the method's closing brace (helper methods) is kept, after the method.
     helpers = solution[closing + 1 :].strip("\n")
     return Problem(
-        language="java",
+        language=language.name,
         prompt=row["prompt"].rstrip() + " {\n",
         tests=f"{indent}}}\n" + (helpers + "\n" if helpers.strip() else "") + row["test"] + "\n",
         stop_tokens=[f"\n{indent}}}\n"],

@@ -1,6 +1,6 @@
 """The languages benchmarks are written in: one module per language, each registering one ``Language``.
 
-A language's description (names, source suffix, stop tokens, fence tags, extraction rules) lives here; the
+A language's description (names, source suffix, test layout, stop tokens, fence tags, extraction rules) lives here; the
 executor runs it with one ``Runner`` of its own (``codequant_executor.runner``). Every module of this package is
 imported, so a new file registers itself (docs/architecture.md, "Extensions").
 """

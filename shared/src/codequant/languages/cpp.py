@@ -4,4 +4,4 @@ from __future__ import annotations
 
 from codequant.languages.registry import Language, register_language
 
-CPP = register_language(Language(name="cpp", label="C++", suffix=".cpp", multiple_name="cpp"))
+CPP = register_language(Language(name="cpp", label="C++", suffix=".cpp", multiple_name="cpp", tests_close_block=True))

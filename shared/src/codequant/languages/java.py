@@ -33,7 +33,14 @@ class JavaExtraction(Extraction):
 
 
 JAVA = register_language(
-    Language(name="java", label="Java", suffix=".java", multiple_name="java", extraction=JavaExtraction())
+    Language(
+        name="java",
+        label="Java",
+        suffix=".java",
+        multiple_name="java",
+        tests_close_block=True,
+        extraction=JavaExtraction(),
+    )
 )
 
 

@@ -1,7 +1,8 @@
 """The language registry: one ``Language`` per language a benchmark can be written in, registered by its module.
 
 Every language's program is composed as MultiPL-E composes it, ``prompt + completion + "\\n" + tests``, and its
-tests start on the line after the completion (``Problem.program``); what differs is described here.
+tests start on the line after the completion (``Problem.program``); what differs, such as whether those tests
+first close the completion's block, is described here.
 """
 
 from __future__ import annotations
@@ -31,12 +32,17 @@ class Extraction(ABC):
 
 @dataclass(frozen=True)
 class Language:
-    """One language: its names, its source files, how its completions stop and how its code is extracted."""
+    """One language: its names, its source files, its tests' layout, how its completions stop and how its code is
+    extracted."""
 
     name: str  # ours, in records and studies: "python"
     label: str  # for people (reports, instructions): "Python"
     suffix: str  # of a source file: ".py"
     multiple_name: str  # MultiPL-E's ``language`` field: "py"
+    #: Test layout. True: the completion is a function's body left open, and the tests start by closing it (the
+    #: problem's stop token is that closing brace; MultiPL-E's Java and C++). False: the completion is whole and the
+    #: tests follow it (Python, JavaScript).
+    tests_close_block: bool = False
     #: Stop tokens of a completion prompt that ends inside a top-level function (at most 4: TGI's limit).
     stop_tokens: tuple[str, ...] = ()
     #: Markdown fence tags of its code blocks, besides ``name``.
