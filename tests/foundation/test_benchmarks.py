@@ -11,9 +11,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
-from codequant.benchmarks import BENCHMARKS, load_benchmark
+from codequant.benchmarks import BENCHMARKS, BenchmarkInfo, benchmark_info, load_benchmark
 from codequant.errors import InputError
+from codequant.study.spec import BenchmarkSpec
 from tests.cli import codequant
 
 COUNTS = {
@@ -132,6 +134,30 @@ def test_bad_benchmark_files_name_file_and_line(tmp_path: Path, data_dir: Path) 
     (tmp_path / "multiple-humaneval-py.jsonl").write_text('{"name": "x", "language": "java"}\n')
     with pytest.raises(InputError, match=r"multiple-humaneval-py\.jsonl:1: missing or non-string field\(s\) prompt"):
         load_benchmark("multiple-humaneval-py", data_dir=tmp_path)
+
+
+#: A problem in the record form of MultiPL-E's MBPP in Python (config mbpp-py; MBPP task 3, reworded).
+MBPP_PY = {
+    "name": "mbpp_3_is_not_prime",
+    "language": "py",
+    "prompt": 'def is_not_prime(n: int) -> bool:\n    """Whether n is not a prime number."""\n',
+    "tests": "def check(candidate):\n    assert candidate(2) == False\n    assert candidate(10) == True\n\n"
+    "check(is_not_prime)\n",
+    "stop_tokens": ["\ndef", "\n#", "\nif", "\nclass"],
+}
+
+
+def test_a_benchmark_of_a_known_kind_is_one_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    info = BenchmarkInfo("multiple-mbpp-py", "MultiPL-E MBPP", "python", "multiple", "mbpp-py", 1, "BSD-3-Clause")
+    with pytest.raises(ValidationError, match="unknown benchmark 'multiple-mbpp-py'"):
+        BenchmarkSpec(name=info.name)
+    monkeypatch.setitem(BENCHMARKS, info.name, info)  # the entry registry.py would get
+    (tmp_path / f"{info.name}.jsonl").write_text(json.dumps(MBPP_PY) + "\n")  # and its data file
+    assert BenchmarkSpec(name=info.name).name == info.name and benchmark_info(info.name).suite == "MultiPL-E MBPP"
+    [problem] = load_benchmark(info.name, data_dir=tmp_path).problems
+    assert (problem.name, problem.language, problem.benchmark) == (MBPP_PY["name"], "python", info.name)
+    right = "    return n < 2 or any(n % d == 0 for d in range(2, n))\n"
+    assert _python_passes(problem.program(right)) and not _python_passes(problem.program("    return False\n"))
 
 
 def test_export_cli_writes_records(tmp_path: Path) -> None:
