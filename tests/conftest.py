@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
 import uuid
@@ -68,6 +69,27 @@ def pytest_configure(config: pytest.Config) -> None:
     the subprocesses tests start; entries are keyed by content, so a cache left by an earlier run is safe."""
     os.environ.setdefault("CODEQUANT_CACHE_DIR", str(Path(tempfile.gettempdir()) / "codequant-test-cache"))
     numerics.pin()  # before any test imports torch: the numbers the CLI computes, also in this process
+    _seed_model_cache(Path(os.environ["CODEQUANT_CACHE_DIR"]) / "models")
+
+
+#: Trained test models kept with the tests: the tiny model's "test" profile (seed 0, as `builtin: tiny-code` trains
+#: it) and the quantizer tests' small Llama. Training them is 4-10 minutes of a run on a fresh machine.
+FIXTURE_MODELS = Path(__file__).parent / "data" / "models"
+
+
+def _seed_model_cache(models: Path) -> None:
+    """Copy each fixture model into a cache that lacks it. Their builders still decide: a copy whose marker no
+    longer matches the recipe (tiny model: its fingerprint; small model: its version) is trained again."""
+    for source in sorted(FIXTURE_MODELS.iterdir()):
+        target = models / source.name
+        if target.exists():
+            continue
+        staging = models / f".{source.name}.{os.getpid()}.seeding"
+        shutil.copytree(source, staging)
+        try:
+            staging.rename(target)
+        except OSError:  # another test process seeded it first
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
