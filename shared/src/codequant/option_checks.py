@@ -107,11 +107,9 @@ def check_out_file(out: Path, flag: str = "--out") -> None:
         not_regular = not_regular_file(out)
         if not_regular:
             raise InputError(f"{flag} {out}: is {not_regular}, expected a regular file (it is never replaced)")
-        folder = next((p for p in [out.parent, *out.parent.parents] if p.exists()), Path("/"))
     except OSError as exc:
         raise InputError(f"{flag} {out}: {exc.strerror}") from None
-    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-        raise InputError(f"{flag} {out}: cannot write in {folder}")
+    _check_writable_above(out, flag)
 
 
 def check_out_folder(out: Path, flag: str = "--out") -> None:
@@ -120,6 +118,14 @@ def check_out_folder(out: Path, flag: str = "--out") -> None:
     try:
         if out.exists() and not out.is_dir():
             raise InputError(f"{flag} {out}: is not a folder")
+    except OSError as exc:
+        raise InputError(f"{flag} {out}: {exc.strerror}") from None
+    _check_writable_above(out, flag)
+
+
+def _check_writable_above(out: Path, flag: str) -> None:
+    """The nearest existing folder above ``out`` must be a folder this process can write in; InputError."""
+    try:
         folder = next((p for p in [out.parent, *out.parent.parents] if p.exists()), Path("/"))
     except OSError as exc:
         raise InputError(f"{flag} {out}: {exc.strerror}") from None
