@@ -1,4 +1,4 @@
-"""Subcommands the orchestrator adds to `codequant`: run, status, api."""
+"""Subcommands the orchestrator adds to `codequant`: run, status, api, agreement."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from rich.table import Table
 
 from codequant.errors import InputError
 from codequant.option_checks import device as device_check
+from codequant_orchestrator.agreement_cli import agreement
 
 console = Console(highlight=False, soft_wrap=True)
 
@@ -155,3 +156,4 @@ def register(app: typer.Typer) -> None:
     app.command()(status)
     app.command()(api)
     app.command("api-token")(api_token)
+    app.command()(agreement)

@@ -14,6 +14,7 @@ from pathlib import Path
 from codequant.errors import CodequantError
 from codequant.store import Store, Variant
 from codequant_orchestrator import bookkeeping, stages
+from codequant_orchestrator.agreement import check_study_variant
 from codequant_orchestrator.cancellation import CancelCheck
 from codequant_orchestrator.plan import Plan, VariantPlan
 from codequant_orchestrator.progress import StageProgress
@@ -43,6 +44,7 @@ class EmbeddedRunner:
                 model_path = self.prepare(variant)
                 self.check_cancelled()
                 self.generate(variant, model_path)
+                check_study_variant(self.plan, variant, model_path, device=self.device)
                 for benchmark in self.plan.benchmarks:
                     self.check_cancelled()
                     self.execute(variant, benchmark)

@@ -216,6 +216,16 @@ class ExecutionSpec(Strict):
         return Limits(timeout_s=self.timeout_s, memory_mb=self.memory_mb, max_output_bytes=self.max_output_bytes)
 
 
+class AgreementSpec(Strict):
+    """The serving agreement check: greedy completions of the served variant against transformers' ``generate``."""
+
+    problems: int = Field(5, ge=1, description="the first N problems of each completion-mode benchmark")
+    max_new_tokens: int = Field(128, ge=1)
+    min_token_agreement: float = Field(
+        1.0, ge=0, le=1, description="the variant fails below this share of the reference's tokens reproduced"
+    )
+
+
 class ServingSpec(Strict):
     """Which server samples the variants that codequant serves itself (variants with an endpoint are unaffected)."""
 
@@ -223,6 +233,9 @@ class ServingSpec(Strict):
         "auto",
         description="auto: vLLM for the variants it can serve when the worker has vLLM and a GPU, else codequant's "
         "own server; codequant: always codequant's server; vllm: vLLM for every variant it can serve",
+    )
+    agreement: AgreementSpec | None = Field(
+        None, description="check each served variant's greedy completions against transformers' own generate"
     )
 
 

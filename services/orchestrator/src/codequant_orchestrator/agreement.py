@@ -1,0 +1,251 @@
+"""The serving agreement check: the same weights served two ways must give the same greedy completions.
+
+A model folder is decoded greedily by transformers' own ``generate`` (the reference) and by a server (``codequant
+serve``, or vLLM on GPU hosts) over the OpenAI completions API at temperature 0. Both sets of completions are
+cut at the problems' stop tokens and run against their tests, so the check gives the agreement rate in tokens
+and in pass@1, and names the first problem and token position where the server leaves the reference: a
+serving-kernel bug then shows up here, not as quantization damage in the study's numbers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from codequant.benchmarks import BenchmarkSet, Problem
+from codequant.errors import ServiceError
+from codequant.jsonl import atomic_writer
+from codequant.limits import Limits
+from codequant_orchestrator.plan import Plan, VariantPlan
+
+#: Characters of each side shown around the first difference.
+_SNIPPET = 40
+
+
+@dataclass
+class ProblemAgreement:
+    """One problem: the reference's tokens, how many of them the server reproduced, and both verdicts."""
+
+    name: str
+    reference_tokens: int
+    matching_tokens: int
+    identical: bool
+    reference_text: str
+    served_text: str
+    reference_passed: bool | None = None
+    served_passed: bool | None = None
+
+
+@dataclass
+class AgreementResult:
+    """The check of one model folder on one benchmark."""
+
+    model: str
+    server: str
+    benchmark: str
+    max_new_tokens: int
+    problems: list[ProblemAgreement] = field(default_factory=list)
+
+    @property
+    def identical_rate(self) -> float:
+        """Share of problems whose served completion equals the reference."""
+        return sum(p.identical for p in self.problems) / len(self.problems)
+
+    @property
+    def token_agreement(self) -> float:
+        """Share of the reference's tokens that the server reproduced before its first difference."""
+        total = sum(p.reference_tokens for p in self.problems)
+        return sum(min(p.matching_tokens, p.reference_tokens) for p in self.problems) / total if total else 1.0
+
+    def pass1(self, side: str) -> float | None:
+        """Greedy pass@1 of one side (``reference`` or ``served``); None when not executed."""
+        verdicts = [getattr(p, f"{side}_passed") for p in self.problems]
+        return None if None in verdicts else sum(verdicts) / len(verdicts)
+
+    @property
+    def verdict_agreement(self) -> float | None:
+        """Share of problems with the same pass/fail verdict on both sides; None when not executed."""
+        if self.pass1("reference") is None:
+            return None
+        return sum(p.reference_passed == p.served_passed for p in self.problems) / len(self.problems)
+
+    @property
+    def first_difference(self) -> dict[str, Any] | None:
+        """The first problem (in benchmark order) whose served completion differs, with the reference token
+        position where it does and both texts from a little before it; None when all agree."""
+        for p in self.problems:
+            if not p.identical:
+                common = len(_common_prefix(p.reference_text, p.served_text))
+                start = max(0, common - _SNIPPET // 2)
+                return {
+                    "problem": p.name,
+                    "token": p.matching_tokens,
+                    "character": common,
+                    "reference": p.reference_text[start : common + _SNIPPET],
+                    "served": p.served_text[start : common + _SNIPPET],
+                }
+        return None
+
+    def summary(self) -> str:
+        """One line: the agreement rates, and where the first difference is."""
+        line = (
+            f"{self.model} on {self.benchmark} served by {self.server}: {sum(p.identical for p in self.problems)}/"
+            f"{len(self.problems)} completions identical, tokens {100 * self.token_agreement:.1f}% agree"
+        )
+        if (reference := self.pass1("reference")) is not None:
+            line += (
+                f", greedy pass@1 {100 * reference:.1f}% (transformers) vs {100 * (self.pass1('served') or 0):.1f}% "
+                f"(served), verdicts agree on {100 * (self.verdict_agreement or 0):.1f}%"
+            )
+        if (first := self.first_difference) is not None:
+            line += (
+                f"; first difference: {first['problem']} at reference token {first['token']} "
+                f"(character {first['character']}): transformers {first['reference']!r} vs served {first['served']!r}"
+            )
+        return line
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "server": self.server,
+            "benchmark": self.benchmark,
+            "max_new_tokens": self.max_new_tokens,
+            "problems": len(self.problems),
+            "identical_rate": self.identical_rate,
+            "token_agreement": self.token_agreement,
+            "pass1_reference": self.pass1("reference"),
+            "pass1_served": self.pass1("served"),
+            "verdict_agreement": self.verdict_agreement,
+            "first_difference": self.first_difference,
+            "per_problem": [asdict(p) for p in self.problems],
+        }
+
+    def write(self, path: Path) -> Path:
+        """The result as JSON at ``path`` (written whole or not at all)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_writer(path) as handle:
+            handle.write(json.dumps(self.to_dict(), indent=2) + "\n")
+        return path
+
+
+def served_completions(url: str, prompts: Sequence[str], max_new_tokens: int, *, timeout_s: float = 600) -> list[str]:
+    """Greedy completions (temperature 0, no stop sequences) from an OpenAI-compatible server at ``url``."""
+    with httpx.Client(base_url=url, timeout=timeout_s) as client:
+        models = client.get("/v1/models").raise_for_status().json()["data"]
+        texts = []
+        for prompt in prompts:
+            body = {"model": models[0]["id"], "prompt": prompt, "max_tokens": max_new_tokens, "temperature": 0}
+            response = client.post("/v1/completions", json=body)
+            if response.status_code != 200:
+                raise ServiceError(f"{url}/v1/completions answered {response.status_code}: {response.text[:200]}")
+            texts.append(response.json()["choices"][0]["text"])
+    return texts
+
+
+def check_agreement(
+    model: str,
+    problems: BenchmarkSet,
+    *,
+    max_new_tokens: int = 128,
+    server: str = "codequant",
+    url: str | None = None,
+    dtype: str = "auto",
+    device: str = "cpu",
+    execute: bool = True,
+    limits: Limits | None = None,
+) -> AgreementResult:
+    """Compare transformers' greedy completions of ``model`` with those of ``server`` serving the same folder
+    (started here, or already running at ``url``); with ``execute``, run both sides' completions against the
+    tests (the executor's sandbox) for the pass@1 agreement."""
+    from codequant_generator.launch import running_server
+    from codequant_serving.agreement import matching_tokens, reference_completions
+
+    prompts = [p.prompt for p in problems.problems]
+    references, tokenizer = reference_completions(
+        model, prompts, max_new_tokens=max_new_tokens, dtype=dtype, device=device
+    )
+    if url is None:
+        with running_server(model, server=server, dtype=dtype) as started:  # type: ignore[arg-type]
+            served = served_completions(started, prompts, max_new_tokens)
+    else:
+        served = served_completions(url, prompts, max_new_tokens)
+    result = AgreementResult(model=model, server=server, benchmark=problems.name, max_new_tokens=max_new_tokens)
+    for problem, reference, text in zip(problems.problems, references, served, strict=True):
+        result.problems.append(
+            ProblemAgreement(
+                name=problem.name,
+                reference_tokens=len(reference.token_ids),
+                matching_tokens=matching_tokens(reference, text, tokenizer),
+                identical=text == reference.text,
+                reference_text=reference.text,
+                served_text=text,
+            )
+        )
+    if execute:
+        _execute(result, problems.problems, limits or Limits())
+    return result
+
+
+def check_study_variant(plan: Plan, variant: VariantPlan, model_path: str, *, device: str = "cpu") -> list[Path]:
+    """The study option ``serving.agreement`` for one self-served variant: the check on the first problems of
+    each completion-mode benchmark, written to ``<output>/agreement/<model>/<variant>/<benchmark>.json``;
+    ServiceError (the variant fails) when a server reproduces less than ``min_token_agreement`` of the tokens."""
+    options = plan.study.serving.agreement
+    if options is None or variant.variant.endpoint is not None:
+        return []
+    server = plan.study.serving.server if variant.variant.vllm_servable else "codequant"
+    if server != "codequant":
+        from codequant_generator.launch import resolve_server
+
+        server = resolve_server(server)
+    written = []
+    for name, benchmark in plan.benchmarks.items():
+        if plan.study.benchmark(name).prompt_mode != "completion":
+            continue  # a chat template stands between prompt and model: no plain generate to compare with
+        head = BenchmarkSet(name, benchmark.problems[: options.problems], benchmark.provenance)
+        result = check_agreement(
+            model_path,
+            head,
+            max_new_tokens=options.max_new_tokens,
+            server=server,
+            dtype=variant.model.dtype,
+            device=device,
+            limits=plan.study.execution.limits(),
+        )
+        out = plan.study.out_dir / "agreement" / variant.model.name / variant.variant.name / f"{name}.json"
+        written.append(result.write(out))
+        if result.token_agreement < options.min_token_agreement:
+            raise ServiceError(f"serving agreement below {options.min_token_agreement:.0%}: {result.summary()}")
+    return written
+
+
+def _execute(result: AgreementResult, problems: Sequence[Problem], limits: Limits) -> None:
+    from codequant_executor.api import execute_records
+    from codequant_generator.api import cut_at_stop
+
+    records = [
+        {
+            "name": problem.name,
+            "language": problem.language,
+            "prompt": problem.prompt,
+            "tests": problem.tests,
+            "completion": cut_at_stop(text, problem.stop_tokens),
+        }
+        for problem, p in zip(problems, result.problems, strict=True)
+        for text in (p.reference_text, p.served_text)
+    ]
+    verdicts = [r["passed"] for r in execute_records(records, limits)]
+    for index, p in enumerate(result.problems):
+        p.reference_passed, p.served_passed = verdicts[2 * index], verdicts[2 * index + 1]
+
+
+def _common_prefix(a: str, b: str) -> str:
+    for index, (x, y) in enumerate(zip(a, b, strict=False)):
+        if x != y:
+            return a[:index]
+    return a[: min(len(a), len(b))]
