@@ -77,7 +77,9 @@ def test_a_server_running_other_weights_is_caught_at_the_first_differing_token(
     assert first is not None and (first["problem"], first["token"]) == differing[0]
     assert result.identical_rate == 1 - len(differing) / len(prompts)
     positions = dict(differing)
-    expected_tokens = sum(min(positions.get(p.name, len(r)), len(r)) for p, r in zip(problems.problems, reference))
+    expected_tokens = sum(
+        min(positions.get(p.name, len(r)), len(r)) for p, r in zip(problems.problems, reference, strict=True)
+    )
     assert result.token_agreement == pytest.approx(expected_tokens / sum(len(r) for r in reference))
     assert f"first difference: {differing[0][0]} at reference token {differing[0][1]}" in result.summary()
 
@@ -109,7 +111,7 @@ def test_the_study_option_writes_the_check_and_fails_a_variant_that_disagrees(
 
     real = agreement.check_agreement
     monkeypatch.setattr(agreement, "check_agreement", lambda model, *a, **k: real(str(perturbed_model), *a, **k))
-    with pytest.raises(Exception, match="serving agreement below 100%.*first difference: HumanEval_"):
+    with pytest.raises(Exception, match=r"serving agreement below 100%.*first difference: HumanEval_"):
         check_study_variant(plan, plan.variants[0], str(tiny_model))
 
 

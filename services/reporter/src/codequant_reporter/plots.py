@@ -13,6 +13,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, ScalarFo
 from codequant.benchmarks import benchmark_info
 from codequant_reporter.analysis import Analysis, pass_at
 from codequant_reporter.formatting import language_label
+from codequant_reporter.perplexity_vs_pass import perplexity_vs_pass1
 
 MARKERS = "osD^vP*Xh<>"
 
@@ -156,4 +157,5 @@ PLOTS = {
     "pass1_vs_memory.png": pass1_vs_memory,
     "drop_vs_bits.png": drop_vs_bits,
     "drop_vs_size.png": drop_vs_size,
+    "perplexity_vs_pass1.png": perplexity_vs_pass1,
 }
