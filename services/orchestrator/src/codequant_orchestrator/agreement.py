@@ -1,10 +1,10 @@
 """The serving agreement check: the same weights served two ways must give the same greedy completions.
 
 A model folder is decoded greedily by transformers' own ``generate`` (the reference) and by a server (``codequant
-serve``, or vLLM on GPU hosts) over the OpenAI completions API at temperature 0. Both sets of completions are
-cut at the problems' stop tokens and run against their tests, so the check gives the agreement rate in tokens
-and in pass@1, and names the first problem and token position where the server leaves the reference: a
-serving-kernel bug then shows up here, not as quantization damage in the study's numbers.
+serve``, or vLLM on GPU hosts), which reports the token ids it sampled. Both sets of completions are cut at the
+problems' stop tokens and run against their tests, so the check gives the agreement rate in tokens and in
+pass@1, and names the first problem and token position where the server leaves the reference: a serving-kernel
+bug then shows up here, not as quantization damage in the study's numbers.
 """
 
 from __future__ import annotations
@@ -29,10 +29,12 @@ _SNIPPET = 40
 
 @dataclass
 class ProblemAgreement:
-    """One problem: the reference's tokens, how many of them the server reproduced, and both verdicts."""
+    """One problem: both completions' token counts, how many leading tokens agree (the first differing position),
+    and both verdicts."""
 
     name: str
     reference_tokens: int
+    served_tokens: int
     matching_tokens: int
     identical: bool
     reference_text: str
@@ -58,9 +60,10 @@ class AgreementResult:
 
     @property
     def token_agreement(self) -> float:
-        """Share of the reference's tokens that the server reproduced before its first difference."""
-        total = sum(p.reference_tokens for p in self.problems)
-        return sum(min(p.matching_tokens, p.reference_tokens) for p in self.problems) / total if total else 1.0
+        """Share of token positions that agree: the positions before each problem's first difference over the
+        length of the longer of its two completions (a completion that goes on where the other stopped differs)."""
+        total = sum(max(p.reference_tokens, p.served_tokens) for p in self.problems)
+        return sum(p.matching_tokens for p in self.problems) / total if total else 1.0
 
     def pass1(self, side: str) -> float | None:
         """Greedy pass@1 of one side (``reference`` or ``served``); None when not executed."""
@@ -133,18 +136,51 @@ class AgreementResult:
         return path
 
 
-def served_completions(url: str, prompts: Sequence[str], max_new_tokens: int, *, timeout_s: float = 600) -> list[str]:
-    """Greedy completions (temperature 0, no stop sequences) from an OpenAI-compatible server at ``url``."""
+def served_completions(
+    url: str, prompts: Sequence[str], max_new_tokens: int, server: str, *, timeout_s: float = 600
+) -> list[tuple[str, list[int]]]:
+    """(text, token ids) of each prompt's greedy completion (no stop sequences) from the server at ``url``:
+    TGI's token stream for ``codequant`` (codequant serve; real TGI speaks it too), OpenAI completions with the
+    sampled token ids (vLLM's ``return_tokens_as_token_ids``) for ``vllm``."""
     with httpx.Client(base_url=url, timeout=timeout_s) as client:
-        models = client.get("/v1/models").raise_for_status().json()["data"]
-        texts = []
-        for prompt in prompts:
-            body = {"model": models[0]["id"], "prompt": prompt, "max_tokens": max_new_tokens, "temperature": 0}
-            response = client.post("/v1/completions", json=body)
-            if response.status_code != 200:
-                raise ServiceError(f"{url}/v1/completions answered {response.status_code}: {response.text[:200]}")
-            texts.append(response.json()["choices"][0]["text"])
-    return texts
+        if server == "vllm":
+            return [_openai_completion(client, prompt, max_new_tokens) for prompt in prompts]
+        return [_tgi_completion(client, prompt, max_new_tokens) for prompt in prompts]
+
+
+def _tgi_completion(client: httpx.Client, prompt: str, max_new_tokens: int) -> tuple[str, list[int]]:
+    body = {"inputs": prompt, "parameters": {"max_new_tokens": max_new_tokens, "do_sample": False}}
+    ids: list[int] = []
+    text = ""
+    with client.stream("POST", "/generate_stream", json=body) as response:
+        if response.status_code != 200:
+            raise ServiceError(f"{client.base_url}generate_stream answered {response.status_code}")
+        for line in response.iter_lines():
+            if not line.startswith("data:"):
+                continue
+            event = json.loads(line.removeprefix("data:"))
+            if "error" in event:
+                raise ServiceError(f"{client.base_url}generate_stream: {event['error']}")
+            ids.append(event["token"]["id"])
+            text = event["generated_text"] if event["generated_text"] is not None else text
+    return text, ids
+
+
+def _openai_completion(client: httpx.Client, prompt: str, max_new_tokens: int) -> tuple[str, list[int]]:
+    model = client.get("/v1/models").raise_for_status().json()["data"][0]["id"]
+    body = {
+        "model": model,
+        "prompt": prompt,
+        "max_tokens": max_new_tokens,
+        "temperature": 0,
+        "logprobs": 1,
+        "return_tokens_as_token_ids": True,  # vLLM: logprobs.tokens are "token_id:<id>"
+    }
+    response = client.post("/v1/completions", json=body)
+    if response.status_code != 200:
+        raise ServiceError(f"{client.base_url}v1/completions answered {response.status_code}: {response.text[:200]}")
+    choice = response.json()["choices"][0]
+    return choice["text"], [int(token.removeprefix("token_id:")) for token in choice["logprobs"]["tokens"]]
 
 
 def check_agreement(
@@ -163,7 +199,7 @@ def check_agreement(
     (started here, or already running at ``url``); with ``execute``, run both sides' completions against the
     tests (the executor's sandbox) for the pass@1 agreement."""
     from codequant_generator.launch import running_server
-    from codequant_serving.agreement import matching_tokens, reference_completions
+    from codequant_serving.agreement import first_difference, reference_completions, without_eos
 
     prompts = [p.prompt for p in problems.problems]
     references, tokenizer = reference_completions(
@@ -171,17 +207,20 @@ def check_agreement(
     )
     if url is None:
         with running_server(model, server=server, dtype=dtype) as started:  # type: ignore[arg-type]
-            served = served_completions(started, prompts, max_new_tokens)
+            served = served_completions(started, prompts, max_new_tokens, server)
     else:
-        served = served_completions(url, prompts, max_new_tokens)
+        served = served_completions(url, prompts, max_new_tokens, server)
     result = AgreementResult(model=model, server=server, benchmark=problems.name, max_new_tokens=max_new_tokens)
-    for problem, reference, text in zip(problems.problems, references, served, strict=True):
+    for problem, reference, (text, ids) in zip(problems.problems, references, served, strict=True):
+        ids = without_eos(ids, tokenizer.eos_token_id)
+        position = first_difference(reference.token_ids, ids)
         result.problems.append(
             ProblemAgreement(
                 name=problem.name,
                 reference_tokens=len(reference.token_ids),
-                matching_tokens=matching_tokens(reference, text, tokenizer),
-                identical=text == reference.text,
+                served_tokens=len(ids),
+                matching_tokens=len(reference.token_ids) if position is None else position,
+                identical=position is None,
                 reference_text=reference.text,
                 served_text=text,
             )

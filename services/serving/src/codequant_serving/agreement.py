@@ -1,9 +1,5 @@
 """The reference side of the serving agreement check: greedy completions from transformers' own ``generate`` on
-a model folder, and where a served text first leaves them, counted in the reference's tokens.
-
-A served text is compared with the reference by text, not by the server's token ids (vLLM and TGI report ids
-differently or not at all): the first differing position is the number of leading reference tokens whose
-decoded text the served text starts with, so it is the same whatever server produced the text."""
+a model folder (token ids and text), and where a served completion's token ids first leave them."""
 
 from __future__ import annotations
 
@@ -16,7 +12,8 @@ from codequant_serving.loading import load_model
 
 @dataclass(frozen=True)
 class Reference:
-    """One prompt's greedy completion from transformers: its token ids and their text."""
+    """One prompt's greedy completion from transformers: its token ids (without a final end-of-sequence token)
+    and their text."""
 
     token_ids: list[int]
     text: str
@@ -37,23 +34,20 @@ def reference_completions(
             out = loaded.generate(
                 **inputs, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id
             )
-            ids = out[0, inputs["input_ids"].shape[1] :].tolist()
+            ids = without_eos(out[0, inputs["input_ids"].shape[1] :].tolist(), tokenizer.eos_token_id)
             references.append(Reference(ids, tokenizer.decode(ids, skip_special_tokens=True)))
     return references, tokenizer
 
 
-def matching_tokens(reference: Reference, served: str, tokenizer: Any) -> int:
-    """How many leading reference tokens the served text reproduces: all of them when the texts are equal, else
-    the longest prefix of the reference's tokens whose decoded text the served text starts with (all of them
-    too when the served text only goes on where the reference stopped: the first difference is then just after
-    the reference's last token)."""
-    if served == reference.text:
-        return len(reference.token_ids)
-    low, high = 0, len(reference.token_ids)  # a decoded prefix only grows with more tokens: binary search
-    while low < high:
-        middle = (low + high + 1) // 2
-        if served.startswith(tokenizer.decode(reference.token_ids[:middle], skip_special_tokens=True)):
-            low = middle
-        else:
-            high = middle - 1
-    return low
+def without_eos(ids: list[int], eos: int | None) -> list[int]:
+    """``ids`` without a final end-of-sequence token (servers differ in whether they report it)."""
+    return ids[:-1] if ids and ids[-1] == eos else ids
+
+
+def first_difference(reference: Sequence[int], served: Sequence[int]) -> int | None:
+    """The first position where two token sequences differ (the shorter one's length when one only goes on
+    where the other stopped); None when they are equal."""
+    for position, (a, b) in enumerate(zip(reference, served, strict=False)):
+        if a != b:
+            return position
+    return None if len(reference) == len(served) else min(len(reference), len(served))
