@@ -230,10 +230,12 @@ def check_agreement(
     return result
 
 
-def check_study_variant(plan: Plan, variant: VariantPlan, model_path: str, *, device: str = "cpu") -> list[Path]:
+def check_study_variant(plan: Plan, variant: VariantPlan, model_path: str) -> list[Path]:
     """The study option ``serving.agreement`` for one self-served variant: the check on the first problems of
     each completion-mode benchmark, written to ``<output>/agreement/<model>/<variant>/<benchmark>.json``;
-    ServiceError (the variant fails) when a server reproduces less than ``min_token_agreement`` of the tokens."""
+    ServiceError (the variant fails) when a server reproduces less than ``min_token_agreement`` of the tokens.
+    The reference runs where the server runs: on the CPU beside ``codequant serve`` (the generate stage starts
+    it on the CPU), on CUDA beside vLLM."""
     options = plan.study.serving.agreement
     if options is None or variant.variant.endpoint is not None:
         return []
@@ -253,7 +255,7 @@ def check_study_variant(plan: Plan, variant: VariantPlan, model_path: str, *, de
             max_new_tokens=options.max_new_tokens,
             server=server,
             dtype=variant.model.dtype,
-            device=device,
+            device="cuda" if server == "vllm" else "cpu",
             limits=plan.study.execution.limits(),
         )
         out = plan.study.out_dir / "agreement" / variant.model.name / variant.variant.name / f"{name}.json"

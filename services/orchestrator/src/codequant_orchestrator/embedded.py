@@ -44,7 +44,7 @@ class EmbeddedRunner:
                 model_path = self.prepare(variant)
                 self.check_cancelled()
                 self.generate(variant, model_path)
-                check_study_variant(self.plan, variant, model_path, device=self.device)
+                check_study_variant(self.plan, variant, model_path)
                 for benchmark in self.plan.benchmarks:
                     self.check_cancelled()
                     self.execute(variant, benchmark)
