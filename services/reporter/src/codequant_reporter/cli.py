@@ -42,10 +42,13 @@ def detectable(assessment: Assessment) -> str:
 def compare(
     variants: Annotated[
         list[Path],
-        typer.Argument(metavar="VARIANT.jsonl...", help="variant execution results", exists=True, dir_okay=False),
+        typer.Argument(
+            metavar="VARIANT.jsonl...", help="variant execution results: JSONL files or folders of them", exists=True
+        ),
     ],
     baseline: Annotated[
-        Path, typer.Option("--baseline", help="baseline execution results (JSONL)", exists=True, dir_okay=False)
+        Path,
+        typer.Option("--baseline", help="baseline execution results: a JSONL file or a folder of them", exists=True),
     ],
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
     alpha: Annotated[float, typer.Option(help="significance level", callback=_open_unit)] = 0.05,
@@ -170,5 +173,8 @@ def report(
 
 def register(app: typer.Typer) -> None:
     """Add this service's subcommands to the `codequant` command."""
+    from codequant_reporter.gate_cli import gate
+
     app.command()(compare)
     app.command()(report)
+    app.command()(gate)

@@ -38,13 +38,13 @@ class NonInferiority:
 
     def reason(self) -> str:
         """One line saying why, in the numbers of the verdict."""
-        bounds = f"change {self.change_pp:+.1f} pp, one-sided {100 * (1 - self.alpha):.0f} % bounds "
-        bounds += f"[{self.lower_pp:+.1f}, {self.upper_pp:+.1f}] pp, margin −{self.margin_pp:g} pp"
+        bounds = f"change {self.change_pp:+.1f} pp, one-sided {100 * (1 - self.alpha):g} % bounds "
+        bounds += f"[{self.lower_pp:+.1f}, {self.upper_pp:+.1f}] pp, margin {self.margin_pp:g} pp"
         why = {
-            NON_INFERIOR: "the lower bound is above −margin",
-            NON_INFERIOR_WITH_DROP: "the drop is real but its lower bound is above −margin",
-            DROP: "the upper bound is below 0 and the lower bound reaches −margin",
-            INCONCLUSIVE: "the lower bound reaches −margin and the upper bound reaches 0: more problems or samples "
+            NON_INFERIOR: "the lower bound is above -margin",
+            NON_INFERIOR_WITH_DROP: "the drop is real but its lower bound is above -margin",
+            DROP: "the upper bound is below 0 and the lower bound reaches -margin",
+            INCONCLUSIVE: "the lower bound reaches -margin and the upper bound reaches 0: more problems or samples "
             "would decide",
         }[self.verdict]
         return f"{self.verdict}: {why} ({bounds})"
@@ -113,6 +113,13 @@ class Assessment:
 
     def to_dict(self) -> dict[str, Any]:
         return {"noninferiority": self.noninferiority.to_dict(), "detectable_drop_pp": self.detectable_drop_pp}
+
+
+def could_detect(drop_pp: float | None) -> str:
+    """The sentence the report and the gate print beside a comparison that shows no drop."""
+    if drop_pp is None:
+        return "this study could not detect any drop (too few problems or passes)"
+    return f"this study could detect drops of ≥ {drop_pp:.1f} pp"
 
 
 def assess(paired: Paired, *, margin_pp: float, alpha: float = 0.05, samples: int = 10000, seed: int = 0) -> Assessment:

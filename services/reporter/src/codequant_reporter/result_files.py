@@ -20,7 +20,7 @@ SAMPLING = ("temperature", "top_p")
 class PairedFile:
     """One variant file's outcomes on one benchmark, paired with the baseline's."""
 
-    variant: str  # the records' `variant`, else the file's stem
+    variant: str  # the records' `variant`, else the file's (or folder's) name without suffix
     benchmark: str  # "" when the records name none
     paired: Paired
 
@@ -37,14 +37,22 @@ def _by_benchmark(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any
     return groups
 
 
+def _records(path: Path) -> list[dict[str, Any]]:
+    """The records of a JSONL file, or of every ``*.jsonl`` file in a folder (a study's ``results/MODEL/VARIANT``)."""
+    files = sorted(path.glob("*.jsonl")) if path.is_dir() else [path]
+    if not files:
+        raise InputError(f"{path}: a folder without .jsonl files")
+    return [record for file in files for _, record in read_input_records(file)]
+
+
 def paired_files(baseline: Path, variants: list[Path], warn: Callable[[str], None]) -> list[PairedFile]:
-    """Each variant file paired with the baseline, per benchmark; InputError naming the file for records that
-    cannot be paired, ``warn`` for variants sampled with other settings than the baseline."""
-    base_records = [record for _, record in read_input_records(baseline)]
+    """Each variant file (or folder of files) paired with the baseline, per benchmark; InputError naming the file
+    for records that cannot be paired, ``warn`` for variants sampled with other settings than the baseline."""
+    base_records = _records(baseline)
     base_groups = _by_benchmark(base_records)
     found = []
     for path in variants:
-        records = [record for _, record in read_input_records(path)]
+        records = _records(path)
         theirs, ours = _sampling(base_records), _sampling(records)
         if theirs and ours and theirs != ours:
             warn(
