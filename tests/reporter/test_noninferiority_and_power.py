@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from scipy.stats import bootstrap, ttest_1samp, ttest_rel
@@ -9,6 +11,7 @@ from statsmodels.stats.power import TTestPower
 
 from codequant_reporter import noninferiority as ni
 from codequant_reporter.power import Design, minimum_detectable_drop, plan, power
+from tests.cli import codequant, codequant_in_process
 
 
 def _rates(rng: np.random.Generator, problems: int, n: int, shift: float) -> tuple[np.ndarray, np.ndarray]:
@@ -103,3 +106,24 @@ def test_the_plan_needs_more_problems_or_samples_for_a_smaller_margin() -> None:
     needed = Design(rates, narrow.problems_needed, 5)
     assert minimum_detectable_drop(needed, simulations=400) == pytest.approx(4.0, abs=0.6)
     assert plan(rates, 5, 99.0).problems_needed is None  # a drop larger than the baseline's pass@1
+
+
+def test_plan_cli_answers_how_many_problems_and_samples_like_statsmodels(tmp_path) -> None:
+    """Every problem at 0.5 with n = 20: statsmodels' t-test power gives the problems a 3 pp drop needs."""
+    done = codequant(
+        "plan", "--pass-rate", "0.5", "--problems", "164", "--n", "20", "--margin", "3", "--json", timeout=180
+    )
+    assert done.returncode == 0, done.stderr
+    (row,) = json.loads(done.stdout)["plans"]
+    sd = np.sqrt((0.25 + 0.47 * 0.53) / 20)
+    expected = TTestPower().solve_power(effect_size=0.03 / sd, alpha=0.05, power=0.8, alternative="larger")
+    assert row["problems_needed"] == pytest.approx(expected, rel=0.1)
+    assert row["n_needed"] >= 20 > 0 and row["detectable_drop_pp"] > 3
+    (tmp_path / "b.jsonl").write_text(
+        "".join(
+            json.dumps({"name": f"p{i}", "sample": s, "passed": s < i % 4}) + "\n" for i in range(30) for s in range(4)
+        )
+    )
+    table = codequant("plan", "--baseline", tmp_path / "b.jsonl", "--margin", "10", timeout=180)
+    assert table.returncode == 0 and "problems for 10 pp" in table.stdout
+    assert codequant_in_process("plan", "--margin", "2").returncode == 2  # neither --baseline nor --pass-rate

@@ -174,7 +174,9 @@ def report(
 def register(app: typer.Typer) -> None:
     """Add this service's subcommands to the `codequant` command."""
     from codequant_reporter.gate_cli import gate
+    from codequant_reporter.plan_cli import plan
 
     app.command()(compare)
     app.command()(report)
     app.command()(gate)
+    app.command()(plan)

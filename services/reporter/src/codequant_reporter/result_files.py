@@ -30,14 +30,14 @@ def _sampling(records: list[dict[str, Any]]) -> set[tuple[Any, ...]]:
     return {tuple(r.get(k) for k in SAMPLING) for r in records if any(k in r for k in SAMPLING)}
 
 
-def _by_benchmark(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+def by_benchmark(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for record in records:
         groups[str(record.get("benchmark", ""))].append(record)
     return groups
 
 
-def _records(path: Path) -> list[dict[str, Any]]:
+def read_results(path: Path) -> list[dict[str, Any]]:
     """The records of a JSONL file, or of every ``*.jsonl`` file in a folder (a study's ``results/MODEL/VARIANT``)."""
     files = sorted(path.glob("*.jsonl")) if path.is_dir() else [path]
     if not files:
@@ -48,11 +48,11 @@ def _records(path: Path) -> list[dict[str, Any]]:
 def paired_files(baseline: Path, variants: list[Path], warn: Callable[[str], None]) -> list[PairedFile]:
     """Each variant file (or folder of files) paired with the baseline, per benchmark; InputError naming the file
     for records that cannot be paired, ``warn`` for variants sampled with other settings than the baseline."""
-    base_records = _records(baseline)
-    base_groups = _by_benchmark(base_records)
+    base_records = read_results(baseline)
+    base_groups = by_benchmark(base_records)
     found = []
     for path in variants:
-        records = _records(path)
+        records = read_results(path)
         theirs, ours = _sampling(base_records), _sampling(records)
         if theirs and ours and theirs != ours:
             warn(
@@ -60,7 +60,7 @@ def paired_files(baseline: Path, variants: list[Path], warn: Callable[[str], Non
                 f"{sorted(theirs)}"
             )
         name = next((str(r["variant"]) for r in records if r.get("variant")), path.stem)
-        groups = _by_benchmark(records)
+        groups = by_benchmark(records)
         if groups.keys() != base_groups.keys():
             raise InputError(f"{path}: benchmarks {sorted(groups)} differ from the baseline's {sorted(base_groups)}")
         for benchmark, group in groups.items():
