@@ -18,6 +18,7 @@ from codequant_reporter.analysis import Analysis, analyse
 from codequant_reporter.cost import cost_table
 from codequant_reporter.export import check_target, export_report
 from codequant_reporter.methods_section import PACKAGES, methods_section
+from codequant_reporter.noninferiority_table import noninferiority_table
 from codequant_reporter.plots import PLOTS
 from codequant_reporter.study_data import load_study_data
 from codequant_reporter.tables import (
@@ -93,6 +94,7 @@ def _render(
     if calibration is not None:
         tables.append(calibration)
     tables += [model_size_table(analysis), memory_table(data), cost_table(data), comparisons_table(analysis)]
+    tables.append(noninferiority_table(analysis))
     out.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
     plots = []
