@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from codequant_reporter.analysis import Analysis
+from codequant_reporter.analysis import Analysis, main_pairs
 from codequant_reporter.formatting import pct, signed
 from codequant_reporter.noninferiority import could_detect, noninferiority, rates
-from codequant_reporter.pairing import pair
 from codequant_reporter.power import Design, minimum_detectable_drop
 from codequant_reporter.tables import Table
 
@@ -19,12 +18,9 @@ def noninferiority_table(analysis: Analysis) -> Table:
     data = analysis.data
     options = data.study.statistics
     margin = options.margin_pp
-    keys = {(v.model, v.name): v.key for m in data.models for v in m.variants}
     detectable: dict[tuple[str, str], float | None] = {}  # (baseline key, benchmark): depends on the baseline only
     rows, records = [], []
-    for (variant_key, benchmark), c in analysis.main.items():
-        base_key = keys[(c.labels["model"], c.labels["baseline"])]
-        paired = pair(data.outcomes[(base_key, benchmark)], data.outcomes[(variant_key, benchmark)], c.variant)
+    for base_key, benchmark, c, paired in main_pairs(analysis):
         base, var = rates(paired)
         verdict = noninferiority(
             base,

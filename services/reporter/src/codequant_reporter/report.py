@@ -17,6 +17,8 @@ from codequant_reporter import FORMATS, render
 from codequant_reporter.analysis import Analysis, analyse
 from codequant_reporter.cost import cost_table
 from codequant_reporter.export import check_target, export_report
+from codequant_reporter.failures import load_samples
+from codequant_reporter.flip_tables import flip_tables, lost_problems_html
 from codequant_reporter.methods_section import PACKAGES, methods_section
 from codequant_reporter.noninferiority_table import noninferiority_table
 from codequant_reporter.plots import PLOTS
@@ -95,6 +97,8 @@ def _render(
         tables.append(calibration)
     tables += [model_size_table(analysis), memory_table(data), cost_table(data), comparisons_table(analysis)]
     tables.append(noninferiority_table(analysis))
+    samples = load_samples(store, data)
+    tables += flip_tables(analysis, samples)
     out.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
     plots = []
@@ -106,7 +110,9 @@ def _render(
     if "md" in formats:
         written["md"] = _write(out / "report.md", render.markdown(title, tables, plots, sections))
     if "html" in formats:
-        written["html"] = _write(out / "report.html", render.html_page(title, tables, plots, sections))
+        written["html"] = _write(
+            out / "report.html", render.html_page(title, tables, plots, sections, lost_problems_html(analysis, samples))
+        )
     if "csv" in formats:
         for table in tables:
             written[f"{table.key}.csv"] = _write(out / f"{table.key}.csv", render.csv_text(table))
