@@ -7,14 +7,23 @@ import csv
 import html
 import io
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from codequant_reporter.tables import Table
 
 
-def markdown(title: str, tables: list[Table], plots: list[Path], methods: list[tuple[str, list[str]]]) -> str:
+def markdown(
+    title: str,
+    tables: list[Table],
+    plots: list[Path],
+    methods: list[tuple[str, list[str]]],
+    intro: Sequence[str] = (),
+) -> str:
     out = [f"# {title}", ""]
+    for paragraph in intro:
+        out += [paragraph, ""]
     for table in tables:
         out += [f"## {table.title}", ""]
         columns = _flat_columns(table)
@@ -44,6 +53,7 @@ def html_page(
     plots: list[Path],
     methods: list[tuple[str, list[str]]],
     extra: str = "",
+    intro: Sequence[str] = (),
 ) -> str:
     """One self-contained HTML file: plots are embedded as base64 PNG; ``extra`` (HTML) goes before the plots."""
     e = html.escape
@@ -59,6 +69,7 @@ def html_page(
         "pre.error{color:#a00;border-top:1px solid #ddd;margin-top:4px}",
         "</style></head><body>",
         f"<h1>{e(title)}</h1>",
+        *(f"<p>{e(paragraph)}</p>" for paragraph in intro),
     ]
     for table in tables:
         parts.append(f"<h2 id='{e(table.key)}'>{e(table.title)}</h2><table>")
