@@ -90,10 +90,7 @@ def compare(
         for f in found
     ]
     adjust_family(results, correction, alpha)
-    verdicts = [
-        None if margin is None else assess(f.paired, margin_pp=margin, alpha=alpha, samples=bootstrap, seed=seed)
-        for f in found
-    ]
+    verdicts = [None if margin is None else assess(f.paired, margin_pp=margin, alpha=alpha, seed=seed) for f in found]
     if as_json:
         rows = [{**r.to_dict(), **(v.to_dict() if v else {})} for r, v in zip(results, verdicts, strict=True)]
         json.dump(rows, sys.stdout, indent=2)
@@ -135,9 +132,10 @@ def compare(
     console.print(table)
     if margin is not None:
         console.print(
-            f"Δ % and CI are variant − baseline (negative: the variant is worse). Verdict: one-sided problem-level "
-            f"paired bootstrap at α = {alpha} against a margin of {margin:g} pp; could detect: the smallest true "
-            "drop this many problems and samples detect with power 0.8 (shown where the drop is not significant).",
+            f"Δ % and CI are variant − baseline (negative: the variant is worse). Verdict: one-sided paired "
+            f"t-tests over per-problem pass rates at α = {alpha} against a margin of {margin:g} pp; could detect: the "
+            "smallest true drop this many problems and samples detect with power 0.8 (shown where the drop is not "
+            "significant).",
             markup=False,
         )
 
