@@ -41,6 +41,8 @@ def test_every_comparison_has_a_verdict_and_every_non_significant_one_a_detectab
             assert row[-1].startswith("this study could detect drops of ≥ ") or "could not detect" in row[-1]
     two_bit = [r for r in table["records"] if r["variant"] == "aqlm-2bit"]
     assert all(r["verdict"] == "drop shown" for r in two_bit)
+    marks = {row[7].split()[0] for row in table["rows"] if row[1] == "aqlm-2bit"}
+    assert marks == {"drop"}
     md = (folder / "report" / "report.md").read_text()
     assert "no significant difference" not in md.lower()
     assert "Non-inferiority (margin 5 pp of pass@1): one-sided paired t-tests over per-problem pass rates" in md

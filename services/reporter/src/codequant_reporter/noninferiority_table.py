@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from codequant_reporter.analysis import Analysis, main_pairs
+from codequant_reporter.compare import Comparison
 from codequant_reporter.formatting import pct, signed
 from codequant_reporter.noninferiority import could_detect, noninferiority, rates
 from codequant_reporter.power import Design, minimum_detectable_drop
@@ -37,7 +38,7 @@ def noninferiority_table(analysis: Analysis) -> Table:
                 pct(c.pass1),
                 signed(verdict.change_pp),
                 f"[{verdict.lower_pp:+.1f}, {verdict.upper_pp:+.1f}]",
-                "yes " + c.significance if c.significant else "no",
+                _significance(c),
                 verdict.verdict,
                 could,
             ]
@@ -63,7 +64,7 @@ def noninferiority_table(analysis: Analysis) -> Table:
             "pass@1",
             "Change (pp)",
             f"One-sided {level} bounds (pp)",
-            "Significant drop (McNemar)",
+            "Significant change (McNemar)",
             f"Verdict (margin {margin:g} pp)",
             "What this study could detect",
         ],
@@ -79,3 +80,10 @@ def noninferiority_table(analysis: Analysis) -> Table:
             "problem level); shown where McNemar's adjusted p-value is not significant.",
         ],
     )
+
+
+def _significance(c: Comparison) -> str:
+    """'drop ***' or 'gain *' where McNemar's adjusted p is below α, else 'no'."""
+    if not c.significant:
+        return "no"
+    return ("drop " if c.pass1 < c.baseline_pass1 else "gain ") + c.significance
