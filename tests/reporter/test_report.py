@@ -80,7 +80,7 @@ def test_every_format_from_a_study_folder(tmp_path: Path) -> None:
     assert any(r[4] == "failed" for r in rows if r[0] == "Coder-13B")
 
     html = (out / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 3 and "src='http" not in html and "<link" not in html
+    assert html.count("data:image/png;base64,") == 4 and "src='http" not in html and "<link" not in html
     assert "Table 3 layout" in html and "Table 5 layout" in html and "Table 6 layout" in html
     tex = (out / "tables.tex").read_text()
     assert tex.count("\\begin{tabular}") == 11 and "\\toprule" in tex and "\\multicolumn{2}{c}{Python}" in tex
