@@ -37,7 +37,8 @@ JAVA_SOURCES = ("CompileServer.java", "CqHarness.java")
 HARNESS_JAR = "harness.jar"
 #: JavacTaskPool (reused javac contexts, CompileServer.java) is in a package jdk.compiler exports to the JDK only.
 JAVAC_API = ["--add-exports", "jdk.compiler/com.sun.tools.javac.api=ALL-UNNAMED"]
-SERVER_FLAGS = ["-Xshare:auto", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xmx512m", "-XX:-UsePerfData", *JAVAC_API]
+SERVER_FLAGS = ["-Xshare:auto", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xmx512m", "-XX:-UsePerfData"]
+SERVER_FLAGS += JAVAC_API
 SERVER_DATA_MB = 1536
 SERVER_START_S = 120.0
 

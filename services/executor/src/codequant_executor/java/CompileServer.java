@@ -51,7 +51,7 @@ import javax.tools.ToolProvider;
 public final class CompileServer {
     private static final int MAX_DIAGNOSTICS = 64_000;
     /** Reusable javac contexts, keyed by the options (the same for every program of one runner). */
-    private static final JavacTaskPool CONTEXTS = new JavacTaskPool(1);
+    private static JavacTaskPool contexts = new JavacTaskPool(1);
     private static final String WARM_UP =
         "import java.util.*;\nclass Warm { public static void main(String[] a) { List<Long> x = new ArrayList<>();"
         + " x.add(1l); assert x.size() == 1; System.out.println(String.format(\"%d\", x.get(0))); } }\n";
@@ -133,18 +133,20 @@ public final class CompileServer {
         DiagnosticCollector<JavaFileObject> diagnostics = new DiagnosticCollector<>();
         StringWriter log = new StringWriter();
         StringBuilder mains = new StringBuilder();
+        boolean[] packaged = {false};
         boolean ok;
         try {
             List<String> options = List.of(
                 "-encoding", "UTF8", "-proc:none", "-implicit:none", "-nowarn", "-g:none", "-cp", classpath);
             files.folder = Path.of(outDir);
-            ok = CONTEXTS.getTask(log, files, diagnostics, options, null, List.of(source), task -> {
+            ok = contexts.getTask(log, files, diagnostics, options, null, List.of(source), task -> {
                 SourcePositions positions = Trees.instance(task).getSourcePositions();
                 task.addTaskListener(new TaskListener() {
                     @Override
                     public void finished(TaskEvent event) {  // read the tree as parsed, before javac rewrites it
                         if (event.getKind() == TaskEvent.Kind.PARSE) {
                             mains.append(mainsOf(event.getCompilationUnit(), positions));
+                            packaged[0] |= event.getCompilationUnit().getPackage() != null;
                         }
                     }
                 });
@@ -153,6 +155,9 @@ public final class CompileServer {
         } catch (Exception | Error e) {  // javac's own failures, e.g. StackOverflowError on deep nesting
             ok = false;
             log.write("compiler crashed: " + e);
+        }
+        if (packaged[0]) {
+            contexts = new JavacTaskPool(1);
         }
         StringBuilder text = new StringBuilder(log.toString());
         for (Diagnostic<? extends JavaFileObject> d : diagnostics.getDiagnostics()) {
