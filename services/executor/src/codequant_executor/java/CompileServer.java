@@ -12,9 +12,10 @@
 // processing is off (-proc:none), so compiling untrusted source runs none of its code.
 // Compilations with the same class path reuse one javac context (JavacTaskPool, as jshell does): the
 // platform's and javatuples' symbols are read once, not once per program (~40 -> ~22 ms of CPU per
-// program). After each compilation the pool drops every class entered from the program's source; a
-// program that declares a class in a java.* package marks the context polluted and it is discarded, as is
-// a context whose compilation threw.
+// program). After each compilation the pool drops every class entered from the program's source, and it
+// discards a context whose compilation threw or declared a java.* class. A program that declares a package
+// of its own starts a new pool after it: the package's symbols would keep what it declared there (a
+// shadowed javatuples class stayed unknown to the next program).
 import com.sun.source.tree.ClassTree;
 import com.sun.source.tree.CompilationUnitTree;
 import com.sun.source.tree.MethodTree;
