@@ -35,7 +35,10 @@ log = logging.getLogger(__name__)
 JAVA_SOURCES = ("CompileServer.java", "CqHarness.java")
 #: The harness as a jar: class-data sharing archives only jar entries of the class path.
 HARNESS_JAR = "harness.jar"
+#: JavacTaskPool (reused javac contexts, CompileServer.java) is in a package jdk.compiler exports to the JDK only.
+JAVAC_API = ["--add-exports", "jdk.compiler/com.sun.tools.javac.api=ALL-UNNAMED"]
 SERVER_FLAGS = ["-Xshare:auto", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xmx512m", "-XX:-UsePerfData"]
+SERVER_FLAGS += JAVAC_API
 SERVER_DATA_MB = 1536
 SERVER_START_S = 120.0
 
@@ -74,7 +77,8 @@ def support_classes() -> Path:
     staging.mkdir(parents=True, exist_ok=True)
     for name, text in texts.items():
         (staging / name).write_text(text)
-    javac = [str(java_home() / "bin" / "javac"), "-encoding", "UTF8", "-nowarn", "-Xlint:-removal", "-d", str(staging)]
+    javac = [str(java_home() / "bin" / "javac"), "-encoding", "UTF8", "-nowarn", "-Xlint:-removal", *JAVAC_API]
+    javac += ["-d", str(staging)]
     subprocess.run([*javac, *(str(staging / n) for n in JAVA_SOURCES)], check=True, capture_output=True, timeout=300)
     with zipfile.ZipFile(staging / HARNESS_JAR, "w") as jar:
         for name in sorted(p.name for p in staging.glob("CqHarness*.class")):
