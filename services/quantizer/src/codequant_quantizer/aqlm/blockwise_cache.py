@@ -1,8 +1,10 @@
 """The block-wise stage of AQLM (every block's codes, codebooks, scales and block fine-tuning) kept in the cache,
 so that two variants that differ only in end-to-end fine-tuning quantize the blocks once.
 
-Same model, settings, seed and calibration windows give the same blocks: a run with ``finetune`` starts from the
-blocks a run without it made (or the other way round) instead of recomputing them. The key holds everything the
+Same model, settings, seed and calibration windows give the same blocks: every run keeps its blocks here, and a
+run with ``finetune`` starts from the blocks of a run that differed from it only in fine-tuning (or not at all)
+instead of recomputing them; its layers' records say ``reused_blockwise`` and it has no per-block timings. A run
+without fine-tuning always quantizes (its per-block record is the measurement). The key holds everything the
 blocks depend on; the end-to-end fine-tuning settings are left out. Only small models' blocks are kept
 (``MAX_BYTES``): a large model's saved blocks would take as much disk as the model itself.
 """

@@ -95,7 +95,7 @@ def quantize_aqlm(
     checkpoint = Checkpoint(out_dir / ".partial", fingerprint)
     identity = {"model": model_identity(model), "dtype": dtype, "activation_dtype": str(act_dtype)}
     reuse_key = blockwise_cache.blockwise_key(identity, variant, manifest["fingerprint"], device)
-    reused = blockwise_cache.load(reuse_key, len(layers))
+    reused = blockwise_cache.load(reuse_key, len(layers)) if variant.get("finetune") else None
     if reused is not None:  # the same blocks were quantized for a variant that differs only in fine-tuning
         records = []
         for block, saved_block in zip(layers, reused, strict=True):
