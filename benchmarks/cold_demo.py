@@ -17,6 +17,7 @@ import argparse
 import hashlib
 import json
 import os
+import resource
 import shutil
 import sqlite3
 import subprocess
@@ -36,15 +37,21 @@ def _sha(folder: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def _run(codequant: Path, study: Path, environment: dict[str, str]) -> tuple[float, str]:
-    start = time.monotonic()
+def _cpu_of_children() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _run(codequant: Path, study: Path, environment: dict[str, str]) -> tuple[float, float, str]:
+    """(wall seconds, CPU seconds of the run and every process it started, stdout)."""
+    start, cpu = time.monotonic(), _cpu_of_children()
     run = subprocess.run(
         [str(codequant), "run", str(study), "--no-progress"], env=environment, capture_output=True, text=True
     )
     wall = time.monotonic() - start
     if run.returncode != 0:
         sys.exit(f"the demo failed (exit {run.returncode}):\n{run.stderr[-3000:]}")
-    return wall, run.stdout
+    return wall, _cpu_of_children() - cpu, run.stdout
 
 
 def _where_the_time_went(store: Path) -> tuple[list[tuple[str, float, int]], dict[str, dict[str, float]]]:
@@ -76,12 +83,15 @@ def main() -> None:
     environment = {**os.environ, "CODEQUANT_CACHE_DIR": str(work / "cache")}
     codequant = Path(sys.executable).with_name("codequant")
     load_before = os.getloadavg()
-    wall, stdout = _run(codequant, study, environment)
+    wall, cpu, stdout = _run(codequant, study, environment)
     load_after = os.getloadavg()
-    warm, warm_stdout = _run(codequant, study, environment)
+    warm, warm_cpu, warm_stdout = _run(codequant, study, environment)
     stages, per_variant = _where_the_time_went(out / "store.db")
     accounted = sum(seconds for _, seconds, _ in stages)
-    print(f"cold demo: {wall:.1f} s wall, load average {load_before[0]:.2f} before, {load_after[0]:.2f} after")
+    print(
+        f"cold demo: {wall:.1f} s wall, {cpu:.1f} s CPU, load average {load_before[0]:.2f} before, "
+        f"{load_after[0]:.2f} after"
+    )
     for stage, seconds, count in stages:
         print(f"  {stage}: {seconds:.1f} s in {count} jobs")
     print(f"  outside jobs (start-up, loading benchmarks, the summary): {wall - accounted:.1f} s")
@@ -89,7 +99,9 @@ def main() -> None:
     for variant, seconds in per_variant.items():
         cells = " / ".join(f"{seconds.get(stage, 0.0):.1f}" for stage in ("quantize", "generate", "execute"))
         print(f"    {variant}: {cells}")
-    print(f"warm demo (everything stored): {warm:.1f} s wall; same output: {warm_stdout == stdout}")
+    print(
+        f"warm demo (everything stored): {warm:.1f} s wall, {warm_cpu:.1f} s CPU; same output: {warm_stdout == stdout}"
+    )
     model = next((work / "cache" / "models").glob("tiny-code-full-seed0-*"))
     print(f"  tiny model weights: {_sha(model)}")
     for artifact in sorted((out / "artifacts").glob("*/*")):

@@ -1,5 +1,6 @@
 """A smaller demo, end to end through `codequant run` on the embedded default: quantize, serve and sample,
-sandboxed execution, comparisons and report — then a second run that reuses everything."""
+sandboxed execution, comparisons and report — then a second run that reuses everything
+(the report included, unless a stored result changed)."""
 
 from __future__ import annotations
 
@@ -71,12 +72,24 @@ def test_the_study_runs_end_to_end_and_reruns_from_the_store(tiny_model: Path, r
     assert len({round(figures["perplexity"], 3) for figures in cost.values()}) == 3
     assert cost["aqlm-2x8"]["model_bytes"] < cost["fp32"]["model_bytes"]
 
+    written = {p.name: p.stat().st_mtime_ns for p in (out / "report").iterdir()}
     start = time.monotonic()
     second = codequant("run", str(out.parent / "study.yaml"), "--no-progress")
     assert second.returncode == 0, second.stderr[-3000:]
     assert time.monotonic() - start < 120
+    assert second.stdout == first.stdout
     with store.session() as session:
         assert session.scalar(select(func.sum(Job.seconds)).where(Job.stage == "quantize")) == quantize_seconds
+    # Nothing changed, so the report is not written again; a changed outcome writes it again.
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "report").iterdir()} == written
+    with store.session() as session:
+        execution = session.scalars(select(Execution).order_by(Execution.key)).first()
+        execution.passed = not execution.passed
+    assert codequant("run", str(out.parent / "study.yaml"), "--no-progress").returncode == 0
+    assert (out / "report" / "report.json").stat().st_mtime_ns != written["report.json"]
+    with store.session() as session:
+        execution = session.scalars(select(Execution).order_by(Execution.key)).first()
+        execution.passed = not execution.passed
     status = codequant("status", str(out), "--json", timeout=120)
     stages = json.loads(status.stdout)["stages"]
     assert stages["execute"] == {"done": 99, "total": 99, "failed": 0}

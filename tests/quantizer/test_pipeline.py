@@ -111,6 +111,23 @@ def test_a_finished_folder_is_reused(quantized: Path, tiny_model: Path) -> None:
     assert time.monotonic() - start < 5
 
 
+def test_a_fine_tuned_variant_starts_from_the_blocks_of_the_same_variant_without_fine_tuning(
+    quantized: Path, tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tuned = {**VARIANT, "finetune": {"epochs": 1, "lr": 1e-4}}
+    reused = quantize(str(tiny_model), tuned, tmp_path / "reused", progress=False)  # `quantized` kept its blocks
+    layers = json.loads((reused / "quantization.json").read_text())["layers"]
+    assert len(layers) == 3 * 7 and all(layer.get("reused_blockwise") for layer in layers)
+    monkeypatch.setenv("CODEQUANT_CACHE_DIR", str(tmp_path / "empty-cache"))  # nothing to start from
+    fresh = quantize(str(tiny_model), tuned, tmp_path / "fresh", progress=False)
+    layers = json.loads((fresh / "quantization.json").read_text())["layers"]
+    assert not any(layer.get("reused_blockwise") for layer in layers)
+    expected, got = load_file(fresh / "model.safetensors"), load_file(reused / "model.safetensors")
+    assert got.keys() == expected.keys()
+    for name in expected:
+        assert torch.equal(got[name], expected[name]), name
+
+
 def test_a_run_killed_mid_block_resumes_after_its_last_layer_with_the_same_codes(
     tiny_model: Path, tmp_path: Path
 ) -> None:

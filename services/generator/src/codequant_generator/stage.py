@@ -24,6 +24,10 @@ from codequant_generator.launch import Server, resolve_server, running_server, v
 from codequant_generator.serving_cost import CostLog, record_cost, server_measurements
 
 _FLUSH_EVERY = 32
+#: Requests in flight to a server started here (its batch holds 32 samples; more wait in its queue, so a finished
+#: row is refilled at once). Every sample has its own seed, so the samples do not depend on what else is decoded
+#: (docs/performance.md, issue 22). An external endpoint gets the generator's default.
+SELF_SERVED_CONCURRENCY = 16
 PACKAGES = ("codequant-generator", "huggingface_hub", "openai", "httpx")
 #: What a self-served variant's samples also depend on, beside the methods' serving libraries (``method_packages``).
 SERVING_PACKAGES = ("codequant-serving", "torch", "transformers")
@@ -149,6 +153,7 @@ def _generate(
         skip=lambda name, sample: (name, sample) not in missing,
         on_record=on_record,
         on_request=cost.on_request,
+        **({"concurrency": SELF_SERVED_CONCURRENCY} if request.endpoint is None else {}),
     )
     cost.stop()
     cost.samples += len(missing)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from codequant.errors import CodequantError
 from codequant.store import Store, Variant
-from codequant_orchestrator import bookkeeping, stages
+from codequant_orchestrator import bookkeeping, report_inputs, stages
 from codequant_orchestrator.agreement import check_study_variant
 from codequant_orchestrator.cancellation import CancelCheck
 from codequant_orchestrator.plan import Plan, VariantPlan
@@ -59,8 +59,6 @@ class EmbeddedRunner:
     # -- quantize ---------------------------------------------------------------------------------------------
     def prepare(self, variant: VariantPlan) -> str:
         """Quantize the variant if needed (resumable) and record its footprint; return the folder to serve."""
-        from codequant_quantizer.stage import prepare_variant
-
         with self.store.session() as session:
             row = session.get(Variant, variant.key)
             ready = row is not None and row.status == "ready" and row.artifact_path and Path(row.artifact_path).exists()
@@ -69,6 +67,8 @@ class EmbeddedRunner:
             bookkeeping.set_job(self.store, self.plan.job_key("quantize", variant), status="done")
             self.progress.advance("quantize")
             return path
+        from codequant_quantizer.stage import prepare_variant  # torch: imported only when there is work
+
         self.progress.detail("quantize", variant.label)
         with bookkeeping.running_job(self.store, self.plan.job_key("quantize", variant)):
             result = prepare_variant(
@@ -134,10 +134,18 @@ class EmbeddedRunner:
 
     # -- report -----------------------------------------------------------------------------------------------
     def report(self) -> None:
+        """Write the report, unless the one there was written from the same stored results (``report_inputs``)."""
+        job = self.plan.job_key("report")
+        request = stages.report_request(self.plan, self.store.url)
+        digest = report_inputs.report_digest(self.store, self.plan, job, request.formats)
+        if report_inputs.up_to_date(self.plan.study.out_dir, digest):
+            bookkeeping.set_job(self.store, job, status="done")
+            self.progress.advance("report")
+            return
         from codequant_reporter.report import build_report
 
-        job = self.plan.job_key("report")
         with bookkeeping.running_job(self.store, job):
-            result = build_report(stages.report_request(self.plan, self.store.url))
+            result = build_report(request)
             bookkeeping.record_environment(self.store, self.plan.study.name, job, "report", result.environment)
+        report_inputs.remember(self.plan.study.out_dir, digest, list(result.files.values()))
         self.progress.advance("report")

@@ -23,7 +23,7 @@ from codequant_quantizer import footprint as _footprint
 from codequant_quantizer.calibration import build_calibration
 from codequant_quantizer.determinism import deterministic_torch
 from codequant_quantizer.methods import QuantizeJob, quantizer_for
-from codequant_quantizer.model_io import linear_groups, load_for_quantization
+from codequant_quantizer.model_io import linear_groups, load_for_quantization, model_identity
 from codequant_quantizer.record import RECORD, read_record
 
 __all__ = [
@@ -52,16 +52,6 @@ def variant_model(variant: dict[str, Any] | VariantModel) -> VariantModel:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or "variant"
         raise InputError(f"{field}: {first['msg'].removeprefix('Value error, ')}") from None
-
-
-def model_identity(model: str) -> dict[str, Any]:
-    """What identifies the input weights: a local folder's config and file sizes, or the hub id."""
-    path = Path(model)
-    if path.is_dir():
-        files = sorted((f.name, f.stat().st_size) for f in path.iterdir() if f.suffix in (".safetensors", ".bin"))
-        config = (path / "config.json").read_text() if (path / "config.json").exists() else ""
-        return {"path": str(path.resolve()), "config": stable_hash(config), "files": files}
-    return {"hub_id": model}
 
 
 def quantization_fingerprint(model: str, config: dict[str, Any], dtype: str, activation_dtype: str = "auto") -> str:

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from codequant.errors import InputError
+from codequant.keys import stable_hash
 
 #: Linear layers of a block that read the same input, in the order the block uses them (Llama family names).
 SEQUENTIAL_GROUPS = (
@@ -119,3 +120,13 @@ def weight_errors(
                     error = (weight.detach().float().cpu() - original).square().sum() / original.square().sum()
                     records.append({"name": label, "relative_weight_error": float(error)})
     return sorted(records, key=lambda r: [int(p) if p.isdigit() else p for p in r["name"].split(".")])
+
+
+def model_identity(model: str) -> dict[str, Any]:
+    """What identifies the input weights: a local folder's config and file sizes, or the hub id."""
+    path = Path(model)
+    if path.is_dir():
+        files = sorted((f.name, f.stat().st_size) for f in path.iterdir() if f.suffix in (".safetensors", ".bin"))
+        config = (path / "config.json").read_text() if (path / "config.json").exists() else ""
+        return {"path": str(path.resolve()), "config": stable_hash(config), "files": files}
+    return {"hub_id": model}

@@ -91,7 +91,10 @@ def prepare_thread(model: Any) -> None:
         else getattr(quantization, "quant_method", None)
     )
     if method == "aqlm" and model.device.type == "cpu":
+        from codequant_serving import aqlm_cpu
+
         single_thread_numba()
+        aqlm_cpu.install()  # the same bytes as aqlm's kernel, compiled once per machine
 
 
 def single_thread_numba() -> None:

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from codequant.errors import InputError
+from codequant_quantizer.aqlm import blockwise_cache
 from codequant_quantizer.aqlm.activations import Activations
 from codequant_quantizer.aqlm.block import BLOCK_FINETUNE_EPOCHS, BLOCK_FINETUNE_LR, finetune_block, quantize_block
 from codequant_quantizer.aqlm.checkpoint import Checkpoint
@@ -23,7 +24,13 @@ from codequant_quantizer.aqlm.planner import Plan, plan_for_run
 from codequant_quantizer.aqlm.stream import block_inputs, forward_all
 from codequant_quantizer.aqlm.weight import AqlmShape
 from codequant_quantizer.calibration import build_calibration
-from codequant_quantizer.model_io import decoder_layers, linear_groups, load_config, load_for_quantization
+from codequant_quantizer.model_io import (
+    decoder_layers,
+    linear_groups,
+    load_config,
+    load_for_quantization,
+    model_identity,
+)
 from codequant_quantizer.progress import LayerProgress
 from codequant_quantizer.record import save_and_record
 
@@ -86,6 +93,58 @@ def quantize_aqlm(
     )
     layers = decoder_layers(fp_model)
     checkpoint = Checkpoint(out_dir / ".partial", fingerprint)
+    identity = {"model": model_identity(model), "dtype": dtype, "activation_dtype": str(act_dtype)}
+    reuse_key = blockwise_cache.blockwise_key(identity, variant, manifest["fingerprint"], device)
+    reused = blockwise_cache.load(reuse_key, len(layers)) if variant.get("finetune") else None
+    if reused is not None:  # the same blocks were quantized for a variant that differs only in fine-tuning
+        records = []
+        for block, saved_block in zip(layers, reused, strict=True):
+            _restore_block(block.float(), saved_block["state"])
+            records += [{**layer, "reused_blockwise": reuse_key} for layer in saved_block["layers"]]
+    else:
+        records = _quantize_blocks(
+            fp_model, layers, input_ids, checkpoint, settings, run_plan, act_dtype, compute, progress
+        )
+        blockwise_cache.store(reuse_key, [checkpoint.folder / f"block_{i}.pt" for i in range(len(layers))])
+    distillation = None
+    finetune = variant.get("finetune")
+    if finetune:
+        distillation = _finetune_end_to_end(fp_model, model, dtype, input_ids, finetune, settings, run_plan, act_dtype)
+    record = save_and_record(
+        out_dir,
+        fp_model,
+        tokenizer,
+        save=lambda folder: save_aqlm(fp_model, tokenizer, shape, folder, save_dtype),
+        model=model,
+        config=variant,
+        fingerprint=fingerprint,
+        device=device,
+        save_dtype=save_dtype,
+        started=started,
+        calibration=manifest,
+        activations={"dtype": str(act_dtype).removeprefix("torch."), "place": run_plan.activations},
+        plan=run_plan.to_dict(),
+        blocks=checkpoint.block_records(),
+        layers=records,
+        end_to_end_finetune=distillation,
+    )
+    checkpoint.remove()
+    return record
+
+
+def _quantize_blocks(
+    fp_model: nn.Module,
+    layers: list[nn.Module],
+    input_ids: torch.Tensor,
+    checkpoint: Checkpoint,
+    settings: LayerSettings,
+    run_plan: Plan,
+    act_dtype: torch.dtype,
+    compute: torch.device,
+    progress: bool,
+) -> list[dict[str, Any]]:
+    """Quantize and fine-tune every block in turn (resuming after the last saved one); returns the layers' records.
+    Each finished block is saved in the checkpoint as ``block_<i>.pt``."""
     buffer_shape = (input_ids.shape[0], input_ids.shape[1], fp_model.config.hidden_size)
 
     def buffer(name: str) -> Activations:
@@ -162,30 +221,9 @@ def quantize_aqlm(
                 hidden, scratch = scratch, hidden
     hidden.release()
     scratch.release()
-    distillation = None
-    finetune = variant.get("finetune")
-    if finetune:
-        distillation = _finetune_end_to_end(fp_model, model, dtype, input_ids, finetune, settings, run_plan, act_dtype)
-    record = save_and_record(
-        out_dir,
-        fp_model,
-        tokenizer,
-        save=lambda folder: save_aqlm(fp_model, tokenizer, shape, folder, save_dtype),
-        model=model,
-        config=variant,
-        fingerprint=fingerprint,
-        device=device,
-        save_dtype=save_dtype,
-        started=started,
-        calibration=manifest,
-        activations={"dtype": str(act_dtype).removeprefix("torch."), "place": run_plan.activations},
-        plan=run_plan.to_dict(),
-        blocks=checkpoint.block_records(),
-        layers=records,
-        end_to_end_finetune=distillation,
-    )
-    checkpoint.remove()
-    return record
+    hidden.release()
+    scratch.release()
+    return records
 
 
 def _load_on_host(model: str, dtype: str, compute: torch.device, save_dtype: torch.dtype) -> tuple[nn.Module, Any]:
