@@ -14,6 +14,7 @@ from codequant.keys import execution_key
 from codequant.languages import canonical_name
 from codequant.limits import Limits
 from codequant.payloads import ExecuteRequest, ExecuteResult, ExecutionOutcome
+from codequant_executor.infrastructure import limits_of, retry_infrastructure
 from codequant_executor.java_compiler import HARNESS_JAR, java_home, support_classes
 from codequant_executor.java_runner import JVM_FLAGS, javatuples_jar
 from codequant_executor.pool import ExecutorPool, insecure_from_env
@@ -121,8 +122,12 @@ def execute_records(
     A program's key includes where its tests start, so a bare ``program`` and the same text in
     prompt/completion form never share a verdict.
 
-    Output (same order): each input record plus status, passed, exit_code, stdout, stderr, duration_s,
-    execution_key. ``iter_execute_records`` gives them as they finish instead.
+    A record's own ``timeout_s`` (a calibrated limit) replaces the limits' timeout for it, and enters its key.
+    A SandboxError (the executor's fault) is run again, up to ``infrastructure.RETRIES`` times.
+
+    Output (same order): each input record plus status, passed, exit_code, stdout, stderr, duration_s, limits,
+    infrastructure_retries (when a SandboxError was run again), execution_key. ``iter_execute_records`` gives them as
+    they finish instead.
     """
     records = list(records)
     results: list[dict[str, Any] | None] = [None] * len(records)
@@ -148,9 +153,13 @@ def iter_execute_records(
     checked (InputError) before anything runs. Once ``stop`` is set, no program starts and running ones end
     (``ExecutorPool.run_iter``): the pairs yielded until then are what finished."""
     programs = [program_of(record, where(i)) for i, record in enumerate(records)]
-    limits_key = limits.as_key()
-    keys = [execution_key(program, language, limits_key, tests_line) for program, language, tests_line in programs]
-    unique = dict(zip(keys, programs, strict=True))  # identical programs run once
+    record_limits = [limits_of(record, limits, where(i)) for i, record in enumerate(records)]
+    keys = [
+        execution_key(program, language, own.as_key(), tests_line)
+        for (program, language, tests_line), own in zip(programs, record_limits, strict=True)
+    ]
+    unique = dict(zip(keys, programs, strict=True))  # identical programs under the same limits run once
+    unique_limits = dict(zip(keys, record_limits, strict=True))
     indexes: dict[str, list[int]] = collections.defaultdict(list)
     for index, key in enumerate(keys):
         indexes[key].append(index)
@@ -163,14 +172,15 @@ def iter_execute_records(
 
     for key, result in known.items():
         for index in indexes.pop(key):
-            yield index, {**records[index], **result, "execution_key": key}
+            yield index, {**records[index], **result, "limits": unique_limits[key].as_key(), "execution_key": key}
             done += 1
     if progress:
         progress(done, total)
     todo = list(indexes)
     pool = shared_pool(workers, insecure=insecure)
-    for position, verdict in pool.run_iter([unique[key] for key in todo], limits, stop):
+    for position, verdict in pool.run_iter([unique[key] for key in todo], [unique_limits[key] for key in todo], stop):
         key = todo[position]
+        verdict, retries = retry_infrastructure(pool, unique[key], unique_limits[key], verdict, stop)
         result = {
             "status": str(verdict.status),
             "passed": verdict.passed,
@@ -178,6 +188,8 @@ def iter_execute_records(
             "stdout": verdict.stdout,
             "stderr": verdict.stderr,
             "duration_s": round(verdict.duration_s, 4),
+            "limits": unique_limits[key].as_key(),
+            **({"infrastructure_retries": retries} if retries else {}),
         }
         for index in indexes.pop(key):
             yield index, {**records[index], **result, "execution_key": key}
