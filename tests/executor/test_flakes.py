@@ -6,7 +6,8 @@ from codequant_executor.flakes import FlakeCheck, Rerun, measure_flakes, sample_
 
 from .conftest import FAST
 
-#: Passes on about half its runs (the sandbox gives each run fresh randomness).
+#: Passes on about half its runs (the sandbox gives each run fresh randomness); each sample gets its own comment as
+#: its completion, since identical programs run once per call.
 COIN = {"language": "python", "prompt": "import os\n", "completion": "", "tests": "assert os.urandom(1)[0] < 128\n"}
 STEADY = {"language": "python", "prompt": "", "completion": "", "tests": "assert 1 == 2\n"}
 
@@ -25,7 +26,7 @@ def test_the_sample_is_seeded_sized_and_only_failures() -> None:
 
 def test_a_coin_flip_program_flips_and_a_steady_failure_never_does() -> None:
     sampled = [{"name": "steady", "sample": 0, "status": "Failure", **STEADY}] + [
-        {"name": "coin", "sample": s, "status": "Failure", **COIN} for s in range(12)
+        {"name": "coin", "sample": s, "status": "Failure", **COIN, "completion": f"# {s}"} for s in range(12)
     ]
     check = measure_flakes(FlakeCheck("toy", "python", "v"), sampled, FAST, max_runs=2, workers=2)
     steady = [r for r in check.reruns if r.name == "steady"]
@@ -39,7 +40,7 @@ def test_a_coin_flip_program_flips_and_a_steady_failure_never_does() -> None:
 
 
 def test_rerun_runs_flipped_samples_until_two_runs_agree() -> None:
-    sampled = [{"name": "coin", "sample": s, "status": "Failure", **COIN} for s in range(8)]
+    sampled = [{"name": "coin", "sample": s, "status": "Failure", **COIN, "completion": f"# {s}"} for s in range(8)]
     check = measure_flakes(FlakeCheck("toy", "python", "v"), sampled, FAST, max_runs=6, workers=2)
     for rerun in check.reruns:
         assert 2 <= len(rerun.statuses) <= 6

@@ -18,6 +18,7 @@ from codequant_executor.infrastructure import limits_of, retry_infrastructure
 from codequant_executor.java_compiler import HARNESS_JAR, java_home, support_classes
 from codequant_executor.java_runner import JVM_FLAGS, javatuples_jar
 from codequant_executor.pool import ExecutorPool, insecure_from_env
+from codequant_executor.provenance import execution_provenance, flat_provenance
 from codequant_executor.runner import Runner, RunnerSetup, UnknownLanguage, runner_class, runner_languages
 
 #: The executor's public entry points: records in, verdicts out; the stage function; the pool that runs programs;
@@ -33,6 +34,7 @@ __all__ = [
     "close_shared_pool",
     "execute_batch",
     "execute_records",
+    "execution_provenance",
     "iter_execute_records",
     "java_home",
     "javatuples_jar",
@@ -209,10 +211,11 @@ def execute_batch(
     the orchestrator stores the outcomes, in both run modes); outcomes carry each completion's key and its execution
     key."""
     records = [item.model_dump() for item in request.items]
-    results = execute_records(
-        records, Limits.from_dict(request.limits), workers=workers, store=store, progress=progress
-    )
+    limits = Limits.from_dict(request.limits)
+    results = execute_records(records, limits, workers=workers, store=store, progress=progress)
     fields = ExecutionOutcome.model_fields
     outcomes = [ExecutionOutcome(**{k: v for k, v in r.items() if k in fields}) for r in results]
     commands = tuple(command for language in runner_languages() for command in runner_class(language).commands)
-    return ExecuteResult(outcomes=outcomes, environment=describe(("codequant-executor",), commands=commands))
+    provenance = flat_provenance(shared_pool(workers).sandbox.layers, limits)
+    environment = {**describe(("codequant-executor",), commands=commands), **provenance}
+    return ExecuteResult(outcomes=outcomes, environment=environment)

@@ -4,7 +4,9 @@ limits and, in a container, the image digest (``$CODEQUANT_IMAGE_DIGEST``, set b
 from __future__ import annotations
 
 import functools
+import json
 import os
+from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -14,14 +16,23 @@ from codequant.limits import Limits
 IMAGE_DIGEST_ENV = "CODEQUANT_IMAGE_DIGEST"
 
 
-def execution_provenance(limits: Limits | None = None) -> dict[str, Any]:
-    """The provenance of the shared pool's verdicts (its sandbox layers), with ``limits`` when given."""
-    from codequant_executor.api import shared_pool
-
-    out: dict[str, Any] = {**_static(), "sandbox_layers": list(shared_pool().sandbox.layers)}
+def execution_provenance(layers: Sequence[str], limits: Limits | None = None) -> dict[str, Any]:
+    """The provenance of verdicts given under the sandbox ``layers`` (``Sandbox.layers``), with ``limits``."""
+    out: dict[str, Any] = {**_static(), "sandbox_layers": list(layers)}
     if limits is not None:
         out["limits"] = limits.as_key()
     return out
+
+
+def flat_provenance(layers: Sequence[str], limits: Limits) -> dict[str, str]:
+    """``execution_provenance`` as the text fields of a job's recorded environment (``ExecuteResult.environment``)."""
+    found = execution_provenance(layers, limits)
+    return {
+        "executor_version": found["executor_version"],
+        "sandbox_layers": ", ".join(found["sandbox_layers"]),
+        "image_digest": found["image_digest"] or "none",
+        "limits": json.dumps(found["limits"], sort_keys=True),
+    }
 
 
 @functools.cache

@@ -19,8 +19,7 @@ def run_self_check(
 ) -> None:
     """Check every reference solution of ``benchmark`` (a built-in name or a user's JSONL file); print the counts
     and failures, write the JSON report to ``out``; exit code 1 when a reference failed."""
-    from codequant_executor.api import close_shared_pool
-    from codequant_executor.provenance import execution_provenance
+    from codequant_executor.api import close_shared_pool, execution_provenance, shared_pool
     from codequant_executor.self_check import self_check
 
     given = Path(benchmark)
@@ -31,7 +30,7 @@ def run_self_check(
         problems = load_benchmark(benchmark)
     try:
         check = self_check(problems, limits, workers=workers, insecure=insecure)
-        provenance = execution_provenance(limits)
+        provenance = execution_provenance(shared_pool().sandbox.layers, limits)
     finally:
         close_shared_pool()
     summary = check.summary()

@@ -62,7 +62,7 @@ def _keep(
 def self_checks(plan: Plan, store: Store) -> dict[str, dict[str, float]]:
     """Run (or find stored) every benchmark's reference self-check; returns benchmark -> problem -> calibrated
     timeout (empty without ``execution.calibration``)."""
-    from codequant_executor.provenance import execution_provenance
+    from codequant_executor.api import execution_provenance, shared_pool
     from codequant_executor.self_check import self_check
 
     execution = plan.study.execution
@@ -77,7 +77,11 @@ def self_checks(plan: Plan, store: Store) -> dict[str, dict[str, float]]:
         result = _stored(store, key)
         if result is None:
             check = self_check(bench, limits, workers=execution.workers)
-            result = {**check.to_dict(), "provenance": execution_provenance(limits), "calibration": calibration}
+            result = {
+                **check.to_dict(),
+                "provenance": execution_provenance(shared_pool().sandbox.layers, limits),
+                "calibration": calibration,
+            }
             if execution.calibration is not None:
                 result["timeouts"] = calibrated_timeouts(
                     check.runtimes_s,
@@ -94,8 +98,8 @@ def self_checks(plan: Plan, store: Store) -> dict[str, dict[str, float]]:
 def measure_variant_flakes(plan: Plan, store: Store, variant: VariantPlan, benchmark: str, timeouts: dict) -> None:
     """Re-run a seeded sample of the variant's failed samples on ``benchmark`` (once per study: stored); with
     ``policy: rerun``, a sample that settles on another verdict than the stored one replaces it."""
+    from codequant_executor.api import execution_provenance, shared_pool
     from codequant_executor.flakes import FlakeCheck, measure_flakes, sample_failures
-    from codequant_executor.provenance import execution_provenance
 
     execution = plan.study.execution
     flakes = execution.flakes
@@ -127,7 +131,11 @@ def measure_variant_flakes(plan: Plan, store: Store, variant: VariantPlan, bench
     measure_flakes(check, sampled, execution.limits(), max_runs=max_runs, workers=execution.workers)
     if flakes.policy == "rerun":
         _settle(store, plan, variant, benchmark, check, wanted)
-    result = {**check.to_dict(), "policy": flakes.policy, "provenance": execution_provenance(execution.limits())}
+    result = {
+        **check.to_dict(),
+        "policy": flakes.policy,
+        "provenance": execution_provenance(shared_pool().sandbox.layers, execution.limits()),
+    }
     _keep(store, plan, key, "flakes", benchmark, result, variant.key)
 
 
