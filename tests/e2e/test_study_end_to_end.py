@@ -103,6 +103,7 @@ def _check_verdict_checks(out: Path, store: Store, codequant: Codequant) -> None
     assert "humaneval (python): 6 checked, 0 failed, 0 flipped." in markdown
     assert "mceval-java (java): 3 checked, 0 failed" in markdown
     assert "multiple-humaneval-java (java): 0 checked, 0 failed, 0 flipped; 2 without a reference" in markdown
+    assert "multiple-humaneval-java: no measured reference: the study's timeout for all 2 problems." in markdown
     assert "max(3 s, 4 × reference runtime)" in markdown and "sandbox layers: bubblewrap" in markdown
     with store.session() as session:
         kinds = sorted(session.scalars(select(Verification.kind)))

@@ -30,10 +30,10 @@ def _self_check(failures: dict[str, str]) -> dict:
         "failures": failures,
         "flips": [],
         "runs": [],
-        "without_reference": [],
+        "without_reference": ["d"],
         "provenance": PROVENANCE,
         "calibration": {"factor": 4.0, "floor_s": 3.0},
-        "timeouts": {"a": 3.0, "b": 3.0, "c": 8.0},
+        "timeouts": {"a": 3.0, "b": 3.0, "c": 8.0, "d": 15.0},
     }
 
 
@@ -130,7 +130,8 @@ def test_the_sections_state_counts_limits_flip_rates_and_provenance(tmp_path: Pa
     assert list(sections) == ["Reference self-check", "Calibrated time limits", "Flakes", "Verdict provenance"]
     assert "humaneval (python): 5 checked, 1 failed, 1 flipped." in sections["Reference self-check"]
     assert sections["Calibrated time limits"] == [
-        "humaneval: max(3 s, 4 × reference runtime); min 3 s, median 3 s, max 8 s; 2 of 3 problems at the floor."
+        "humaneval: max(3 s, 4 × reference runtime); min 3 s, median 3 s, max 8 s; 2 of 3 problems at the floor; "
+        "1 without a measured reference keep the study's timeout."
     ]
     # By hand: 2 flips (p1 in each variant) of 5 re-runs over both variants.
     assert "humaneval (python): variants' failures 2 of 5 re-runs flipped (40.0%)." in sections["Flakes"]

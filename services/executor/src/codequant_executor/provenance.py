@@ -1,5 +1,5 @@
 """Where a verdict came from: the executor's version, the sandbox layers in effect, the toolchains' versions, the
-limits and, in a container, the image digest (``$CODEQUANT_IMAGE_DIGEST``, set by the image build)."""
+limits and, in a container, the image digest (``$CODEQUANT_IMAGE_DIGEST``, set by whoever starts the container)."""
 
 from __future__ import annotations
 

@@ -102,12 +102,20 @@ def _limit_lines(checks: VerdictChecks) -> list[str]:
         if not calibration or not timeouts:
             lines.append(f"{name}: the study's timeout for every problem (no calibration).")
             continue
-        values = sorted(timeouts.values())
+        unmeasured = {p for p in timeouts if p in c["without_reference"] or p in c["failures"]}
+        values = sorted(v for problem, v in timeouts.items() if problem not in unmeasured)
+        if not values:
+            lines.append(f"{name}: no measured reference: the study's timeout for all {len(timeouts)} problems.")
+            continue
         at_floor = sum(v == calibration["floor_s"] for v in values)
-        lines.append(
+        line = (
             f"{name}: max({calibration['floor_s']:g} s, {calibration['factor']:g} × reference runtime); "
             f"min {values[0]:g} s, median {statistics.median(values):g} s, max {values[-1]:g} s; "
-            f"{at_floor} of {len(values)} problems at the floor."
+            f"{at_floor} of {len(values)} problems at the floor"
+        )
+        lines.append(
+            line
+            + (f"; {len(unmeasured)} without a measured reference keep the study's timeout." if unmeasured else ".")
         )
     return lines or ["No calibration."]
 
