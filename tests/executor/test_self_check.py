@@ -121,3 +121,20 @@ def test_verdicts_the_executor_caused_are_retried_and_never_stored(tmp_path: Pat
     store = Store(f"sqlite:///{tmp_path / 'store.db'}")
     assert store_executions(store, [once, lasting]) == 1
     assert set(stored_executions(store, [once["execution_key"], lasting["execution_key"]])) == {once["execution_key"]}
+
+
+def test_bad_self_check_invocations_are_one_line_and_exit_2(tmp_path: Path) -> None:
+    from tests.cli import codequant_in_process
+
+    records = tmp_path / "in.jsonl"
+    records.write_text("")
+    out = tmp_path / "out.json"
+    for args, expected in [
+        (("--self-check", "nope", "--out", out), "unknown benchmark 'nope'"),
+        ((records, "--self-check", "humaneval", "--out", out), "give IN.jsonl or --self-check BENCHMARK"),
+        (("--out", out), "give IN.jsonl or --self-check BENCHMARK"),
+        (("--self-check", "humaneval"), "--out: missing"),
+    ]:
+        done = codequant_in_process("execute", *args)
+        assert done.returncode == 2 and expected in done.stderr, (args, done.stderr)
+        assert len(done.stderr.strip().splitlines()) == 1 and not out.exists()
