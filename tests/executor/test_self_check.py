@@ -3,6 +3,7 @@ sandboxed executor."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -138,3 +139,31 @@ def test_bad_self_check_invocations_are_one_line_and_exit_2(tmp_path: Path) -> N
         done = codequant_in_process("execute", *args)
         assert done.returncode == 2 and expected in done.stderr, (args, done.stderr)
         assert len(done.stderr.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_a_flipping_reference_is_excluded_or_counts_as_it_settles(tmp_path: Path) -> None:
+    from codequant.benchmarks import BenchmarkSet
+    from codequant.benchmarks.problem import Problem
+
+    coin = Problem(
+        name="coin",
+        language="python",
+        prompt="import os\n",
+        tests="assert os.urandom(1)[0] < 192\n",  # passes three runs in four
+        stop_tokens=[],
+        benchmark="toy",
+        canonical_solution="",
+    )
+    # Distinct programs (a comment each): identical programs would run once per call.
+    problems = [dataclasses.replace(coin, name=f"coin{i}", canonical_solution=f"# {i}") for i in range(16)]
+    strict = self_check(BenchmarkSet("toy", problems, "test"), FAST, workers=2)
+    settled = self_check(BenchmarkSet("toy", problems, "test"), FAST, workers=2, rerun=True, max_runs=6)
+    for run in strict.runs:  # two runs each; any failure leaves the problem out
+        assert len(run.statuses) == 2 and run.passed == (run.statuses == ("OK", "OK"))
+    assert strict.failed  # P(all 16 pass twice) = (9/16)**16 < 1e-3
+    for run in settled.runs:
+        assert 2 <= len(run.statuses) <= 6
+        if len(run.statuses) < 6:  # stopped because the last two runs agreed
+            assert run.statuses[-1] == run.statuses[-2] or {run.statuses[-1], run.statuses[-2]} <= {"OK"}
+        assert run.passed == (run.statuses[-2:] == ("OK", "OK"))
+    assert set(settled.runtimes_s) == {run.name for run in settled.runs if run.passed}

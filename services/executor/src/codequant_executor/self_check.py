@@ -1,6 +1,8 @@
 """The reference self-check: every problem's reference solution runs in this executor, under the limits the
-completions will get, twice (the second run measures flakes); a problem whose reference does not pass both times is
-reported with the reason and left out of comparisons, never counted against a variant."""
+completions will get, twice (the second run measures flakes). A problem whose reference fails is reported with the
+reason and left out of comparisons, never counted against a variant. A reference whose two runs disagree is left out
+too (``rerun=False``), or runs again until two runs in a row agree and counts as it settled (``rerun=True``, at most
+``max_runs`` runs)."""
 
 from __future__ import annotations
 
@@ -25,21 +27,23 @@ class ReferenceRun:
     statuses: tuple[str, ...]
     durations_s: tuple[float, ...]
     stderr: str
+    #: whether a flipped reference counts as it settled (the last two runs agree) rather than failing
+    settle: bool = False
 
     @property
     def passed(self) -> bool:
-        """The reference passed every run."""
-        return all(status == "OK" for status in self.statuses)
+        """Every run passed; with ``settle``, the last two runs passed."""
+        return all(status == "OK" for status in (self.statuses[-2:] if self.settle else self.statuses))
 
     @property
     def flipped(self) -> bool:
-        """The runs disagree."""
-        return len(set(self.statuses)) > 1
+        """Some run passed and some did not."""
+        return len({status == "OK" for status in self.statuses}) > 1
 
     @property
     def runtime_s(self) -> float:
-        """The slowest run (what a completion as fast as the reference may need)."""
-        return max(self.durations_s)
+        """The slowest passing run (what a completion as fast as the reference may need)."""
+        return max(d for s, d in zip(self.statuses, self.durations_s, strict=True) if s == "OK")
 
     @property
     def reason(self) -> str:
@@ -101,7 +105,8 @@ class SelfCheck:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SelfCheck:
         runs = [
-            ReferenceRun(r["name"], tuple(r["statuses"]), tuple(r["durations_s"]), r["stderr"]) for r in data["runs"]
+            ReferenceRun(r["name"], tuple(r["statuses"]), tuple(r["durations_s"]), r["stderr"], r["settle"])
+            for r in data["runs"]
         ]
         return cls(data["benchmark"], data["language"], runs, list(data["without_reference"]))
 
@@ -113,8 +118,11 @@ def self_check(
     workers: int | None = None,
     insecure: bool | None = None,
     stop: threading.Event | None = None,
+    rerun: bool = False,
+    max_runs: int = 5,
 ) -> SelfCheck:
-    """Run every reference solution of ``benchmark`` ``RUNS`` times (never from a store: each run is measured)."""
+    """Run every reference solution of ``benchmark`` ``RUNS`` times (never from a store: each run is measured); with
+    ``rerun``, flipped ones again until two runs in a row agree (at most ``max_runs``)."""
     problems = benchmark.problems
     language = problems[0].language if problems else ""
     checked = [p for p in problems if p.canonical_solution is not None]
@@ -130,22 +138,32 @@ def self_check(
         for p in checked
     ]
     verdicts: list[list[dict[str, Any]]] = [[] for _ in records]
-    for _ in range(RUNS):
-        for index, verdict in sorted(
-            iter_execute_records(records, limits, workers=workers, insecure=insecure, stop=stop), key=lambda x: x[0]
-        ):
-            verdicts[index].append(verdict)
+    pending = list(range(len(records)))
+    while pending:
+        batch = [records[i] for i in pending]
+        for position, verdict in iter_execute_records(batch, limits, workers=workers, insecure=insecure, stop=stop):
+            verdicts[pending[position]].append(verdict)
+        pending = [i for i in pending if len(verdicts[i]) < RUNS or (rerun and _unsettled(verdicts[i], max_runs))]
+        if stop is not None and stop.is_set():
+            break
     result.runs = [
         ReferenceRun(
             record["name"],
             tuple(v["status"] for v in runs),
             tuple(v["duration_s"] for v in runs),
             next((v["stderr"] for v in runs if v["status"] != "OK"), ""),
+            rerun,
         )
         for record, runs in zip(records, verdicts, strict=True)
-        if len(runs) == RUNS  # a stopped run leaves some unchecked
+        if len(runs) >= RUNS  # a stopped run leaves some unchecked
     ]
     return result
+
+
+def _unsettled(runs: list[dict[str, Any]], max_runs: int) -> bool:
+    """Whether a reference flipped and its last two runs still disagree, with runs left."""
+    passes = [v["status"] == "OK" for v in runs]
+    return len(runs) < max_runs and len(set(passes)) > 1 and passes[-1] != passes[-2]
 
 
 def excluded_problems(checks: Sequence[SelfCheck]) -> dict[tuple[str, str], str]:

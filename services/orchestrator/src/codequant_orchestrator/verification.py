@@ -73,10 +73,14 @@ def self_checks(plan: Plan, store: Store) -> dict[str, dict[str, float]]:
     for name, bench in plan.benchmarks.items():
         references = sorted((p.name, p.prompt, p.canonical_solution or "", p.tests) for p in bench.problems)
         calibration = execution.calibration.model_dump() if execution.calibration else None
-        key = stable_hash(["self-check", plan.study.name, name, limits.as_key(), calibration, references])[:40]
+        flakes = execution.flakes
+        settle = flakes.policy == "rerun"
+        key = stable_hash(
+            ["self-check", plan.study.name, name, limits.as_key(), calibration, references, settle, flakes.max_runs]
+        )[:40]
         result = _stored(store, key)
         if result is None:
-            check = self_check(bench, limits, workers=execution.workers)
+            check = self_check(bench, limits, workers=execution.workers, rerun=settle, max_runs=flakes.max_runs)
             result = {
                 **check.to_dict(),
                 "provenance": execution_provenance(shared_pool().sandbox.layers, limits),
