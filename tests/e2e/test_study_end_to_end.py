@@ -29,7 +29,7 @@ benchmarks:
   - {{name: mceval-java, limit: 3, max_new_tokens: 256}}
   - {{name: multiple-humaneval-java, limit: 2, max_new_tokens: 96}}
 sampling: {{n: 3}}
-execution: {{calibration: {{factor: 4, floor_s: 3}}, flakes: {{sample: 0.5}}}}
+execution: {{calibration: {{factor: 4, floor_s: 3}}, flakes: {{sample: 0.5, policy: rerun}}}}
 statistics: {{bootstrap_samples: 500}}
 """
 
