@@ -71,11 +71,6 @@ class FlakeCheck:
     def to_dict(self) -> dict[str, Any]:
         return {**self.summary(), "flipped_problems": self.flipped, "reruns": [asdict(r) for r in self.reruns]}
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> FlakeCheck:
-        reruns = [Rerun(r["name"], r["sample"], tuple(r["statuses"])) for r in data["reruns"]]
-        return cls(data["benchmark"], data["language"], data["variant"], data["failures"], reruns)
-
 
 def sample_failures(results: Sequence[dict[str, Any]], fraction: float, seed: int) -> list[dict[str, Any]]:
     """A seeded ``fraction`` (at least one when there are failures and the fraction is not 0) of the failed

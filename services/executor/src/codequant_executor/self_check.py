@@ -7,7 +7,6 @@ too (``rerun=False``), or runs again until two runs in a row agree and counts as
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -102,14 +101,6 @@ class SelfCheck:
             "without_reference": self.no_reference,
         }
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SelfCheck:
-        runs = [
-            ReferenceRun(r["name"], tuple(r["statuses"]), tuple(r["durations_s"]), r["stderr"], r["settle"])
-            for r in data["runs"]
-        ]
-        return cls(data["benchmark"], data["language"], runs, list(data["without_reference"]))
-
 
 def self_check(
     benchmark: BenchmarkSet,
@@ -164,8 +155,3 @@ def _unsettled(runs: list[dict[str, Any]], max_runs: int) -> bool:
     """Whether a reference flipped and its last two runs still disagree, with runs left."""
     passes = [v["status"] == "OK" for v in runs]
     return len(runs) < max_runs and len(set(passes)) > 1 and passes[-1] != passes[-2]
-
-
-def excluded_problems(checks: Sequence[SelfCheck]) -> dict[tuple[str, str], str]:
-    """(benchmark, problem) -> reason, for every problem a self-check left out of comparisons."""
-    return {(check.benchmark, name): reason for check in checks for name, reason in check.failed.items()}
