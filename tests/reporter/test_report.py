@@ -83,7 +83,7 @@ def test_every_format_from_a_study_folder(tmp_path: Path) -> None:
     assert html.count("data:image/png;base64,") == 3 and "src='http" not in html and "<link" not in html
     assert "Table 3 layout" in html and "Table 5 layout" in html and "Table 6 layout" in html
     tex = (out / "tables.tex").read_text()
-    assert tex.count("\\begin{tabular}") == 7 and "\\toprule" in tex and "\\multicolumn{2}{c}{Python}" in tex
+    assert tex.count("\\begin{tabular}") == 11 and "\\toprule" in tex and "\\multicolumn{2}{c}{Python}" in tex
     md = (out / "report.md").read_text()
     assert "![pass1_vs_memory](pass1_vs_memory.png)" in md
     for fact in (

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from codequant.benchmarks import benchmark_info
 from codequant.passk import mean_pass_at_k
 from codequant_reporter.compare import Comparison, adjust_family, compare_paired
-from codequant_reporter.pairing import pair
+from codequant_reporter.pairing import Paired, pair
 from codequant_reporter.study_data import ModelData, StudyData, VariantData
 
 #: The pass@k a table shows, each where every row of the table has at least k samples per problem.
@@ -120,3 +120,15 @@ def comparison_ks(comparisons: Iterable[Comparison]) -> list[int]:
     """The reported k that every comparison (both sides paired) has enough samples for."""
     fewest = min((c.samples_per_problem for c in comparisons), default=1)
     return [k for k in REPORTED_K if k <= fewest]
+
+
+def main_pairs(analysis: Analysis) -> list[tuple[str, str, Comparison, Paired]]:
+    """(baseline key, benchmark, comparison, paired outcomes) of every comparison with a baseline."""
+    data = analysis.data
+    keys = {(v.model, v.name): v.key for m in data.models for v in m.variants}
+    found = []
+    for (variant_key, benchmark), c in analysis.main.items():
+        base_key = keys[(c.labels["model"], c.labels["baseline"])]
+        paired = pair(data.outcomes[(base_key, benchmark)], data.outcomes[(variant_key, benchmark)], c.variant)
+        found.append((base_key, benchmark, c, paired))
+    return found

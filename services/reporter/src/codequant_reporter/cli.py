@@ -4,35 +4,22 @@ from __future__ import annotations
 
 import json
 import sys
-from collections import defaultdict
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from codequant.errors import InputError
-from codequant.jsonl import read_input_records
 from codequant.option_checks import one_of_each
 from codequant_reporter import FORMATS
 
+if TYPE_CHECKING:
+    from codequant_reporter.noninferiority import Assessment
+
 console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 240)
 err_console = Console(highlight=False, soft_wrap=True, stderr=True)
-#: Sampling settings records carry (from `codequant generate` or MultiPL-E): samples to pair must share them.
-SAMPLING = ("temperature", "top_p")
-
-
-def _sampling(records: list[dict[str, Any]]) -> set[tuple[Any, ...]]:
-    """The (temperature, top_p) pairs the records were sampled with; records that say nothing are left out."""
-    return {tuple(r.get(k) for k in SAMPLING) for r in records if any(k in r for k in SAMPLING)}
-
-
-def _by_benchmark(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for record in records:
-        groups[str(record.get("benchmark", ""))].append(record)
-    return groups
 
 
 def _open_unit(value: float) -> float:
@@ -41,13 +28,27 @@ def _open_unit(value: float) -> float:
     return value
 
 
+def _check_margin(margin: float | None) -> None:
+    if margin is not None and not 0 < margin < 100:
+        raise InputError(f"--margin: percentage points above 0 and below 100, got {margin:g}")
+
+
+def detectable(assessment: Assessment) -> str:
+    """'drops >= X pp' (or why none) for one comparison."""
+    found = assessment.detectable_drop_pp
+    return "none (too few problems or passes)" if found is None else f"drops ≥ {found:.1f} pp"
+
+
 def compare(
     variants: Annotated[
         list[Path],
-        typer.Argument(metavar="VARIANT.jsonl...", help="variant execution results", exists=True, dir_okay=False),
+        typer.Argument(
+            metavar="VARIANT.jsonl...", help="variant execution results: JSONL files or folders of them", exists=True
+        ),
     ],
     baseline: Annotated[
-        Path, typer.Option("--baseline", help="baseline execution results (JSONL)", exists=True, dir_okay=False)
+        Path,
+        typer.Option("--baseline", help="baseline execution results: a JSONL file or a folder of them", exists=True),
     ],
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
     alpha: Annotated[float, typer.Option(help="significance level", callback=_open_unit)] = 0.05,
@@ -57,11 +58,17 @@ def compare(
     ] = "benjamini-hochberg",
     bootstrap: Annotated[int, typer.Option(help="bootstrap resamples", min=100)] = 10000,
     seed: Annotated[int, typer.Option(help="bootstrap seed", min=0)] = 0,
+    margin: Annotated[
+        float | None,
+        typer.Option(help="non-inferiority margin in percentage points of pass@1: adds a verdict per comparison"),
+    ] = None,
 ) -> None:
     """Compare variants with a baseline: pass@k, McNemar on paired samples, odds ratio, BH, problem-level tests
-    (a warning when the records say they were sampled with other settings than the baseline's)."""
+    (a warning when the records say they were sampled with other settings than the baseline's); with --margin,
+    a non-inferiority verdict and the smallest drop each comparison could detect."""
     from codequant_reporter.compare import adjust_family, compare_paired
-    from codequant_reporter.pairing import outcomes, pair
+    from codequant_reporter.noninferiority import assess
+    from codequant_reporter.result_files import paired_files
 
     try:
         ks = tuple(sorted({int(v) for v in k.split(",")}))
@@ -69,38 +76,24 @@ def compare(
         raise InputError(f"--k: expected comma-separated integers, got {k!r}") from None
     if min(ks) < 1:
         raise InputError(f"--k: pass@k needs k >= 1, got {k!r}")
-    base_records = [record for _, record in read_input_records(baseline)]
-    base_groups = _by_benchmark(base_records)
-    results = []
-    for path in variants:
-        records = [record for _, record in read_input_records(path)]
-        theirs, ours = _sampling(base_records), _sampling(records)
-        if theirs and ours and theirs != ours:
-            err_console.print(
-                f"warning: {path}: sampled with (temperature, top_p) {sorted(ours)}, the baseline {baseline} with "
-                f"{sorted(theirs)}",
-                markup=False,
-            )
-        name = next((str(r["variant"]) for r in records if r.get("variant")), path.stem)
-        groups = _by_benchmark(records)
-        if groups.keys() != base_groups.keys():
-            raise InputError(f"{path}: benchmarks {sorted(groups)} differ from the baseline's {sorted(base_groups)}")
-        for benchmark, group in groups.items():
-            label = f"{path}" + (f" [{benchmark}]" if benchmark else "")
-            paired = pair(outcomes(base_groups[benchmark], f"{baseline}"), outcomes(group, label), label)
-            results.append(
-                compare_paired(
-                    paired,
-                    name,
-                    ks=ks,
-                    bootstrap_samples=bootstrap,
-                    seed=seed,
-                    labels={"benchmark": benchmark} if benchmark else {},
-                )
-            )
+    _check_margin(margin)
+    found = paired_files(baseline, variants, lambda line: err_console.print(line, markup=False))
+    results = [
+        compare_paired(
+            f.paired,
+            f.variant,
+            ks=ks,
+            bootstrap_samples=bootstrap,
+            seed=seed,
+            labels={"benchmark": f.benchmark} if f.benchmark else {},
+        )
+        for f in found
+    ]
     adjust_family(results, correction, alpha)
+    verdicts = [None if margin is None else assess(f.paired, margin_pp=margin, alpha=alpha, seed=seed) for f in found]
     if as_json:
-        json.dump([r.to_dict() for r in results], sys.stdout, indent=2)
+        rows = [{**r.to_dict(), **(v.to_dict() if v else {})} for r, v in zip(results, verdicts, strict=True)]
+        json.dump(rows, sys.stdout, indent=2)
         sys.stdout.write("\n")
         return
     table = Table(
@@ -116,9 +109,10 @@ def compare(
         "OR",
         "Wilcoxon p",
         "95 % CI (pp)",
-        title=f"{len(results)} comparison(s), α = {alpha}",
+        *(["verdict", "could detect"] if margin is not None else []),
+        title=f"{len(results)} comparison(s), α = {alpha}" + (f", margin {margin:g} pp" if margin is not None else ""),
     )
-    for r in results:
+    for r, v in zip(results, verdicts, strict=True):
         low, high = r.bootstrap_ci
         table.add_row(
             r.variant,
@@ -133,8 +127,17 @@ def compare(
             f"{r.odds_ratio:.2f}",
             f"{r.wilcoxon_p:.3g}",
             f"[{100 * low:+.1f}, {100 * high:+.1f}]",
+            *([] if v is None else [v.noninferiority.verdict, "" if r.significant else detectable(v)]),
         )
     console.print(table)
+    if margin is not None:
+        console.print(
+            f"Δ % and CI are variant − baseline (negative: the variant is worse). Verdict: one-sided paired "
+            f"t-tests over per-problem pass rates at α = {alpha} against a margin of {margin:g} pp; could detect: the "
+            "smallest true drop this many problems and samples detect with power 0.8 (shown where the drop is not "
+            "significant).",
+            markup=False,
+        )
 
 
 def report(
@@ -168,5 +171,10 @@ def report(
 
 def register(app: typer.Typer) -> None:
     """Add this service's subcommands to the `codequant` command."""
+    from codequant_reporter.gate_cli import gate
+    from codequant_reporter.plan_cli import plan
+
     app.command()(compare)
     app.command()(report)
+    app.command()(gate)
+    app.command()(plan)

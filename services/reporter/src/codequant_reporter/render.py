@@ -7,14 +7,23 @@ import csv
 import html
 import io
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from codequant_reporter.tables import Table
 
 
-def markdown(title: str, tables: list[Table], plots: list[Path], methods: list[tuple[str, list[str]]]) -> str:
+def markdown(
+    title: str,
+    tables: list[Table],
+    plots: list[Path],
+    methods: list[tuple[str, list[str]]],
+    intro: Sequence[str] = (),
+) -> str:
     out = [f"# {title}", ""]
+    for paragraph in intro:
+        out += [paragraph, ""]
     for table in tables:
         out += [f"## {table.title}", ""]
         columns = _flat_columns(table)
@@ -38,8 +47,15 @@ def _flat_columns(table: Table) -> list[str]:
     return [f"{g} {c}".strip() for g, c in zip(labels, table.columns, strict=True)]
 
 
-def html_page(title: str, tables: list[Table], plots: list[Path], methods: list[tuple[str, list[str]]]) -> str:
-    """One self-contained HTML file: plots are embedded as base64 PNG."""
+def html_page(
+    title: str,
+    tables: list[Table],
+    plots: list[Path],
+    methods: list[tuple[str, list[str]]],
+    extra: str = "",
+    intro: Sequence[str] = (),
+) -> str:
+    """One self-contained HTML file: plots are embedded as base64 PNG; ``extra`` (HTML) goes before the plots."""
     e = html.escape
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
@@ -49,8 +65,11 @@ def html_page(title: str, tables: list[Table], plots: list[Path], methods: list[
         "th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}",
         "td:first-child,th:first-child{text-align:left}th{background:#f3f3f3}",
         ".note{color:#555;font-size:12px}img{max-width:100%;border:1px solid #eee;margin:1em 0}",
+        "table.side td{text-align:left;vertical-align:top;width:50%}pre{white-space:pre-wrap;font-size:12px;margin:0}",
+        "pre.error{color:#a00;border-top:1px solid #ddd;margin-top:4px}",
         "</style></head><body>",
         f"<h1>{e(title)}</h1>",
+        *(f"<p>{e(paragraph)}</p>" for paragraph in intro),
     ]
     for table in tables:
         parts.append(f"<h2 id='{e(table.key)}'>{e(table.title)}</h2><table>")
@@ -62,6 +81,8 @@ def html_page(title: str, tables: list[Table], plots: list[Path], methods: list[
         parts += ["<tr>" + "".join(f"<td>{e(cell)}</td>" for cell in row) + "</tr>" for row in table.rows]
         parts.append("</table>")
         parts += [f"<p class='note'>{e(note)}</p>" for note in table.notes]
+    if extra:
+        parts.append(extra)
     parts.append("<h2>Plots</h2>")
     for plot in plots:
         data = base64.b64encode(plot.read_bytes()).decode("ascii")

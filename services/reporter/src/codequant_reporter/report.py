@@ -17,8 +17,12 @@ from codequant_reporter import FORMATS, render
 from codequant_reporter.analysis import Analysis, analyse
 from codequant_reporter.cost import cost_table
 from codequant_reporter.export import check_target, export_report
+from codequant_reporter.failures import load_samples
+from codequant_reporter.flip_tables import flip_tables, lost_problems_html
 from codequant_reporter.methods_section import PACKAGES, methods_section
+from codequant_reporter.noninferiority_table import noninferiority_table
 from codequant_reporter.plots import PLOTS
+from codequant_reporter.reading_guide import perplexity_note, reading_guide
 from codequant_reporter.study_data import load_study_data
 from codequant_reporter.tables import (
     calibration_table,
@@ -93,7 +97,14 @@ def _render(
     calibration = calibration_table(analysis)
     if calibration is not None:
         tables.append(calibration)
-    tables += [model_size_table(analysis), memory_table(data), cost_table(data), comparisons_table(analysis)]
+    cost = cost_table(data)
+    note = perplexity_note(data)
+    if note:
+        cost.notes.append(note)
+    tables += [model_size_table(analysis), memory_table(data), cost, comparisons_table(analysis)]
+    tables.append(noninferiority_table(analysis))
+    samples = load_samples(store, data)
+    tables += flip_tables(analysis, samples)
     out.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
     plots = []
@@ -102,10 +113,14 @@ def _render(
         written[name] = out / name
     sections = methods_section(data) + verdict_check_sections(data.verdict_checks)
     title = f"codequant report — {data.study.name}"
+    guide = reading_guide(data)
     if "md" in formats:
-        written["md"] = _write(out / "report.md", render.markdown(title, tables, plots, sections))
+        written["md"] = _write(out / "report.md", render.markdown(title, tables, plots, sections, guide))
     if "html" in formats:
-        written["html"] = _write(out / "report.html", render.html_page(title, tables, plots, sections))
+        written["html"] = _write(
+            out / "report.html",
+            render.html_page(title, tables, plots, sections, lost_problems_html(analysis, samples), guide),
+        )
     if "csv" in formats:
         for table in tables:
             written[f"{table.key}.csv"] = _write(out / f"{table.key}.csv", render.csv_text(table))

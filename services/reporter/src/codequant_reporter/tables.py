@@ -73,7 +73,7 @@ def pass1_tables(analysis: Analysis) -> list[Table]:
         tables.append(
             Table(
                 key=f"table3-{_slug(suite)}",
-                title=f"Table 3 layout — {suite}: pass@k (%) of each variant",
+                title=f"pass@k (%) of each variant on {suite}, with its significance against the baseline",
                 columns=columns,
                 rows=rows,
                 groups=groups,
@@ -81,7 +81,8 @@ def pass1_tables(analysis: Analysis) -> list[Table]:
                 notes=[
                     _marks_note(data),
                     _passk_note(ks),
-                    "OR: baseline-only passes / variant-only passes over paired samples.",
+                    "OR: baseline-only passes / variant-only passes over paired samples (above 1: the variant loses).",
+                    _paper_note(3),
                 ],
             )
         )
@@ -148,23 +149,28 @@ def calibration_table(analysis: Analysis) -> Table | None:
         )
     return Table(
         key="table5-calibration",
-        title="Table 5 layout — calibration sets vs random calibration",
+        title="Does the calibration set matter? pass@k (%) of each calibration set against random calibration",
         columns=columns,
         rows=rows,
         records=records,
-        notes=[_marks_note(data), _passk_note(ks), "OR: random-only passes / this calibration's-only passes."],
+        notes=[
+            _marks_note(data),
+            _passk_note(ks),
+            "OR: random-only passes / this calibration's-only passes (above 1: this calibration set loses).",
+            _paper_note(5),
+        ],
     )
 
 
 def model_size_table(analysis: Analysis) -> Table:
-    """Model size vs the decrease of pass@1 under each quantized variant, Dec % (the reference study's Table 6
-    layout)."""
+    """Model size vs the relative change of pass@1 under each quantized variant (the reference study's Table 6
+    layout, with its Dec % turned into a change: negative is a loss, as everywhere in the report)."""
     data = analysis.data
     names = list(data.benchmarks)
     ks = comparison_ks(analysis.main.values())
     columns = ["Model", "Params", "Precision"]
     for n in names:
-        columns += [f"{bench_label(n)} base", f"{bench_label(n)} quant.", f"{bench_label(n)} Dec %"]
+        columns += [f"{bench_label(n)} base", f"{bench_label(n)} quant.", f"{bench_label(n)} change %"]
         columns += [f"{bench_label(n)} pass@{k} {side}" for k in ks[1:] for side in ("base", "quant.")]
     rows, records = [], []
     ordered = sorted(data.models, key=lambda m: m.num_parameters or 0)
@@ -179,14 +185,14 @@ def model_size_table(analysis: Analysis) -> Table:
                 if comparison is None:
                     row += ["–"] * (3 + 2 * len(ks[1:]))
                     continue
-                dec = None if comparison.relative_change_pct is None else -comparison.relative_change_pct
-                row += [pct(comparison.baseline_pass1), pct(comparison.pass1), signed(dec)]
+                change = comparison.relative_change_pct
+                row += [pct(comparison.baseline_pass1), pct(comparison.pass1), signed(change)]
                 for k in ks[1:]:
                     row += [pct(comparison.baseline_pass_at_k[f"pass@{k}"]), pct(comparison.pass_at_k[f"pass@{k}"])]
                 record[n] = {
                     "baseline": comparison.baseline_pass1,
                     "quantized": comparison.pass1,
-                    "dec_pct": dec,
+                    "change_pct": change,
                     **{f"baseline pass@{k}": comparison.baseline_pass_at_k[f"pass@{k}"] for k in ks[1:]},
                     **{f"quantized pass@{k}": comparison.pass_at_k[f"pass@{k}"] for k in ks[1:]},
                 }
@@ -194,11 +200,16 @@ def model_size_table(analysis: Analysis) -> Table:
             records.append(record)
     return Table(
         key="table6-model-size",
-        title="Table 6 layout — decrease of pass@1 by model size",
+        title="Does model size soften the loss? Relative change of pass@1 by model size",
         columns=columns,
         rows=rows,
         records=records,
-        notes=["Dec %: (baseline − quantized) / baseline × 100 of pass@1.", _passk_note(ks)],
+        notes=[
+            "change %: (quantized − baseline) / baseline × 100 of pass@1; negative is a loss (the paper's Dec % with "
+            "the opposite sign).",
+            _passk_note(ks),
+            _paper_note(6),
+        ],
     )
 
 
@@ -221,7 +232,7 @@ def comparisons_table(analysis: Analysis) -> Table:
         "adj. p",
         "OR",
         "Wilcoxon p",
-        "Mem. −%",
+        "Memory saved %",
     ]
     rows, records = [], []
     for (_, benchmark), c in analysis.main.items():
@@ -254,6 +265,8 @@ def comparisons_table(analysis: Analysis) -> Table:
         rows=rows,
         records=records,
         notes=[
+            "Δ %: (variant − baseline) / baseline × 100 of pass@1, negative is a loss; CI in percentage points of "
+            "the same difference. Memory saved %: (1 − variant bytes / baseline bytes) × 100. "
             "b: baseline-only passes, c: variant-only passes (samples paired by problem and sample index). "
             "McNemar: exact binomial when b + c < 25, else χ² with continuity correction; adj. p: "
             f"{analysis.data.study.statistics.correction} within each {analysis.data.study.statistics.family}. "
@@ -266,7 +279,16 @@ def comparisons_table(analysis: Analysis) -> Table:
 
 def memory_table(data: StudyData) -> Table:
     """Size, reduction and bits per weight of every variant."""
-    columns = ["Model", "Variant", "Precision", "Size", "Reduction %", "Nominal bits/weight", "Stored bits/weight"]
+    columns = [
+        "Model",
+        "Variant",
+        "Precision",
+        "Size",
+        "Memory saved %",
+        "Bits/weight",
+        "Bits/weight with scales",
+        "Stored bits/weight",
+    ]
     rows, records = [], []
     for model in data.models:
         base = model.baseline.size_bytes
@@ -280,6 +302,7 @@ def memory_table(data: StudyData) -> Table:
                     variant.precision,
                     size(variant),
                     signed(reduction),
+                    num(variant.bits),
                     num(fp.get("nominal_bits_per_param")),
                     num(fp.get("stored_bits_per_param")),
                 ]
@@ -287,11 +310,17 @@ def memory_table(data: StudyData) -> Table:
             records.append({"model": model.name, "variant": variant.name, "footprint": fp, "reduction_pct": reduction})
     return Table(
         key="memory",
-        title="Memory footprint",
+        title="Memory footprint of each variant",
         columns=columns,
         rows=rows,
         records=records,
-        notes=["Size: stored bytes of the weights (GB = 10^9 bytes); bits/weight over quantized layers."],
+        notes=[
+            "Size: stored bytes of the weights (GB = 10^9 bytes). Bits/weight: the method's bits per quantized "
+            "weight (RTN's bits, AQLM's code bits M·B/g, the dtype's for the baseline); with scales: adding the "
+            "scales, zero points and codebooks each quantized layer also stores (e.g. 3-bit RTN with an fp16 scale "
+            "and zero point per 32 weights: 3 + 32/32 = 4); stored: as the files hold them (codes wider than 8 "
+            "bits stored as int16)."
+        ],
     )
 
 
@@ -304,6 +333,13 @@ def _passk_note(ks: list[int]) -> str:
     hidden = [f"pass@{k}" for k in REPORTED_K if k not in ks]
     note = f"{shown}: unbiased estimator of Chen et al. (2021), mean over problems"
     return note + (f"; {', '.join(hidden)} left out: some row has fewer samples per problem." if hidden else ".")
+
+
+def _paper_note(number: int) -> str:
+    return (
+        f'Table {number} layout of the reference study (Giagnorio et al., 2025, "Evaluating the Impact of '
+        'Post-Training Quantization on Large Language Models for Code Generation").'
+    )
 
 
 def _marks_note(data: StudyData) -> str:

@@ -265,6 +265,9 @@ class StatisticsSpec(Strict):
     )
     bootstrap_samples: int = Field(10000, ge=100)
     seed: int = 0
+    margin_pp: float = Field(
+        2.0, gt=0, lt=100, description="non-inferiority margin: the largest acceptable pass@1 drop, percentage points"
+    )
 
 
 class Study(Strict):
