@@ -10,7 +10,9 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from codequant.store import Completion, Execution, Job, JobEnvironment, Store, Variant
+from codequant.store import Completion, Execution, Job, JobEnvironment, Store, Variant, Verification
+
+from .conftest import Codequant
 
 STUDY = """\
 name: e2e
@@ -28,6 +30,7 @@ benchmarks:
   - {{name: mceval-java, limit: 3, max_new_tokens: 256}}
   - {{name: multiple-humaneval-java, limit: 2, max_new_tokens: 96}}
 sampling: {{n: 3}}
+execution: {{calibration: {{factor: 4, floor_s: 3}}, flakes: {{sample: 0.5, policy: rerun}}}}
 statistics: {{bootstrap_samples: 500}}
 """
 
@@ -72,6 +75,8 @@ def test_the_study_runs_end_to_end_and_reruns_from_the_store(tiny_model: Path, r
     assert len({round(figures["perplexity"], 3) for figures in cost.values()}) == 3
     assert cost["aqlm-2x8"]["model_bytes"] < cost["fp32"]["model_bytes"]
 
+    _check_verdict_checks(out, store, codequant)
+
     written = {p.name: p.stat().st_mtime_ns for p in (out / "report").iterdir()}
     start = time.monotonic()
     second = codequant("run", str(out.parent / "study.yaml"), "--no-progress")
@@ -100,3 +105,27 @@ def test_the_study_runs_end_to_end_and_reruns_from_the_store(tiny_model: Path, r
     assert codequant("run", str(other), "--no-progress").returncode == 0
     other_status = codequant("status", str(other), "--json", timeout=120)
     assert json.loads(other_status.stdout)["stages"]["quantize"] == {"done": 3, "total": 3, "failed": 0}
+
+
+def _check_verdict_checks(out: Path, store: Store, codequant: Codequant) -> None:
+    """The report shows the self-check, the calibrated limits, the flake rates and the provenance (issue 24); the
+    calibrated limits change no verdict: every sample, run again under the study's plain 15 s timeout, agrees."""
+    markdown = (out / "report" / "report.md").read_text()
+    for heading in ("Reference self-check", "Calibrated time limits", "Flakes", "Verdict provenance"):
+        assert heading in markdown, heading
+    assert "humaneval (python): 6 checked, 0 failed, 0 flipped." in markdown
+    assert "mceval-java (java): 3 checked, 0 failed" in markdown
+    assert "multiple-humaneval-java (java): 0 checked, 0 failed, 0 flipped; 2 without a reference" in markdown
+    assert "multiple-humaneval-java: no measured reference: the study's timeout for all 2 problems." in markdown
+    assert "max(3 s, 4 × reference runtime)" in markdown and "sandbox layers: bubblewrap" in markdown
+    with store.session() as session:
+        kinds = sorted(session.scalars(select(Verification.kind)))
+    assert kinds == ["flakes"] * 9 + ["self-check"] * 3
+    for path in sorted((out / "results").glob("*/*/*.jsonl")):
+        again = path.with_suffix(".again.jsonl")
+        done = codequant("execute", str(path), "--out", str(again), "--timeout", "15", timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+        before = [json.loads(line)["passed"] for line in path.read_text().splitlines()]
+        after = [json.loads(line)["passed"] for line in again.read_text().splitlines()]
+        assert before == after, path
+        again.unlink()

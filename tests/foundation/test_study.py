@@ -136,6 +136,18 @@ def test_instruct_mode_travels_in_the_sampling_and_needs_a_chat_api() -> None:
             ("[mceval-java]", "[mceval-java]\nsampling: {n: 0}"),
             "sampling.n: Input should be greater than or equal to 1",
         ),
+        (
+            ("[mceval-java]", "[mceval-java]\nexecution: {self_check: false, calibration: {factor: 4}}"),
+            "calibration measures the reference solutions: it needs self_check: true",
+        ),
+        (
+            ("[mceval-java]", "[mceval-java]\nexecution: {calibration: {factor: 0.5}}"),
+            "execution.calibration.factor: Input should be greater than or equal to 1",
+        ),
+        (
+            ("[mceval-java]", "[mceval-java]\nexecution: {flakes: {policy: sometimes}}"),
+            "execution.flakes.policy: Input should be 'exclude' or 'rerun'",
+        ),
     ],
 )
 def test_invalid_studies_name_the_field(edit: tuple[str, str], expected: str) -> None:

@@ -18,6 +18,9 @@ from codequant.store import Execution, Store
 
 #: What an execution records about a run, besides its key and language.
 RESULT_FIELDS = ("status", "passed", "exit_code", "stdout", "stderr", "duration_s")
+#: Statuses the executor caused, not the program (``codequant_executor.status.INFRASTRUCTURE``): never stored, so a
+#: re-run runs the program again; never a verdict on a completion.
+INFRASTRUCTURE_STATUSES = frozenset({"SandboxError"})
 _CHUNK = 500
 
 
@@ -34,9 +37,11 @@ def stored_executions(store: Store, keys: Iterable[str]) -> dict[str, dict[str, 
 
 def store_executions(store: Store, results: Iterable[Mapping[str, Any]]) -> int:
     """Store executions whose key is new (a stored one is kept: same key, same program and limits); each result has
-    ``execution_key``, ``language`` (ours, not MultiPL-E's short names) and ``RESULT_FIELDS``. Returns rows added."""
+    ``execution_key``, ``language`` (ours, not MultiPL-E's short names) and ``RESULT_FIELDS``; results with an
+    ``INFRASTRUCTURE_STATUSES`` status are left out. Returns rows added."""
     rows = {
         r["execution_key"]: {"key": r["execution_key"], "language": r["language"], **{f: r[f] for f in RESULT_FIELDS}}
         for r in results
+        if r["status"] not in INFRASTRUCTURE_STATUSES
     }
     return store.insert_ignore(Execution, list(rows.values()))

@@ -71,6 +71,7 @@ class ExecutionItem(Payload):
     completion: str
     tests: str
     completion_key: str
+    timeout_s: float | None = Field(None, description="the problem's calibrated time limit (None: the request's)")
 
 
 class ExecuteRequest(Payload):

@@ -14,9 +14,11 @@ from codequant.keys import execution_key
 from codequant.languages import canonical_name
 from codequant.limits import Limits
 from codequant.payloads import ExecuteRequest, ExecuteResult, ExecutionOutcome
+from codequant_executor.infrastructure import limits_of, retry_infrastructure
 from codequant_executor.java_compiler import HARNESS_JAR, java_home, support_classes
 from codequant_executor.java_runner import JVM_FLAGS, javatuples_jar
 from codequant_executor.pool import ExecutorPool, insecure_from_env
+from codequant_executor.provenance import execution_provenance, flat_provenance
 from codequant_executor.runner import Runner, RunnerSetup, UnknownLanguage, runner_class, runner_languages
 
 #: The executor's public entry points: records in, verdicts out; the stage function; the pool that runs programs;
@@ -32,6 +34,7 @@ __all__ = [
     "close_shared_pool",
     "execute_batch",
     "execute_records",
+    "execution_provenance",
     "iter_execute_records",
     "java_home",
     "javatuples_jar",
@@ -121,8 +124,12 @@ def execute_records(
     A program's key includes where its tests start, so a bare ``program`` and the same text in
     prompt/completion form never share a verdict.
 
-    Output (same order): each input record plus status, passed, exit_code, stdout, stderr, duration_s,
-    execution_key. ``iter_execute_records`` gives them as they finish instead.
+    A record's own ``timeout_s`` (a calibrated limit) replaces the limits' timeout for it, and enters its key.
+    A SandboxError (the executor's fault) is run again, up to ``infrastructure.RETRIES`` times.
+
+    Output (same order): each input record plus status, passed, exit_code, stdout, stderr, duration_s, limits,
+    infrastructure_retries (when a SandboxError was run again), execution_key. ``iter_execute_records`` gives them as
+    they finish instead.
     """
     records = list(records)
     results: list[dict[str, Any] | None] = [None] * len(records)
@@ -148,9 +155,13 @@ def iter_execute_records(
     checked (InputError) before anything runs. Once ``stop`` is set, no program starts and running ones end
     (``ExecutorPool.run_iter``): the pairs yielded until then are what finished."""
     programs = [program_of(record, where(i)) for i, record in enumerate(records)]
-    limits_key = limits.as_key()
-    keys = [execution_key(program, language, limits_key, tests_line) for program, language, tests_line in programs]
-    unique = dict(zip(keys, programs, strict=True))  # identical programs run once
+    record_limits = [limits_of(record, limits, where(i)) for i, record in enumerate(records)]
+    keys = [
+        execution_key(program, language, own.as_key(), tests_line)
+        for (program, language, tests_line), own in zip(programs, record_limits, strict=True)
+    ]
+    unique = dict(zip(keys, programs, strict=True))  # identical programs under the same limits run once
+    unique_limits = dict(zip(keys, record_limits, strict=True))
     indexes: dict[str, list[int]] = collections.defaultdict(list)
     for index, key in enumerate(keys):
         indexes[key].append(index)
@@ -163,14 +174,15 @@ def iter_execute_records(
 
     for key, result in known.items():
         for index in indexes.pop(key):
-            yield index, {**records[index], **result, "execution_key": key}
+            yield index, {**records[index], **result, "limits": unique_limits[key].as_key(), "execution_key": key}
             done += 1
     if progress:
         progress(done, total)
     todo = list(indexes)
     pool = shared_pool(workers, insecure=insecure)
-    for position, verdict in pool.run_iter([unique[key] for key in todo], limits, stop):
+    for position, verdict in pool.run_iter([unique[key] for key in todo], [unique_limits[key] for key in todo], stop):
         key = todo[position]
+        verdict, retries = retry_infrastructure(pool, unique[key], unique_limits[key], verdict, stop)
         result = {
             "status": str(verdict.status),
             "passed": verdict.passed,
@@ -178,6 +190,8 @@ def iter_execute_records(
             "stdout": verdict.stdout,
             "stderr": verdict.stderr,
             "duration_s": round(verdict.duration_s, 4),
+            "limits": unique_limits[key].as_key(),
+            **({"infrastructure_retries": retries} if retries else {}),
         }
         for index in indexes.pop(key):
             yield index, {**records[index], **result, "execution_key": key}
@@ -197,10 +211,11 @@ def execute_batch(
     the orchestrator stores the outcomes, in both run modes); outcomes carry each completion's key and its execution
     key."""
     records = [item.model_dump() for item in request.items]
-    results = execute_records(
-        records, Limits.from_dict(request.limits), workers=workers, store=store, progress=progress
-    )
+    limits = Limits.from_dict(request.limits)
+    results = execute_records(records, limits, workers=workers, store=store, progress=progress)
     fields = ExecutionOutcome.model_fields
     outcomes = [ExecutionOutcome(**{k: v for k, v in r.items() if k in fields}) for r in results]
     commands = tuple(command for language in runner_languages() for command in runner_class(language).commands)
-    return ExecuteResult(outcomes=outcomes, environment=describe(("codequant-executor",), commands=commands))
+    provenance = flat_provenance(shared_pool(workers).sandbox.layers, limits)
+    environment = {**describe(("codequant-executor",), commands=commands), **provenance}
+    return ExecuteResult(outcomes=outcomes, environment=environment)

@@ -27,9 +27,18 @@ INTERRUPTED = 130
 
 def execute(
     input_path: Annotated[
-        Path, typer.Argument(metavar="IN.jsonl", help="records to execute", exists=True, dir_okay=False)
-    ],
-    out: Annotated[Path, typer.Option("--out", help="results JSONL (written atomically)")],
+        Path | None, typer.Argument(metavar="IN.jsonl", help="records to execute", exists=True, dir_okay=False)
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", help="results JSONL (written atomically)")] = Path("-"),
+    self_check: Annotated[
+        str | None,
+        typer.Option(
+            "--self-check",
+            metavar="BENCHMARK",
+            help="instead of IN.jsonl: run the reference solutions of a benchmark (name or JSONL file) twice; "
+            "--out gets the JSON report",
+        ),
+    ] = None,
     workers: Annotated[int | None, typer.Option(help="parallel programs (default: CPU count)", min=1)] = None,
     timeout: Annotated[float, typer.Option(help="wall-clock seconds per program", callback=above(0))] = 15.0,
     memory_mb: Annotated[int, typer.Option(help="memory limit per program")] = 1024,
@@ -42,12 +51,25 @@ def execute(
     benchmark they name, as `codequant generate` writes them).
 
     Results go to --out in input order as they finish (renamed into place at the end). Ctrl-C stops the
-    programs still running, writes the results that finished and exits with 130."""
+    programs still running, writes the results that finished and exits with 130.
+
+    With --self-check BENCHMARK, the benchmark's reference solutions run twice instead (docs/executor.md): a
+    table of checked, failed and flipped problems, and the JSON report in --out; exit code 1 if any failed."""
     from codequant_executor.api import close_shared_pool, iter_execute_records, program_of, shared_pool
     from codequant_executor.results_out import ResultSink
 
     limits = _limits(timeout, memory_mb)
+    if (input_path is None) == (self_check is None):
+        raise InputError("give IN.jsonl or --self-check BENCHMARK (one of them)")
+    if out == Path("-"):
+        raise InputError("--out: missing")
     check_out_file(out)
+    if self_check is not None:
+        from codequant_executor.self_check_cli import run_self_check
+
+        run_self_check(self_check, out, limits, workers=workers, insecure=insecure or None, console=console)
+        return
+    assert input_path is not None
     lookup = ProblemLookup()  # `codequant generate` records name their benchmark instead of holding its tests
     numbered = [(n, lookup.complete(r, f"{input_path}:{n}")) for n, r in read_input_records(input_path)]
     records = [record for _, record in numbered]

@@ -7,7 +7,7 @@ import logging
 import os
 import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
 from codequant.errors import CodequantError
@@ -101,20 +101,22 @@ class ExecutorPool:
             self._slots.put(slot)
 
     def run_iter(
-        self, jobs: Iterable[Job], limits: Limits, stop: threading.Event | None = None
+        self, jobs: Iterable[Job], limits: Limits | Sequence[Limits], stop: threading.Event | None = None
     ) -> Iterator[tuple[int, Verdict]]:
-        """Run (program, language[, tests_line]) jobs in parallel; yield (index, verdict) as each finishes.
+        """Run (program, language[, tests_line]) jobs in parallel, under ``limits`` (one for all, or one per job);
+        yield (index, verdict) as each finishes.
 
         Once ``stop`` is set, queued jobs do not start and running ones are ended within ``POLL_S`` (as by their
         timeout): their verdicts are never yielded. Closing the iterator early stops the rest the same way; it
         returns once no program of these jobs runs any more.
         """
         jobs = list(jobs)
+        each = [limits] * len(jobs) if isinstance(limits, Limits) else list(limits)
         stop = stop or threading.Event()
         executor = ThreadPoolExecutor(self.workers, initializer=set_stop_event, initargs=(stop,))
         futures: dict = {}
         try:
-            futures = {executor.submit(self._run_unless_stopped, stop, job, limits): i for i, job in enumerate(jobs)}
+            futures = {executor.submit(self._run_unless_stopped, stop, job, each[i]): i for i, job in enumerate(jobs)}
             for future in as_completed(futures):
                 verdict = future.result()
                 if verdict is not None:

@@ -29,3 +29,6 @@ MULTIPLE_STATUS: dict[Status, str] = {
     Status.KILLED: "Exception",
     Status.SANDBOX_ERROR: "Exception",
 }
+
+#: Statuses the executor caused, not the program: run again, never counted in pass@k; a study stops if they persist.
+INFRASTRUCTURE = frozenset({Status.SANDBOX_ERROR})

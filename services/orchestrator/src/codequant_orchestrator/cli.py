@@ -35,6 +35,7 @@ def run(
     from codequant_orchestrator.progress import StageProgress
     from codequant_orchestrator.studies import open_study
     from codequant_orchestrator.summary import print_summary
+    from codequant_orchestrator.verification import InfrastructureFailure
 
     opened = open_study(study, store_url=store)
     totals = {stage: counts["total"] for stage, counts in stage_progress(opened.store, opened.plan).items()}
@@ -53,6 +54,9 @@ def run(
         set_study_status(opened.store, opened.study.name, CANCELLED)
         console.print(f"[yellow]cancelled[/yellow]: {exc}; the work done is stored, run it again to resume")
         raise typer.Exit(1) from None
+    except InfrastructureFailure as exc:  # the executor kept failing: no verdict on any variant, a clear error
+        set_study_status(opened.store, opened.study.name, "failed", str(exc))
+        raise
     set_study_status(
         opened.store,
         opened.study.name,

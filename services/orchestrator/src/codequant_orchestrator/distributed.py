@@ -16,7 +16,7 @@ from codequant.celery_app import create_app
 from codequant.payloads import ExecuteResult, GenerateResult, PrepareResult, ReportResult
 from codequant.queues import TASK_NAMES
 from codequant.store import Completion, Store, Variant
-from codequant_orchestrator import bookkeeping, stages
+from codequant_orchestrator import bookkeeping, stages, verification
 from codequant_orchestrator.cancellation import CancelCheck, StudyCancelled
 from codequant_orchestrator.dispatch import Dispatcher
 from codequant_orchestrator.plan import Plan, VariantPlan
@@ -188,6 +188,11 @@ class DistributedRunner:
 
     def _executed(self, unit: _VariantOnBenchmark, job_key: str, result: ExecuteResult) -> None:
         stages.record_executed(self.store, result)
+        try:
+            verification.check_infrastructure(result, f"{unit.variant.label} on {unit.benchmark}")
+        except verification.InfrastructureFailure as exc:  # never counted as the variant's failures
+            self._fail_variant(unit.variant, str(exc), "execute", unit.benchmark)
+            return
         bookkeeping.set_job(self.store, job_key, status="done", task_id=None)
         bookkeeping.record_environment(self.store, self.plan.study.name, job_key, "execute", result.environment)
         unit.open_chunks.discard(job_key)

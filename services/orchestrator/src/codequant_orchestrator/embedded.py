@@ -13,7 +13,7 @@ from pathlib import Path
 
 from codequant.errors import CodequantError
 from codequant.store import Store, Variant
-from codequant_orchestrator import bookkeeping, report_inputs, stages
+from codequant_orchestrator import bookkeeping, report_inputs, stages, verification
 from codequant_orchestrator.agreement import check_study_variant
 from codequant_orchestrator.cancellation import CancelCheck
 from codequant_orchestrator.plan import Plan, VariantPlan
@@ -33,11 +33,15 @@ class EmbeddedRunner:
         self.progress = progress
         self.device = device
         self.check_cancelled = CancelCheck(store, plan.study.name)
+        #: benchmark -> problem -> calibrated timeout (``verification.self_checks``)
+        self.timeouts: dict[str, dict[str, float]] = {}
 
     def run(self) -> dict[str, str]:
         """Run every stage; returns {variant label: error} for variants that failed (the others continue).
         Raises StudyCancelled when the study is cancelled meanwhile."""
         failures: dict[str, str] = {}
+        self.check_cancelled()
+        self.timeouts = verification.self_checks(self.plan, self.store)  # before the first execution
         for variant in self.plan.variants:
             try:
                 self.check_cancelled()
@@ -48,6 +52,8 @@ class EmbeddedRunner:
                 for benchmark in self.plan.benchmarks:
                     self.check_cancelled()
                     self.execute(variant, benchmark)
+            except verification.InfrastructureFailure:
+                raise  # the executor, not the variant: the study stops
             except CodequantError as exc:
                 failures[variant.label] = str(exc)
                 bookkeeping.record_variant(self.store, variant, status="failed", error=str(exc))
@@ -117,19 +123,23 @@ class EmbeddedRunner:
         todo = unexecuted(self.store, keys.values())
         self.progress.advance("execute", len(keys) - len(todo))
         job = self.plan.job_key("execute", variant, benchmark)
+        timeouts = self.timeouts.get(benchmark, {})
         if not todo:
             bookkeeping.set_job(self.store, job, status="done")
+            verification.measure_variant_flakes(self.plan, self.store, variant, benchmark, timeouts)
             stages.export_results(self.store, self.plan, variant, benchmark)
             return
         self.progress.detail("execute", f"{variant.label} on {benchmark}")
         with bookkeeping.running_job(self.store, job):
-            for request in stages.execute_requests(self.plan, variant, benchmark, todo, _EXECUTE_CHUNK):
+            for request in stages.execute_requests(self.plan, variant, benchmark, todo, _EXECUTE_CHUNK, timeouts):
                 self.check_cancelled()
                 result = execute_batch(request, workers=self.plan.study.execution.workers, store=self.store)
                 stages.record_executed(self.store, result)
+                verification.check_infrastructure(result, f"{variant.label} on {benchmark}")
                 bookkeeping.record_environment(self.store, self.plan.study.name, job, "execute", result.environment)
                 self.progress.advance("execute", len(request.items))
         self.progress.detail("execute", "")
+        verification.measure_variant_flakes(self.plan, self.store, variant, benchmark, timeouts)
         stages.export_results(self.store, self.plan, variant, benchmark)
 
     # -- report -----------------------------------------------------------------------------------------------

@@ -3,8 +3,8 @@ output after each report, so a re-run that changed nothing does not import the r
 
 The digest covers the stored study spec, its variants (status, footprint, error), its jobs (status and seconds)
 and their environment records, the serving measurements, every completion of its variants with its execution's
-outcome, the reporter's version and the formats asked for. The report job's own row and environment are left out:
-they change by writing the report.
+outcome, the study's verdict checks (self-check, flakes), the reporter's version and the formats asked for. The
+report job's own row and environment are left out: they change by writing the report.
 """
 
 from __future__ import annotations
@@ -16,7 +16,16 @@ from pathlib import Path
 from sqlalchemy import select
 
 from codequant.keys import stable_hash
-from codequant.store import Completion, Execution, Job, JobEnvironment, ServingMeasurement, Store, Variant
+from codequant.store import (
+    Completion,
+    Execution,
+    Job,
+    JobEnvironment,
+    ServingMeasurement,
+    Store,
+    Variant,
+    Verification,
+)
 from codequant.store import Study as StudyRow
 from codequant_orchestrator.plan import Plan
 
@@ -57,6 +66,11 @@ def report_digest(store: Store, plan: Plan, report_job: str, formats: list[str])
             .where(Completion.variant_key.in_(keys))
             .order_by(Completion.key)
         ).all()
+        verifications = session.execute(
+            select(Verification.key, Verification.result)
+            .where(Verification.study_id == study_id)
+            .order_by(Verification.key)
+        ).all()
     return stable_hash(
         {
             "spec": spec,
@@ -65,6 +79,7 @@ def report_digest(store: Store, plan: Plan, report_job: str, formats: list[str])
             "environments": [list(row) for row in environments],
             "serving": serving,
             "outcomes": [list(row) for row in outcomes],
+            "verifications": [list(row) for row in verifications],
             "reporter": metadata.version("codequant-reporter"),
             "formats": formats,
         }

@@ -7,12 +7,12 @@ same requests over Celery. Either way the stage functions (``prepare_variant``, 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from sqlalchemy import update
 
-from codequant.executions import store_executions
+from codequant.executions import INFRASTRUCTURE_STATUSES, store_executions
 from codequant.jsonl import write_jsonl
 from codequant.keys import stable_hash
 from codequant.payloads import (
@@ -76,9 +76,15 @@ def generate_request(plan: Plan, variant: VariantPlan, benchmarks: list[str], mo
 
 # -- execute ------------------------------------------------------------------------------------------------------
 def execute_requests(
-    plan: Plan, variant: VariantPlan, benchmark: str, todo: list[Completion], chunk: int
+    plan: Plan,
+    variant: VariantPlan,
+    benchmark: str,
+    todo: list[Completion],
+    chunk: int,
+    timeouts: Mapping[str, float] | None = None,
 ) -> Iterator[ExecuteRequest]:
-    """The stored, unexecuted completions ``todo`` of one variant and benchmark, in chunks of ``chunk``.
+    """The stored, unexecuted completions ``todo`` of one variant and benchmark, in chunks of ``chunk``; a problem
+    in ``timeouts`` (calibrated limits) runs under its own timeout.
 
     An instruct-mode completion is already a program head (prompt included, ``codequant.extraction``): it runs
     with an empty prompt, so its program is ``head + "\n" + tests`` as a completion's is ``prompt + completion``."""
@@ -93,6 +99,7 @@ def execute_requests(
             completion=c.completion,
             tests=problems[c.problem].tests,
             completion_key=c.key,
+            timeout_s=(timeouts or {}).get(c.problem),
         )
         for c in todo
     ]
@@ -112,6 +119,8 @@ def record_executed(store: Store, result: ExecuteResult) -> None:
     store_executions(store, (o.model_dump() for o in result.outcomes))
     with store.session() as session:
         for o in result.outcomes:
+            if o.status in INFRASTRUCTURE_STATUSES:  # not stored: the completion stays unexecuted
+                continue
             session.execute(
                 update(Completion).where(Completion.key == o.completion_key).values(execution_key=o.execution_key)
             )

@@ -32,6 +32,7 @@ from codequant_reporter.tables import (
     model_size_table,
     pass1_tables,
 )
+from codequant_reporter.verdict_checks import verdict_check_sections
 
 
 def resolve(source: str | Path, store_url: str | None) -> tuple[Store, str, Path]:
@@ -112,7 +113,7 @@ def _render(
     for name, draw in PLOTS.items():
         plots.append(draw(analysis, out / name))
         written[name] = out / name
-    sections = methods_section(data)
+    sections = methods_section(data) + verdict_check_sections(data.verdict_checks)
     title = f"codequant report — {data.study.name}"
     guide = reading_guide(data)
     if "md" in formats:

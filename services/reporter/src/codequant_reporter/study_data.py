@@ -15,6 +15,7 @@ from codequant.store import Job, JobEnvironment, ServingMeasurement, Store, Stud
 from codequant.store import Study as StudyRow
 from codequant.study import Study, parse_study
 from codequant.study.methods import VariantModel
+from codequant_reporter.verdict_checks import VerdictChecks, apply_exclusions, load_verdict_checks
 
 
 @dataclass
@@ -110,6 +111,8 @@ class StudyData:
     environments: dict[str, list[dict[str, str]]] = field(default_factory=dict)
     #: variant key -> what serving it cost (the ``serving_measurements`` row as a dict); absent when not measured
     serving: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: the self-check, calibrated limits, flakes and provenance (``verdict_checks``)
+    verdict_checks: VerdictChecks = field(default_factory=VerdictChecks)
 
     def usable(self, variant: VariantData) -> bool:
         return variant.status != "failed"
@@ -129,6 +132,8 @@ def load_study_data(store: Store, study_id: str) -> StudyData:
         measured = session.scalars(select(ServingMeasurement).where(ServingMeasurement.variant_key.in_(keys)))
         serving = {m.variant_key: {c.key: getattr(m, c.key) for c in m.__table__.columns} for m in measured}
     benchmarks = {spec.name: spec.load() for spec in study.benchmarks}
+    verdict_checks = load_verdict_checks(store, study_id)
+    apply_exclusions(benchmarks, verdict_checks)  # failing references and flipping verdicts leave the comparisons
     models: list[ModelData] = []
     for model in study.models:
         variants = []
@@ -190,6 +195,7 @@ def load_study_data(store: Store, study_id: str) -> StudyData:
         {k: dict(v) for k, v in variant_seconds.items()},
         dict(environments),
         serving,
+        verdict_checks,
     )
 
 

@@ -13,6 +13,7 @@ from codequant.store.models import (
     Study,
     StudyVariant,
     Variant,
+    Verification,
 )
 
 __all__ = [
@@ -28,4 +29,5 @@ __all__ = [
     "Study",
     "StudyVariant",
     "Variant",
+    "Verification",
 ]

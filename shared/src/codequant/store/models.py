@@ -166,3 +166,18 @@ class JobEnvironment(Base):
     stage: Mapped[str] = mapped_column(String(20))
     environment: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Verification(Base):
+    """A check of the verdicts themselves (issue 24): a benchmark's reference self-check, or the re-run of a sample
+    of one variant's failures (flakes). A table of its own, so older stores gain it without a migration; the
+    ``result`` is the check's JSON (``codequant_executor.self_check``, ``codequant_executor.flakes``)."""
+
+    __tablename__ = "verifications"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    study_id: Mapped[str] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(20), doc="self-check | flakes")
+    benchmark: Mapped[str] = mapped_column(String(100))
+    variant_key: Mapped[str | None] = mapped_column(String(64), doc="the variant whose failures ran again (flakes)")
+    result: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

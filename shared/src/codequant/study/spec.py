@@ -203,13 +203,42 @@ class SamplingSpec(Strict):
         return self.params(max_new_tokens).as_key()
 
 
+class CalibrationSpec(Strict):
+    """Per-problem time limits: max(floor_s, factor x the reference solution's runtime on this executor)."""
+
+    factor: float = Field(4.0, ge=1)
+    floor_s: float = Field(3.0, gt=0, le=86400, description="covers start-up and, for Java, compilation")
+
+
+class FlakeSpec(Strict):
+    """Re-running a sample of each variant's failed samples to measure verdicts that flip."""
+
+    sample: float = Field(0.25, ge=0, le=1, description="fraction of each variant's failed samples run again")
+    policy: Literal["exclude", "rerun"] = Field(
+        "exclude",
+        description="exclude: a problem whose verdict flipped leaves the comparisons; rerun: its flipped samples run "
+        "until two runs in a row agree (at most max_runs), and only problems that never settle are excluded",
+    )
+    max_runs: int = Field(5, ge=2, le=20)
+    seed: int = 0
+
+
 class ExecutionSpec(Strict):
-    """Limits for running untrusted completions."""
+    """Limits for running untrusted completions, and the checks of the verdicts (docs/executor.md)."""
 
     timeout_s: float = Field(15.0, gt=0)
     memory_mb: int = Field(1024, ge=64)
     workers: int | None = Field(None, ge=1, description="parallel executions (default: CPU count)")
     max_output_bytes: int = Field(64_000, ge=1024, description="bytes kept per output stream")
+    self_check: bool = Field(True, description="run every reference solution before the first execution")
+    calibration: CalibrationSpec | None = Field(None, description="per-problem time limits (needs self_check)")
+    flakes: FlakeSpec = Field(default_factory=FlakeSpec)
+
+    @model_validator(mode="after")
+    def _calibration_needs_self_check(self) -> ExecutionSpec:
+        if self.calibration is not None and not self.self_check:
+            raise ValueError("calibration measures the reference solutions: it needs self_check: true")
+        return self
 
     def limits(self) -> Limits:
         """The executor's limits (part of every execution key)."""
