@@ -64,8 +64,9 @@ def generating(progress: dict) -> bool:
 
 def test_a_study_is_cancelled_through_the_api(stack: Stack, tiny_model_in_stack: Path) -> None:
     # Its own sampling seed: none of its work is stored yet, and its completions are no other test's; enough of
-    # them to be cancelled while the serving worker generates.
-    changes = {"limit: 1": "limit: 40", "max_new_tokens: 32": "max_new_tokens: 128", "{n: 1}": "{n: 4, seed: 5}"}
+    # them to be cancelled while the serving worker generates (with 16 requests in flight, 160 completions were
+    # all stored before the cancellation reached the worker).
+    changes = {"limit: 1": "limit: 100", "max_new_tokens: 32": "max_new_tokens: 128", "{n: 1}": "{n: 8, seed: 5}"}
     running = stack.submit(api_cases.valid("compose-cancel", **changes))
     queued = stack.submit(api_cases.valid("compose-cancel-queued"))
     # A study waiting behind another is cancelled at once and never runs.

@@ -142,7 +142,10 @@ def generate_completions(
     if progress:
         progress(0, total)
 
-    failed = threading.Event()  # after one failure, queued work is not started (the call is going to raise)
+    # Once the call is going to raise (a failed request, an exception from on_record or progress such as a
+    # cancellation, SIGTERM in the caller's thread), queued work is not started and the requests still in flight
+    # record nothing: a cancelled study stores nothing after it stopped.
+    failed = threading.Event()
 
     def run(problem: Problem, request: SampleRequest) -> None:
         nonlocal done
@@ -165,6 +168,8 @@ def generate_completions(
             failed.set()
             raise
         with lock:
+            if failed.is_set():
+                return
             for index in request.wanted:
                 sample = samples[index - request.first]
                 extra: dict[str, Any] = {}
@@ -205,6 +210,7 @@ def generate_completions(
             for future in as_completed(futures):
                 future.result()
         except BaseException:
+            failed.set()
             for future in futures:
                 future.cancel()
             raise
