@@ -98,7 +98,10 @@ class CompileServer:
         self.sandbox, self.slot, self.mounts, self.spool = sandbox, slot, mounts, spool
         self._process: subprocess.Popen[bytes] | None = None
 
-    def compile(self, source: Path, out_dir: Path, classpath: str, timeout_s: float) -> Compiled:
+    def compile(self, source: Path, out_dir: Path, classpath: str, timeout_s: float, *, again: bool = True) -> Compiled:
+        """Compile ``source`` into ``out_dir``. A server that dies on a program compiles it once more on a fresh
+        server (``again``): a server can die for reasons of its own (memory pressure while a loaded host starts it,
+        seen as a reference's "SyntaxError"), and only a program that kills two servers is held responsible."""
         process = self.ensure()
         assert process.stdin is not None and process.stdout is not None
         if self.sandbox.drops_uid(self.mounts):
@@ -122,6 +125,8 @@ class CompileServer:
         line = process.stdout.readline().decode("utf-8", "replace")
         if not line:
             self.stop()  # javac exhausted the server's memory or crashed on this program
+            if again:
+                return self.compile(source, out_dir, classpath, timeout_s, again=False)
             crashed = "codequant: the compiler ran out of memory or crashed on this program\n"
             return Compiled(False, crashed, [], time.monotonic() - started)
         verdict, _, rest = line.rstrip("\n").partition("\t")
