@@ -49,6 +49,13 @@ def fraction(value: float | None) -> float | None:
     return value
 
 
+def margin_pp(value: float) -> float:
+    """A pass@1 margin in percentage points: above 0 and below 100."""
+    if not 0 < value < 100:
+        raise typer.BadParameter(f"percentage points above 0 and below 100, got {value:g}")
+    return value
+
+
 def device(value: str | None) -> str | None:
     """A callback accepting ``cpu``, ``cuda`` or ``cuda:N``."""
     if value is not None and not _DEVICE.match(value):

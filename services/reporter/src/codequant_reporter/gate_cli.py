@@ -11,15 +11,10 @@ import typer
 from rich.console import Console
 
 from codequant.errors import InputError
+from codequant.option_checks import margin_pp
 
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(highlight=False, soft_wrap=True, stderr=True)
-
-
-def _margin(value: float) -> float:
-    if not 0 < value < 100:
-        raise typer.BadParameter(f"percentage points above 0 and below 100, got {value:g}")
-    return value
 
 
 def _alpha(value: float) -> float:
@@ -36,7 +31,9 @@ def gate(
     baseline: Annotated[
         Path, typer.Option("--baseline", help="baseline results: a JSONL file or a folder of them", exists=True)
     ],
-    margin: Annotated[float, typer.Option(help="largest acceptable pass@1 drop, percentage points", callback=_margin)],
+    margin: Annotated[
+        float, typer.Option(help="largest acceptable pass@1 drop, percentage points", callback=margin_pp)
+    ],
     alpha: Annotated[float, typer.Option(help="one-sided significance level", callback=_alpha)] = 0.05,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
     seed: Annotated[int, typer.Option(help="seed of the detectable-drop simulation", min=0)] = 0,

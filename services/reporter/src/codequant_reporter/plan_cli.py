@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from codequant.errors import InputError
+from codequant.option_checks import margin_pp
 
 console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 
@@ -19,12 +20,6 @@ console = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isat
 def _unit(value: float | None) -> float | None:
     if value is not None and not 0 < value < 1:
         raise typer.BadParameter(f"must be above 0 and below 1, got {value:g}")
-    return value
-
-
-def _margin(value: float) -> float:
-    if not 0 < value < 100:
-        raise typer.BadParameter(f"percentage points above 0 and below 100, got {value:g}")
     return value
 
 
@@ -49,7 +44,7 @@ def _designs(baseline: Path | None, pass_rate: float | None, problems: int | Non
 
 
 def plan(
-    margin: Annotated[float, typer.Option(help="drop to detect, percentage points of pass@1", callback=_margin)],
+    margin: Annotated[float, typer.Option(help="drop to detect, percentage points of pass@1", callback=margin_pp)],
     baseline: Annotated[
         Path | None,
         typer.Option(
