@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from codequant_executor.flakes import FlakeCheck, Rerun, measure_flakes, sample_failures
+from codequant.reruns import Rerun, sample_failures
+from codequant_executor.flakes import FlakeCheck, measure_flakes
 
 from .conftest import FAST
 

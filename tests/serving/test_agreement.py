@@ -118,9 +118,11 @@ def test_the_study_option_writes_the_check_and_fails_a_variant_that_disagrees(
     # A server that decodes other weights than the folder holds: the variant fails, naming where.
     import codequant_orchestrator.agreement as agreement
 
-    real = agreement.check_agreement
+    real = agreement.compare_served
     monkeypatch.setattr(
-        agreement, "check_agreement", lambda model, *a, **k: real(str(perturbed_model), *a, url=server, **k)
+        agreement,
+        "compare_served",
+        lambda request, url=None: real(request.model_copy(update={"model": str(perturbed_model)}), server),
     )
     with pytest.raises(Exception, match=r"serving agreement below 100%.*first difference: HumanEval_"):
         check_study_variant(plan, plan.variants[0], str(tiny_model))

@@ -12,7 +12,7 @@ from importlib.metadata import entry_points
 from celery import Celery
 
 from codequant import settings
-from codequant.queues import TASK_NAMES
+from codequant.queues import QUEUE_OF_TASK
 
 
 def task_modules() -> list[str]:
@@ -25,7 +25,7 @@ def create_app(broker_url: str | None = None) -> Celery:
     url = broker_url or settings.broker_url()
     app = Celery("codequant", broker=url, backend=url)
     app.conf.update(
-        task_routes={name: {"queue": queue} for queue, name in TASK_NAMES.items()},
+        task_routes={name: {"queue": queue} for name, queue in QUEUE_OF_TASK.items()},
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,

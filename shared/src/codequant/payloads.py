@@ -100,6 +100,46 @@ class ExecuteResult(Payload):
     environment: Environment = Field(default_factory=dict)
 
 
+class SelfCheckRequest(Payload):
+    """execute queue: run every reference solution of one benchmark twice (the reference self-check), in the
+    executor, container and limits the completions get; the executor measures their runtimes for the limits."""
+
+    benchmark: str
+    problems: list[dict[str, Any]] = Field(description="the benchmark's problems (``Problem`` fields)")
+    limits: dict[str, Any]
+    rerun: bool = Field(False, description="run a flipped reference until two runs in a row agree")
+    max_runs: int = Field(5, ge=2)
+    calibration: dict[str, float] | None = Field(None, description="{factor, floor_s}: derive per-problem limits")
+
+
+class FlakeRequest(Payload):
+    """execute queue: run a seeded sample of one variant's failed samples on one benchmark again."""
+
+    benchmark: str
+    language: str
+    variant: str = Field(description="the variant's label")
+    failures: int = Field(ge=0, description="failed samples the sample was drawn from")
+    sampled: list[dict[str, Any]] = Field(
+        description="name, sample, status (the stored verdict), language, prompt, completion, tests[, timeout_s]"
+    )
+    limits: dict[str, Any]
+    max_runs: int = Field(2, ge=2)
+    policy: Literal["exclude", "rerun"]
+
+
+class AgreementRequest(Payload):
+    """generate queue: decode a model folder greedily with transformers and with a server serving it (the serving
+    agreement check's token comparison; the orchestrator has both sides' completions executed)."""
+
+    model: str
+    benchmark: str
+    problems: list[dict[str, Any]] = Field(description="the problems checked (``Problem`` fields)")
+    max_new_tokens: int = Field(ge=1)
+    server: str = "codequant"
+    dtype: str = "auto"
+    device: str = "cpu"
+
+
 class ReportRequest(Payload):
     """report queue: render a study's report from the store."""
 

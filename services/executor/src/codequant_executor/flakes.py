@@ -4,35 +4,16 @@ row agree."""
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from codequant.limits import Limits
+from codequant.reruns import Rerun
 from codequant_executor.api import execute_records
 
 #: Fields of a result that make its program (and its own limit), copied into the re-run.
 PROGRAM_FIELDS = ("name", "language", "prompt", "completion", "tests", "program", "timeout_s")
-
-
-@dataclass(frozen=True)
-class Rerun:
-    """One sample's runs: the stored one first."""
-
-    name: str
-    sample: int
-    statuses: tuple[str, ...]
-
-    @property
-    def flipped(self) -> bool:
-        """Some run passed and some did not."""
-        return len({status == "OK" for status in self.statuses}) > 1
-
-    @property
-    def settled(self) -> bool:
-        """The last two runs agree on pass or fail."""
-        return (self.statuses[-1] == "OK") == (self.statuses[-2] == "OK")
 
 
 @dataclass
@@ -70,16 +51,6 @@ class FlakeCheck:
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.summary(), "flipped_problems": self.flipped, "reruns": [asdict(r) for r in self.reruns]}
-
-
-def sample_failures(results: Sequence[dict[str, Any]], fraction: float, seed: int) -> list[dict[str, Any]]:
-    """A seeded ``fraction`` (at least one when there are failures and the fraction is not 0) of the failed
-    results, in (name, sample) order."""
-    failed = sorted((r for r in results if r["status"] != "OK"), key=lambda r: (r["name"], r.get("sample", 0)))
-    if not failed or fraction <= 0:
-        return []
-    count = max(1, round(fraction * len(failed)))
-    return sorted(random.Random(seed).sample(failed, count), key=lambda r: (r["name"], r.get("sample", 0)))
 
 
 def measure_flakes(

@@ -1,186 +1,45 @@
-"""The serving agreement check: the same weights served two ways must give the same greedy completions.
+"""The serving agreement check of a study: the same weights served two ways must give the same greedy completions.
 
-A model folder is decoded greedily by transformers' own ``generate`` (the reference) and by a server (``codequant
-serve``, or vLLM on GPU hosts), which reports the token ids it sampled. Both sets of completions are cut at the
-problems' stop tokens and run against their tests, so the check gives the agreement rate in tokens and in
-pass@1, and names the first problem and token position where the server leaves the reference: a serving-kernel
-bug then shows up here, not as quantization damage in the study's numbers.
+The token comparison (``codequant_generator.agreement``) runs where the model is served; both sides' completions,
+cut at the problems' stop tokens, then run against their tests, so the check gives the agreement rate in tokens and
+in pass@1, and names the first problem and token position where the server leaves the reference: a serving-kernel
+bug then shows up here, not as quantization damage in the study's numbers. The embedded runner does all of it in
+process; the distributed one sends the comparison to the `generate` queue and the executions to `execute`.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
-
-import httpx
 
 from codequant.benchmarks import BenchmarkSet, Problem
 from codequant.errors import ServiceError
-from codequant.jsonl import atomic_writer
 from codequant.limits import Limits
+from codequant.payloads import AgreementRequest, ExecuteRequest, ExecuteResult, ExecutionItem
+from codequant_generator.agreement import AgreementResult, compare_served
 from codequant_orchestrator.plan import Plan, VariantPlan
 
-#: Characters of each side shown around the first difference.
-_SNIPPET = 40
 
-
-@dataclass
-class ProblemAgreement:
-    """One problem: both completions' token counts, how many leading tokens agree (the first differing position),
-    and both verdicts."""
-
-    name: str
-    reference_tokens: int
-    served_tokens: int
-    matching_tokens: int
-    identical: bool
-    reference_text: str
-    served_text: str
-    reference_passed: bool | None = None
-    served_passed: bool | None = None
-
-
-@dataclass
-class AgreementResult:
-    """The check of one model folder on one benchmark."""
-
-    model: str
-    server: str
-    benchmark: str
-    max_new_tokens: int
-    problems: list[ProblemAgreement] = field(default_factory=list)
-
-    @property
-    def identical_rate(self) -> float:
-        """Share of problems whose served completion equals the reference."""
-        return sum(p.identical for p in self.problems) / len(self.problems)
-
-    @property
-    def token_agreement(self) -> float:
-        """Share of token positions that agree: the positions before each problem's first difference over the
-        length of the longer of its two completions (a completion that goes on where the other stopped differs)."""
-        total = sum(max(p.reference_tokens, p.served_tokens) for p in self.problems)
-        return sum(p.matching_tokens for p in self.problems) / total if total else 1.0
-
-    def pass1(self, side: str) -> float | None:
-        """Greedy pass@1 of one side (``reference`` or ``served``); None when not executed."""
-        verdicts = [getattr(p, f"{side}_passed") for p in self.problems]
-        return None if None in verdicts else sum(verdicts) / len(verdicts)
-
-    @property
-    def verdict_agreement(self) -> float | None:
-        """Share of problems with the same pass/fail verdict on both sides; None when not executed."""
-        if self.pass1("reference") is None:
-            return None
-        return sum(p.reference_passed == p.served_passed for p in self.problems) / len(self.problems)
-
-    @property
-    def first_difference(self) -> dict[str, Any] | None:
-        """The first problem (in benchmark order) whose served completion differs, with the reference token
-        position where it does and both texts from a little before it; None when all agree."""
-        for p in self.problems:
-            if not p.identical:
-                common = len(_common_prefix(p.reference_text, p.served_text))
-                start = max(0, common - _SNIPPET // 2)
-                return {
-                    "problem": p.name,
-                    "token": p.matching_tokens,
-                    "character": common,
-                    "reference": p.reference_text[start : common + _SNIPPET],
-                    "served": p.served_text[start : common + _SNIPPET],
-                }
-        return None
-
-    def summary(self) -> str:
-        """One line: the agreement rates, and where the first difference is."""
-        line = (
-            f"{self.model} on {self.benchmark} served by {self.server}: {sum(p.identical for p in self.problems)}/"
-            f"{len(self.problems)} completions identical, tokens {100 * self.token_agreement:.1f}% agree"
-        )
-        if (reference := self.pass1("reference")) is not None:
-            line += (
-                f", greedy pass@1 {100 * reference:.1f}% (transformers) vs {100 * (self.pass1('served') or 0):.1f}% "
-                f"(served), verdicts agree on {100 * (self.verdict_agreement or 0):.1f}%"
-            )
-        if (first := self.first_difference) is not None:
-            line += (
-                f"; first difference: {first['problem']} at reference token {first['token']} "
-                f"(character {first['character']}): transformers {first['reference']!r} vs served {first['served']!r}"
-            )
-        return line
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "server": self.server,
-            "benchmark": self.benchmark,
-            "max_new_tokens": self.max_new_tokens,
-            "problems": len(self.problems),
-            "identical_rate": self.identical_rate,
-            "token_agreement": self.token_agreement,
-            "pass1_reference": self.pass1("reference"),
-            "pass1_served": self.pass1("served"),
-            "verdict_agreement": self.verdict_agreement,
-            "first_difference": self.first_difference,
-            "per_problem": [asdict(p) for p in self.problems],
-        }
-
-    def write(self, path: Path) -> Path:
-        """The result as JSON at ``path`` (written whole or not at all)."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_writer(path) as handle:
-            handle.write(json.dumps(self.to_dict(), indent=2) + "\n")
-        return path
-
-
-def served_completions(
-    url: str, prompts: Sequence[str], max_new_tokens: int, server: str, *, timeout_s: float = 600
-) -> list[tuple[str, list[int]]]:
-    """(text, token ids) of each prompt's greedy completion (no stop sequences) from the server at ``url``:
-    TGI's token stream for ``codequant`` (codequant serve; real TGI speaks it too), OpenAI completions with the
-    sampled token ids (vLLM's ``return_tokens_as_token_ids``) for ``vllm``."""
-    with httpx.Client(base_url=url, timeout=timeout_s) as client:
-        if server == "vllm":
-            return [_openai_completion(client, prompt, max_new_tokens) for prompt in prompts]
-        return [_tgi_completion(client, prompt, max_new_tokens) for prompt in prompts]
-
-
-def _tgi_completion(client: httpx.Client, prompt: str, max_new_tokens: int) -> tuple[str, list[int]]:
-    body = {"inputs": prompt, "parameters": {"max_new_tokens": max_new_tokens, "do_sample": False}}
-    ids: list[int] = []
-    text = ""
-    with client.stream("POST", "/generate_stream", json=body) as response:
-        if response.status_code != 200:
-            raise ServiceError(f"{client.base_url}generate_stream answered {response.status_code}")
-        for line in response.iter_lines():
-            if not line.startswith("data:"):
-                continue
-            event = json.loads(line.removeprefix("data:"))
-            if "error" in event:
-                raise ServiceError(f"{client.base_url}generate_stream: {event['error']}")
-            ids.append(event["token"]["id"])
-            text = event["generated_text"] if event["generated_text"] is not None else text
-    return text, ids
-
-
-def _openai_completion(client: httpx.Client, prompt: str, max_new_tokens: int) -> tuple[str, list[int]]:
-    model = client.get("/v1/models").raise_for_status().json()["data"][0]["id"]
-    body = {
-        "model": model,
-        "prompt": prompt,
-        "max_tokens": max_new_tokens,
-        "temperature": 0,
-        "logprobs": 1,
-        "return_tokens_as_token_ids": True,  # vLLM: logprobs.tokens are "token_id:<id>"
-    }
-    response = client.post("/v1/completions", json=body)
-    if response.status_code != 200:
-        raise ServiceError(f"{client.base_url}v1/completions answered {response.status_code}: {response.text[:200]}")
-    choice = response.json()["choices"][0]
-    return choice["text"], [int(token.removeprefix("token_id:")) for token in choice["logprobs"]["tokens"]]
+def agreement_request(
+    model: str,
+    problems: BenchmarkSet,
+    *,
+    max_new_tokens: int = 128,
+    server: str = "codequant",
+    dtype: str = "auto",
+    device: str = "cpu",
+) -> AgreementRequest:
+    """The token comparison of ``model`` served by ``server`` on ``problems``."""
+    return AgreementRequest(
+        model=model,
+        benchmark=problems.name,
+        problems=[asdict(p) for p in problems.problems],
+        max_new_tokens=max_new_tokens,
+        server=server,
+        dtype=dtype,
+        device=device,
+    )
 
 
 def check_agreement(
@@ -198,44 +57,22 @@ def check_agreement(
     """Compare transformers' greedy completions of ``model`` with those of ``server`` serving the same folder
     (started here, or already running at ``url``); with ``execute``, run both sides' completions against the
     tests (the executor's sandbox) for the pass@1 agreement."""
-    from codequant_generator.launch import running_server
-    from codequant_serving.agreement import first_difference, reference_completions, without_eos
-
-    prompts = [p.prompt for p in problems.problems]
-    references, tokenizer = reference_completions(
-        model, prompts, max_new_tokens=max_new_tokens, dtype=dtype, device=device
+    request = agreement_request(
+        model, problems, max_new_tokens=max_new_tokens, server=server, dtype=dtype, device=device
     )
-    if url is None:
-        with running_server(model, server=server, dtype=dtype) as started:  # type: ignore[arg-type]
-            served = served_completions(started, prompts, max_new_tokens, server)
-    else:
-        served = served_completions(url, prompts, max_new_tokens, server)
-    result = AgreementResult(model=model, server=server, benchmark=problems.name, max_new_tokens=max_new_tokens)
-    for problem, reference, (text, ids) in zip(problems.problems, references, served, strict=True):
-        ids = without_eos(ids, tokenizer.eos_token_id)
-        position = first_difference(reference.token_ids, ids)
-        result.problems.append(
-            ProblemAgreement(
-                name=problem.name,
-                reference_tokens=len(reference.token_ids),
-                served_tokens=len(ids),
-                matching_tokens=len(reference.token_ids) if position is None else position,
-                identical=position is None,
-                reference_text=reference.text,
-                served_text=text,
-            )
-        )
+    result = compare_served(request, url)
     if execute:
-        _execute(result, problems.problems, limits or Limits())
+        from codequant_executor.api import execute_batch
+
+        outcome = execute_batch(execute_request(result, problems.problems, limits or Limits()))
+        set_verdicts(result, outcome)
     return result
 
 
-def check_study_variant(plan: Plan, variant: VariantPlan, model_path: str) -> list[Path]:
-    """The study option ``serving.agreement`` for one self-served variant: the check on the first problems of
-    each completion-mode benchmark, written to ``<output>/agreement/<model>/<variant>/<benchmark>.json``;
-    ServiceError (the variant fails) when a server reproduces less than ``min_token_agreement`` of the tokens.
-    The reference runs where the server runs: on the CPU beside ``codequant serve`` (the generate stage starts
-    it on the CPU), on CUDA beside vLLM."""
+def study_requests(plan: Plan, variant: VariantPlan, model_path: str) -> list[AgreementRequest]:
+    """The study option ``serving.agreement`` for one self-served variant: one comparison per completion-mode
+    benchmark on its first problems (none without the option or for a variant behind an endpoint). The reference
+    runs where the server runs: on the CPU beside ``codequant serve``, on CUDA beside vLLM."""
     options = plan.study.serving.agreement
     if options is None or variant.variant.endpoint is not None:
         return []
@@ -244,49 +81,72 @@ def check_study_variant(plan: Plan, variant: VariantPlan, model_path: str) -> li
         from codequant_generator.launch import resolve_server
 
         server = resolve_server(server)
-    written = []
-    for name, benchmark in plan.benchmarks.items():
-        if plan.study.benchmark(name).prompt_mode != "completion":
-            continue  # a chat template stands between prompt and model: no plain generate to compare with
-        head = BenchmarkSet(name, benchmark.problems[: options.problems], benchmark.provenance)
-        result = check_agreement(
+    return [
+        agreement_request(
             model_path,
-            head,
+            BenchmarkSet(name, benchmark.problems[: options.problems], benchmark.provenance),
             max_new_tokens=options.max_new_tokens,
             server=server,
             dtype=variant.model.dtype,
             device="cuda" if server == "vllm" else "cpu",
-            limits=plan.study.execution.limits(),
         )
-        out = plan.study.out_dir / "agreement" / variant.model.name / variant.variant.name / f"{name}.json"
-        written.append(result.write(out))
-        if result.token_agreement < options.min_token_agreement:
-            raise ServiceError(f"serving agreement below {options.min_token_agreement:.0%}: {result.summary()}")
+        for name, benchmark in plan.benchmarks.items()
+        if plan.study.benchmark(name).prompt_mode == "completion"  # a chat template: no plain generate to compare
+    ]
+
+
+def finish_study_check(plan: Plan, variant: VariantPlan, result: AgreementResult) -> Path:
+    """Write an executed check to ``<output>/agreement/<model>/<variant>/<benchmark>.json``; ServiceError (the
+    variant fails) when the server reproduces less than ``min_token_agreement`` of the tokens."""
+    options = plan.study.serving.agreement
+    assert options is not None
+    out = plan.study.out_dir / "agreement" / variant.model.name / variant.variant.name / f"{result.benchmark}.json"
+    written = result.write(out)
+    if result.token_agreement < options.min_token_agreement:
+        raise ServiceError(f"serving agreement below {options.min_token_agreement:.0%}: {result.summary()}")
     return written
 
 
-def _execute(result: AgreementResult, problems: Sequence[Problem], limits: Limits) -> None:
-    from codequant_executor.api import execute_records
+def check_study_variant(plan: Plan, variant: VariantPlan, model_path: str) -> list[Path]:
+    """The study option ``serving.agreement`` run here for one variant (the embedded runner); see
+    ``study_requests`` and ``finish_study_check``."""
+    from codequant_executor.api import execute_batch
+
+    written = []
+    for request in study_requests(plan, variant, model_path):
+        result = compare_served(request)
+        problems = plan.benchmarks[request.benchmark].by_name()
+        execute = execute_request(result, [problems[p.name] for p in result.problems], plan.study.execution.limits())
+        set_verdicts(result, execute_batch(execute))
+        written.append(finish_study_check(plan, variant, result))
+    return written
+
+
+def execute_request(result: AgreementResult, problems: Sequence[Problem], limits: Limits) -> ExecuteRequest:
+    """Both sides' completions of every compared problem, cut at its stop tokens, as one execution request (the
+    completion keys name the problem's position and the side)."""
     from codequant_generator.api import cut_at_stop
 
-    records = [
-        {
-            "name": problem.name,
-            "language": problem.language,
-            "prompt": problem.prompt,
-            "tests": problem.tests,
-            "completion": cut_at_stop(text, problem.stop_tokens),
-        }
-        for problem, p in zip(problems, result.problems, strict=True)
-        for text in (p.reference_text, p.served_text)
-    ]
-    verdicts = [r["passed"] for r in execute_records(records, limits)]
+    return ExecuteRequest(
+        items=[
+            ExecutionItem(
+                name=problem.name,
+                language=problem.language,
+                prompt=problem.prompt,
+                completion=cut_at_stop(text, problem.stop_tokens),
+                tests=problem.tests,
+                completion_key=f"agreement:{index}:{side}",
+            )
+            for index, (problem, p) in enumerate(zip(problems, result.problems, strict=True))
+            for side, text in (("reference", p.reference_text), ("served", p.served_text))
+        ],
+        limits=limits.as_key(),
+    )
+
+
+def set_verdicts(result: AgreementResult, executed: ExecuteResult) -> None:
+    """Fill each problem's verdicts from the execution of ``execute_request``'s programs."""
+    passed = {o.completion_key: o.passed for o in executed.outcomes}
     for index, p in enumerate(result.problems):
-        p.reference_passed, p.served_passed = verdicts[2 * index], verdicts[2 * index + 1]
-
-
-def _common_prefix(a: str, b: str) -> str:
-    for index, (x, y) in enumerate(zip(a, b, strict=False)):
-        if x != y:
-            return a[:index]
-    return a[: min(len(a), len(b))]
+        p.reference_passed = passed[f"agreement:{index}:reference"]
+        p.served_passed = passed[f"agreement:{index}:served"]

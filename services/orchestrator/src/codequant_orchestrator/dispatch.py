@@ -21,12 +21,11 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import RedisError
 from sqlalchemy import select, update
 
-from codequant.queues import TASK_NAMES, new_task_id
+from codequant.queues import QUEUE_OF_TASK, new_task_id
 from codequant.store import Job, Store
 
 log = logging.getLogger(__name__)
 
-QUEUE_OF_TASK = {name: queue for queue, name in TASK_NAMES.items()}
 BROKER_ERRORS = (KombuOperationalError, RedisError, ConnectionError, OSError, TimeoutError)
 
 

@@ -4,15 +4,16 @@ executor itself keeps failing. Results land in the store's ``verifications`` tab
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from sqlalchemy import select, update
 
-from codequant.calibration import calibrated_timeouts
 from codequant.errors import ServiceError
 from codequant.executions import INFRASTRUCTURE_STATUSES
 from codequant.keys import stable_hash
-from codequant.payloads import ExecuteResult
+from codequant.payloads import ExecuteResult, FlakeRequest, SelfCheckRequest
+from codequant.reruns import Rerun, sample_failures
 from codequant.results import sample_results
 from codequant.store import Execution, Store, Verification
 from codequant_orchestrator.plan import Plan, VariantPlan
@@ -59,57 +60,69 @@ def _keep(
     )
 
 
-def self_checks(plan: Plan, store: Store) -> dict[str, dict[str, float]]:
-    """Run (or find stored) every benchmark's reference self-check; returns benchmark -> problem -> calibrated
-    timeout (empty without ``execution.calibration``)."""
-    from codequant_executor.api import execution_provenance, shared_pool
-    from codequant_executor.self_check import self_check
-
+def self_check_request(plan: Plan, name: str) -> tuple[str, SelfCheckRequest]:
+    """The stored key and the request of benchmark ``name``'s reference self-check (the key covers the limits,
+    the calibration, the references and the flake policy, so a changed one is checked again)."""
     execution = plan.study.execution
-    if not execution.self_check:
-        return {}
+    bench = plan.benchmarks[name]
     limits = execution.limits()
+    references = sorted((p.name, p.prompt, p.canonical_solution or "", p.tests) for p in bench.problems)
+    calibration = execution.calibration.model_dump() if execution.calibration else None
+    flakes = execution.flakes
+    settle = flakes.policy == "rerun"
+    key = stable_hash(
+        ["self-check", plan.study.name, name, limits.as_key(), calibration, references, settle, flakes.max_runs]
+    )[:40]
+    request = SelfCheckRequest(
+        benchmark=name,
+        problems=[asdict(p) for p in bench.problems],
+        limits=limits.as_key(),
+        rerun=settle,
+        max_runs=flakes.max_runs,
+        calibration=calibration,
+    )
+    return key, request
+
+
+def stored_self_check(store: Store, key: str) -> dict[str, Any] | None:
+    """A self-check's stored result (None: not run yet)."""
+    return _stored(store, key)
+
+
+def keep_self_check(store: Store, plan: Plan, key: str, name: str, result: dict[str, Any]) -> dict[str, float]:
+    """Store a self-check's result; returns its per-problem calibrated limits (empty without calibration)."""
+    _keep(store, plan, key, "self-check", name, result)
+    return dict(result.get("timeouts", {}))
+
+
+def self_checks(plan: Plan, store: Store) -> dict[str, dict[str, float]]:
+    """Run here (or find stored) every benchmark's reference self-check; returns benchmark -> problem ->
+    calibrated timeout (empty without ``execution.calibration``)."""
+    from codequant_executor.verdict_checks import check_references
+
+    if not plan.study.execution.self_check:
+        return {}
     timeouts: dict[str, dict[str, float]] = {}
-    for name, bench in plan.benchmarks.items():
-        references = sorted((p.name, p.prompt, p.canonical_solution or "", p.tests) for p in bench.problems)
-        calibration = execution.calibration.model_dump() if execution.calibration else None
-        flakes = execution.flakes
-        settle = flakes.policy == "rerun"
-        key = stable_hash(
-            ["self-check", plan.study.name, name, limits.as_key(), calibration, references, settle, flakes.max_runs]
-        )[:40]
+    for name in plan.benchmarks:
+        key, request = self_check_request(plan, name)
         result = _stored(store, key)
         if result is None:
-            check = self_check(bench, limits, workers=execution.workers, rerun=settle, max_runs=flakes.max_runs)
-            result = {
-                **check.to_dict(),
-                "provenance": execution_provenance(shared_pool().sandbox.layers, limits),
-                "calibration": calibration,
-            }
-            if execution.calibration is not None:
-                result["timeouts"] = calibrated_timeouts(
-                    check.runtimes_s,
-                    [p.name for p in bench.problems],
-                    execution.calibration.factor,
-                    execution.calibration.floor_s,
-                    limits.timeout_s,
-                )
+            result = check_references(request, workers=plan.study.execution.workers)
             _keep(store, plan, key, "self-check", name, result)
-        timeouts[name] = result.get("timeouts", {})
+        timeouts[name] = dict(result.get("timeouts", {}))
     return timeouts
 
 
-def measure_variant_flakes(plan: Plan, store: Store, variant: VariantPlan, benchmark: str, timeouts: dict) -> None:
-    """Re-run a seeded sample of the variant's failed samples on ``benchmark`` (once per study: stored); with
-    ``policy: rerun``, a sample that settles on another verdict than the stored one replaces it."""
-    from codequant_executor.api import execution_provenance, shared_pool
-    from codequant_executor.flakes import FlakeCheck, measure_flakes, sample_failures
-
+def flake_request(
+    plan: Plan, store: Store, variant: VariantPlan, benchmark: str, timeouts: dict[str, float]
+) -> tuple[str, FlakeRequest] | None:
+    """The stored key and the request of the re-run of a seeded sample of the variant's failed samples on
+    ``benchmark``; None when the study samples none or it ran already (once per study: stored)."""
     execution = plan.study.execution
     flakes = execution.flakes
     key = stable_hash(["flakes", plan.study.name, variant.key, benchmark, flakes.model_dump(), timeouts])[:40]
     if flakes.sample <= 0 or _stored(store, key) is not None:
-        return
+        return None
     bench = plan.benchmarks[benchmark]
     problems = bench.by_name()
     instruct = plan.study.benchmark(benchmark).prompt_mode == "instruct"
@@ -128,26 +141,45 @@ def measure_variant_flakes(plan: Plan, store: Store, variant: VariantPlan, bench
         for (name, sample), r in sorted(sample_results(store, wanted).items())
         if r["status"] is not None
     ]
-    language = bench.problems[0].language if bench.problems else ""
-    check = FlakeCheck(benchmark, language, variant.label, sum(r["status"] != "OK" for r in results))
-    sampled = sample_failures(results, flakes.sample, flakes.seed)
-    max_runs = flakes.max_runs if flakes.policy == "rerun" else 2
-    measure_flakes(check, sampled, execution.limits(), max_runs=max_runs, workers=execution.workers)
-    if flakes.policy == "rerun":
-        _settle(store, plan, variant, benchmark, check, wanted)
-    result = {
-        **check.to_dict(),
-        "policy": flakes.policy,
-        "provenance": execution_provenance(shared_pool().sandbox.layers, execution.limits()),
-    }
+    request = FlakeRequest(
+        benchmark=benchmark,
+        language=bench.problems[0].language if bench.problems else "",
+        variant=variant.label,
+        failures=sum(r["status"] != "OK" for r in results),
+        sampled=sample_failures(results, flakes.sample, flakes.seed),
+        limits=execution.limits().as_key(),
+        max_runs=flakes.max_runs if flakes.policy == "rerun" else 2,
+        policy=flakes.policy,
+    )
+    return key, request
+
+
+def keep_flakes(
+    store: Store, plan: Plan, variant: VariantPlan, benchmark: str, key: str, result: dict[str, Any]
+) -> None:
+    """Store a flake check's result; with ``policy: rerun``, a sample that settled on another verdict than the
+    stored one replaces it first."""
+    if result["policy"] == "rerun":
+        _settle(store, variant, result["reruns"], wanted_completion_keys(plan, variant, benchmark))
     _keep(store, plan, key, "flakes", benchmark, result, variant.key)
 
 
-def _settle(store: Store, plan: Plan, variant: VariantPlan, benchmark: str, check: Any, wanted: dict) -> None:
+def measure_variant_flakes(plan: Plan, store: Store, variant: VariantPlan, benchmark: str, timeouts: dict) -> None:
+    """Re-run here a seeded sample of the variant's failed samples on ``benchmark`` (``flake_request``)."""
+    from codequant_executor.verdict_checks import check_flakes
+
+    found = flake_request(plan, store, variant, benchmark, timeouts)
+    if found is not None:
+        key, request = found
+        keep_flakes(store, plan, variant, benchmark, key, check_flakes(request, workers=plan.study.execution.workers))
+
+
+def _settle(store: Store, variant: VariantPlan, reruns: list[dict[str, Any]], wanted: dict) -> None:
     """Store the settled verdict of each flipped sample whose last two runs agree on another verdict."""
     from codequant.store import Completion
 
-    for rerun in check.reruns:
+    for found in reruns:
+        rerun = Rerun(found["name"], found["sample"], tuple(found["statuses"]))
         if not (rerun.flipped and rerun.settled):
             continue
         status = rerun.statuses[-1]
