@@ -81,6 +81,19 @@ def test_bounds_are_clipped_to_the_feasible_range_and_the_verdict_is_the_t_tests
     assert "[-100.0, " in found.reason() or ", +100.0] pp" in found.reason()
 
 
+def test_a_baseline_that_passes_nothing_gives_an_uninformative_verdict_never_non_inferior() -> None:
+    """Where the baseline passes nothing no drop can be seen: identical zeros (bounds [0, 0], which the t-test
+    alone calls non-inferior), a variant that gains, and one baseline pass that makes a drop visible again."""
+    nothing = ni.noninferiority([0.0] * 30, [0.0] * 30, margin_pp=2)
+    assert nothing.verdict == ni.UNINFORMATIVE == "uninformative: the baseline passes nothing"
+    assert not nothing.passes and (nothing.lower_pp, nothing.upper_pp) == (0.0, 0.0)
+    assert nothing.reason().startswith("uninformative: the baseline passes nothing, so no drop can be seen")
+    gain = ni.noninferiority([0.0] * 30, [0.5] * 15 + [0.0] * 15, margin_pp=2)
+    assert gain.verdict == ni.UNINFORMATIVE and not gain.passes and gain.lower_pp > 0
+    one_pass = ni.noninferiority([0.1] + [0.0] * 29, [0.1] + [0.0] * 29, margin_pp=2)
+    assert one_pass.verdict == ni.NON_INFERIOR and one_pass.passes
+
+
 def test_the_minimum_detectable_drop_matches_statsmodels_power_of_the_paired_t_test() -> None:
     """With every problem at rate p, per-problem differences have variance (p(1−p) + q(1−q))/n: statsmodels'
     power of the one-sided one-sample t-test gives the drop detected with power 0.8 (solved to a fixed point)."""
