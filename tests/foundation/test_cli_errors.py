@@ -91,7 +91,7 @@ CASES: list[tuple[list[str], int, str]] = [
     ([*COMPARE, "--alpha", "1.5"], 2, "'--alpha': must be above 0 and below 1"),
     ([*COMPARE, "--correction", "holm"], 2, "'holm' is not one of"),
     ([*COMPARE, "--bootstrap", "10"], 2, "'--bootstrap'"),
-    ([*COMPARE, "--margin", "0"], 2, "--margin: percentage points above 0 and below 100"),
+    ([*COMPARE, "--margin", "0"], 2, "'--margin': percentage points above 0 and below 100, got 0"),
     (["gate", "--baseline", "{records}", "{records}"], 2, "Missing option '--margin'"),
     (["gate", "--baseline", "{records}", "{records}", "--margin", "100"], 2, "'--margin': percentage points"),
     (["gate", "--baseline", "{records}", "{records}", "--margin", "2", "--alpha", "0.7"], 2, "'--alpha': a one-sided"),

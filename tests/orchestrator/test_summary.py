@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import io
+import json
 import math
 from pathlib import Path
 
 from rich.console import Console
 
-from codequant.store import Store
+from codequant.store import Store, Verification
 from codequant.study import load_study
 from codequant_orchestrator.plan import plan_study
 from codequant_orchestrator.summary import print_summary
+from codequant_reporter.report import write_report
 from codequant_reporter.study_data import load_study_data
 from tests.reporter.synthetic import SPEC, write_study
+from tests.reporter.test_verdict_checks import _flakes, _self_check
 
 
 def _summary(tmp_path: Path, n: int) -> tuple[str, Store]:
@@ -62,3 +65,47 @@ def test_the_tables_digest_is_printed_and_follows_every_cell(tmp_path: Path) -> 
     # Pinned for a fixed input: the README carries the demo table's digest, so its definition must not drift.
     assert table_digest([["1", "m", "v", "75.0"]]) == "ec235b78b7132e1f"
     assert table_digest([["1", "m", "v", "75.0"]]) != table_digest([["1", "m", "v", "75.1"]])
+
+
+def test_problems_the_verdict_checks_leave_out_are_left_out_as_in_the_report(tmp_path: Path) -> None:
+    """Two mceval-python references failed the self-check and one multiple-humaneval-java problem's verdict flipped
+    (policy exclude): the summary's pass@1 is the report's for every variant and benchmark, and the summary says
+    how many problems were left out and why."""
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "study.yaml").write_text(SPEC)
+    store = Store(f"sqlite:///{folder / 'store.db'}")
+    write_study(store, spec=SPEC)
+    plan = plan_study(load_study(folder / "study.yaml"))
+    python = [p.name for p in plan.benchmarks["mceval-python"].problems]
+    java = [p.name for p in plan.benchmarks["multiple-humaneval-java"].problems]
+    failures = {name: "reference Failure then Failure: AssertionError" for name in python[:2]}
+    flipped = _flakes("Coder-7B/aqlm-2bit", [(java[3], ("Failure", "OK")), (java[4], ("Failure",) * 2)], "exclude")
+    checks = [
+        ("self-check", "mceval-python", _self_check(failures)),
+        ("flakes", "multiple-humaneval-java", {**flipped, "benchmark": "multiple-humaneval-java"}),
+    ]
+    store.insert_ignore(
+        Verification,
+        [
+            {"key": kind, "study_id": "synthetic", "kind": kind, "benchmark": benchmark, "result": result}
+            for kind, benchmark, result in checks
+        ],
+    )
+    console = Console(record=True, width=400, file=io.StringIO())
+    print_summary(console, plan, store)
+    text = console.export_text()
+    assert "mceval-python: 2 of 10 problems left out, as in the report (2 failed the reference self-check)" in text
+    assert "multiple-humaneval-java: 1 of 12 problems left out, as in the report (1 with a flipping verdict)" in text
+    assert "mceval-java: " not in text and "multiple-humaneval-py: " not in text
+    rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in text.splitlines() if "│" in line]
+    cells = {(row[0], row[1]): dict(zip(plan.benchmarks, row[2:], strict=True)) for row in rows if row[0] != "model"}
+    write_report(folder, formats=["json"])
+    comparisons = json.loads((folder / "report" / "report.json").read_text())["comparisons"]
+    assert len(comparisons) == 2 * 7 * 4
+    kept = {"multiple-humaneval-py": 12, "multiple-humaneval-java": 11, "mceval-python": 8, "mceval-java": 10}
+    for c in comparisons:
+        model, benchmark = c["labels"]["model"], c["labels"]["benchmark"]
+        assert c["problems"] == kept[benchmark]
+        assert cells[(model, c["variant"])][benchmark] == f"{100 * c['pass_at_k']['pass@1']:.1f}"
+        assert cells[(model, "fp16")][benchmark] == f"{100 * c['baseline_pass_at_k']['pass@1']:.1f}"

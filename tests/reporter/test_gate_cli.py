@@ -63,6 +63,46 @@ def test_exit_1_when_a_drop_is_shown_or_the_data_cannot_tell(results: Path) -> N
     assert "this study could detect drops of ≥" in out
 
 
+def test_a_benchmark_the_baseline_never_passes_is_uninformative_and_fails_the_gate(tmp_path: Path) -> None:
+    """The baseline passes nothing on one benchmark (as rtn-2bit's baseline on mceval-java in the demo): the
+    variant cannot show a drop there, so that benchmark fails the gate with its reason, in text and JSON; compare
+    prints the same verdict."""
+
+    def records(passes: dict[str, int]) -> str:
+        return "".join(
+            json.dumps({"name": f"p{i}", "sample": s, "passed": s < passes[bench], "benchmark": bench}) + "\n"
+            for bench in passes
+            for i in range(20)
+            for s in range(4)
+        )
+
+    (tmp_path / "base.jsonl").write_text(records({"never": 0, "always": 4}))
+    (tmp_path / "var.jsonl").write_text(records({"never": 0, "always": 4}))
+    done = codequant(
+        "gate", "--baseline", tmp_path / "base.jsonl", tmp_path / "var.jsonl", "--margin", "2", timeout=180
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    lines = dict(line.split(": ", 1) for line in done.stdout.strip().splitlines())
+    assert lines["FAIL var on never"].startswith("uninformative: the baseline passes nothing, so no drop can be seen")
+    assert lines["PASS var on always"].startswith("non-inferior: ")
+    assert lines["gate failed"] == "1 of 2 non-inferior"
+    as_json = codequant(
+        "gate", "--baseline", tmp_path / "base.jsonl", tmp_path / "var.jsonl", "--margin", "2", "--json", timeout=180
+    )
+    payload = json.loads(as_json.stdout)
+    assert as_json.returncode == 1 and payload["passed"] is False
+    never = next(row for row in payload["comparisons"] if row["benchmark"] == "never")
+    assert (
+        never["passes"] is False and never["noninferiority"]["verdict"] == "uninformative: the baseline passes nothing"
+    )
+    assert never["reason"].startswith("uninformative")
+    compared = codequant(
+        "compare", "--baseline", tmp_path / "base.jsonl", tmp_path / "var.jsonl", "--margin", "2", "--json", timeout=180
+    )
+    verdicts = {r["labels"]["benchmark"]: r["noninferiority"]["verdict"] for r in json.loads(compared.stdout)}
+    assert verdicts == {"never": "uninformative: the baseline passes nothing", "always": "non-inferior"}
+
+
 def test_exit_2_for_bad_input(results: Path, tmp_path: Path) -> None:
     assert codequant_in_process("gate", "--baseline", results / "fp16", results / "aqlm-8bit").returncode == 2
     bad_margin = codequant_in_process("gate", "--baseline", results / "fp16", results / "aqlm-8bit", "--margin", "0")

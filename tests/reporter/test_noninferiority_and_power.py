@@ -53,8 +53,45 @@ def test_verdicts_agree_with_a_one_sided_t_test_with_the_margin() -> None:
         assert found.p_noninferior == pytest.approx(p_ni)
     assert ni.noninferiority([0.5] * 40, [0.5] * 40, margin_pp=1).verdict == ni.NON_INFERIOR
     assert ni.noninferiority([0.5] * 40, [0.4] * 40, margin_pp=5).verdict == ni.DROP  # identical differences
-    with pytest.raises(ValueError, match="margin"):
-        ni.noninferiority([0.5, 0.5], [0.5, 0.5], margin_pp=0)
+    for margin in (0, 100):
+        with pytest.raises(ValueError, match="margin"):
+            ni.noninferiority([0.5, 0.5], [0.5, 0.5], margin_pp=margin)
+
+
+@pytest.mark.parametrize(
+    ("base", "var"),
+    [
+        ([1.0, 1.0, 0.0], [0.0, 0.0, 0.0]),  # scipy's lower bound −164 pp
+        ([0.0, 0.0, 1.0], [1.0, 1.0, 1.0]),  # scipy's upper bound +164 pp
+        ([1.0, 0.6, 0.4], [0.0, 0.2, 0.4]),  # lower bound −122 pp, upper bound +5 pp
+    ],
+)
+def test_bounds_are_clipped_to_the_feasible_range_and_the_verdict_is_the_t_tests(base, var) -> None:
+    """A difference of pass rates lies in [−100, 100] pp; the t interval of 3 problems reaches past it."""
+    found = ni.noninferiority(base, var, margin_pp=2)
+    d = 100 * (np.asarray(var) - np.asarray(base))
+    interval = ttest_1samp(d, 0).confidence_interval(0.90)
+    assert interval.low < -100 or interval.high > 100  # the case the clipping is for
+    assert found.lower_pp == pytest.approx(max(interval.low, -100))
+    assert found.upper_pp == pytest.approx(min(interval.high, 100))
+    assert -100 <= found.lower_pp <= found.change_pp <= found.upper_pp <= 100
+    p_ni = ttest_1samp(d, -2, alternative="greater").pvalue
+    p_drop = ttest_1samp(d, 0, alternative="less").pvalue
+    assert (found.passes, found.verdict == ni.DROP) == (p_ni < 0.05, p_drop < 0.05)
+    assert "[-100.0, " in found.reason() or ", +100.0] pp" in found.reason()
+
+
+def test_a_baseline_that_passes_nothing_gives_an_uninformative_verdict_never_non_inferior() -> None:
+    """Where the baseline passes nothing no drop can be seen: identical zeros (bounds [0, 0], which the t-test
+    alone calls non-inferior), a variant that gains, and one baseline pass that makes a drop visible again."""
+    nothing = ni.noninferiority([0.0] * 30, [0.0] * 30, margin_pp=2)
+    assert nothing.verdict == ni.UNINFORMATIVE == "uninformative: the baseline passes nothing"
+    assert not nothing.passes and (nothing.lower_pp, nothing.upper_pp) == (0.0, 0.0)
+    assert nothing.reason().startswith("uninformative: the baseline passes nothing, so no drop can be seen")
+    gain = ni.noninferiority([0.0] * 30, [0.5] * 15 + [0.0] * 15, margin_pp=2)
+    assert gain.verdict == ni.UNINFORMATIVE and not gain.passes and gain.lower_pp > 0
+    one_pass = ni.noninferiority([0.1] + [0.0] * 29, [0.1] + [0.0] * 29, margin_pp=2)
+    assert one_pass.verdict == ni.NON_INFERIOR and one_pass.passes
 
 
 def test_the_minimum_detectable_drop_matches_statsmodels_power_of_the_paired_t_test() -> None:

@@ -9,8 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from scipy.stats import ttest_1samp
+from sqlalchemy import select, update
 
-from codequant.store import Store
+from codequant.store import Completion, Execution, Store
+from codequant.study import parse_study
 from codequant_reporter.report import write_report
 from codequant_reporter.study_data import load_study_data
 from tests.reporter.synthetic import SPEC, write_study
@@ -65,3 +67,29 @@ def test_bounds_are_scipys_t_interval(report) -> None:
     assert record["lower_pp"] == pytest.approx(100 * theirs.low)
     assert record["upper_pp"] == pytest.approx(100 * theirs.high)
     assert record["change_pp"] == pytest.approx(100 * diffs.mean())
+
+
+def test_a_benchmark_the_baseline_never_passes_is_uninformative_in_the_table(tmp_path: Path) -> None:
+    """Coder-7B's baseline made to fail every sample of mceval-java: each of its variants is uninformative there
+    (not non-inferior, whatever it passes), with the reason in the table's notes; its other benchmarks keep
+    their verdicts."""
+    spec = SPEC.replace("statistics: {bootstrap_samples: 500}", "statistics: {bootstrap_samples: 200, margin_pp: 5}")
+    (tmp_path / "study.yaml").write_text(spec)
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    write_study(store, spec=spec)
+    model = next(m for m in parse_study(spec).models if m.name == "Coder-7B")
+    with store.session() as session:
+        keys = select(Completion.execution_key).where(
+            Completion.variant_key == model.variant_key("fp16"), Completion.benchmark == "mceval-java"
+        )
+        assert session.execute(update(Execution).where(Execution.key.in_(keys)).values(passed=False)).rowcount > 0
+    write_report(tmp_path, formats=["json", "md"])
+    table = json.loads((tmp_path / "report" / "report.json").read_text())["tables"]["noninferiority"]
+    verdicts = {(r["model"], r["variant"], r["benchmark"]): r for r in table["records"]}
+    java = [r for (m, _, b), r in verdicts.items() if (m, b) == ("Coder-7B", "mceval-java")]
+    assert len(java) == 7
+    assert all(r["verdict"] == "uninformative: the baseline passes nothing" and not r["passes"] for r in java)
+    others = [r for (m, _, b), r in verdicts.items() if (m, b) != ("Coder-7B", "mceval-java")]
+    assert all(r["verdict"] in VERDICTS for r in others)
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "uninformative: the baseline passes no sample of any problem" in md

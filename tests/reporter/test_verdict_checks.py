@@ -7,7 +7,8 @@ from pathlib import Path
 
 from codequant.benchmarks import load_benchmark
 from codequant.store import Store, Study, Verification
-from codequant_reporter.verdict_checks import apply_exclusions, load_verdict_checks, verdict_check_sections
+from codequant.verdict_checks import load_verdict_checks
+from codequant_reporter.verdict_checks import apply_exclusions, verdict_check_sections
 
 PROVENANCE = {
     "executor_version": "0.1.0",

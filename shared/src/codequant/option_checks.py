@@ -49,9 +49,9 @@ def fraction(value: float | None) -> float | None:
     return value
 
 
-def margin_pp(value: float) -> float:
-    """A pass@1 margin in percentage points: above 0 and below 100."""
-    if not 0 < value < 100:
+def margin_pp(value: N | None) -> N | None:
+    """A pass@1 margin in percentage points: above 0 and below 100 (an option not given passes)."""
+    if value is not None and not 0 < value < 100:
         raise typer.BadParameter(f"percentage points above 0 and below 100, got {value:g}")
     return value
 

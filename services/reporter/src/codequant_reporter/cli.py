@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from codequant.errors import InputError
-from codequant.option_checks import one_of_each
+from codequant.option_checks import margin_pp, one_of_each
 from codequant_reporter import FORMATS
 
 if TYPE_CHECKING:
@@ -26,11 +26,6 @@ def _open_unit(value: float) -> float:
     if not 0 < value < 1:
         raise typer.BadParameter(f"must be above 0 and below 1, got {value}")
     return value
-
-
-def _check_margin(margin: float | None) -> None:
-    if margin is not None and not 0 < margin < 100:
-        raise InputError(f"--margin: percentage points above 0 and below 100, got {margin:g}")
 
 
 def detectable(assessment: Assessment) -> str:
@@ -60,7 +55,10 @@ def compare(
     seed: Annotated[int, typer.Option(help="bootstrap seed", min=0)] = 0,
     margin: Annotated[
         float | None,
-        typer.Option(help="non-inferiority margin in percentage points of pass@1: adds a verdict per comparison"),
+        typer.Option(
+            help="non-inferiority margin in percentage points of pass@1: adds a verdict per comparison",
+            callback=margin_pp,
+        ),
     ] = None,
 ) -> None:
     """Compare variants with a baseline: pass@k, McNemar on paired samples, odds ratio, BH, problem-level tests
@@ -76,7 +74,6 @@ def compare(
         raise InputError(f"--k: expected comma-separated integers, got {k!r}") from None
     if min(ks) < 1:
         raise InputError(f"--k: pass@k needs k >= 1, got {k!r}")
-    _check_margin(margin)
     found = paired_files(baseline, variants, lambda line: err_console.print(line, markup=False))
     results = [
         compare_paired(

@@ -39,7 +39,8 @@ def gate(
     seed: Annotated[int, typer.Option(help="seed of the detectable-drop simulation", min=0)] = 0,
 ) -> None:
     """Release gate: exit 0 when every variant is non-inferior to the baseline within --margin on every benchmark,
-    1 when a drop is shown or the data cannot tell (inconclusive), 2 for bad input; one line per benchmark."""
+    1 when a drop is shown, the data cannot tell (inconclusive) or the baseline passes nothing (uninformative: no
+    drop can be seen), 2 for bad input; one line per benchmark."""
     from codequant_reporter.noninferiority import INCONCLUSIVE, assess, could_detect
     from codequant_reporter.result_files import paired_files
 

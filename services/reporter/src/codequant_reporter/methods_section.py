@@ -44,7 +44,8 @@ def methods_section(data: StudyData) -> list[tuple[str, list[str]]]:
         f"pass rates and a {t.bootstrap_samples}-resample bootstrap (seed {t.seed}) 95 % CI of the pass@1 difference.",
         f"Non-inferiority (margin {t.margin_pp:g} pp of pass@1): one-sided paired t-tests over per-problem pass "
         f"rates at α = {t.alpha}; non-inferior when the lower bound of the change is above the "
-        "−margin, a drop shown when the upper bound is below 0, otherwise inconclusive. Minimum detectable drop: "
+        "−margin, a drop shown when the upper bound is below 0, otherwise inconclusive; uninformative where the "
+        "baseline passes nothing (no drop can be seen). Bounds are clipped to [−100, 100] pp. Minimum detectable drop: "
         f"the smallest true drop found with power 0.8 at one-sided α = {t.alpha}, simulated at the problem level "
         "(problems resampled from the baseline's pass rates, n binomial samples per side, paired t-test).",
     ]

@@ -19,6 +19,7 @@ NON_INFERIOR = "non-inferior"
 NON_INFERIOR_WITH_DROP = "non-inferior (significant drop within the margin)"
 DROP = "drop shown"
 INCONCLUSIVE = "inconclusive"
+UNINFORMATIVE = "uninformative: the baseline passes nothing"
 PASSING = (NON_INFERIOR, NON_INFERIOR_WITH_DROP)
 
 
@@ -29,8 +30,8 @@ class NonInferiority:
     margin_pp: float
     alpha: float
     change_pp: float
-    lower_pp: float  # one-sided (1 − α) lower bound of the change
-    upper_pp: float  # one-sided (1 − α) upper bound of the change
+    lower_pp: float  # one-sided (1 − α) lower bound of the change, at least −100
+    upper_pp: float  # one-sided (1 − α) upper bound of the change, at most 100
     p_noninferior: float  # one-sided t-test p-value of H0: change <= −margin
     verdict: str
 
@@ -43,13 +44,14 @@ class NonInferiority:
         bounds = f"change {self.change_pp:+.1f} pp, one-sided {100 * (1 - self.alpha):g} % bounds "
         bounds += f"[{self.lower_pp:+.1f}, {self.upper_pp:+.1f}] pp, margin {self.margin_pp:g} pp"
         why = {
-            NON_INFERIOR: "the lower bound is above -margin",
-            NON_INFERIOR_WITH_DROP: "the drop is real but its lower bound is above -margin",
-            DROP: "the upper bound is below 0 and the lower bound reaches -margin",
-            INCONCLUSIVE: "the lower bound reaches -margin and the upper bound reaches 0: more problems or samples "
+            NON_INFERIOR: ": the lower bound is above -margin",
+            NON_INFERIOR_WITH_DROP: ": the drop is real but its lower bound is above -margin",
+            DROP: ": the upper bound is below 0 and the lower bound reaches -margin",
+            INCONCLUSIVE: ": the lower bound reaches -margin and the upper bound reaches 0: more problems or samples "
             "would decide",
+            UNINFORMATIVE: ", so no drop can be seen whatever the variant does",
         }[self.verdict]
-        return f"{self.verdict}: {why} ({bounds})"
+        return f"{self.verdict}{why} ({bounds})"
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "passes": self.passes}
@@ -62,9 +64,12 @@ def noninferiority(
     baseline): non-inferior when the (1 − α) lower bound of the mean change is above −margin (H0: change ≤
     −margin rejected); a drop is shown when the (1 − α) upper bound is below 0; neither is inconclusive. The
     problems are the units (their samples are not independent); with identical differences the bounds are the
-    change itself."""
-    if margin_pp <= 0:
-        raise ValueError(f"the margin must be above 0 percentage points, got {margin_pp}")
+    change itself. Where the baseline passes no sample of any problem no drop can be seen, whatever the variant
+    does: the verdict is uninformative (never non-inferior). A difference of pass rates lies in [−100, 100] pp,
+    so the bounds are clipped to that range (the t interval can reach past it with few problems and large
+    changes); the margin is below 100 pp, so clipping changes no verdict."""
+    if not 0 < margin_pp < 100:
+        raise ValueError(f"the margin must be above 0 and below 100 percentage points, got {margin_pp}")
     differences = 100 * (np.asarray(var_rates, dtype=float) - np.asarray(base_rates, dtype=float))
     if differences.size < 2:
         raise ValueError("a paired t-test needs at least 2 problems")
@@ -75,9 +80,11 @@ def noninferiority(
         p_noninferior = float(student_t.sf((mean + margin_pp) / se, differences.size - 1))
     else:
         half, p_noninferior = 0.0, 0.0 if mean > -margin_pp else 1.0
-    lower, upper = mean - half, mean + half
+    lower, upper = max(mean - half, -100.0), min(mean + half, 100.0)
     non_inferior, dropped = lower > -margin_pp, upper < 0
-    if non_inferior:
+    if not np.any(np.asarray(base_rates, dtype=float) > 0):
+        verdict = UNINFORMATIVE
+    elif non_inferior:
         verdict = NON_INFERIOR_WITH_DROP if dropped else NON_INFERIOR
     else:
         verdict = DROP if dropped else INCONCLUSIVE

@@ -74,7 +74,9 @@ def noninferiority_table(analysis: Analysis) -> Table:
             "Change: variant − baseline pass@1 in percentage points (negative: the variant is worse). Bounds: "
             "one-sided paired t-test over the per-problem pass rates (problems are the units). Non-inferior: the "
             f"lower bound is above −{margin:g} pp; drop shown: the upper bound is below 0 and the lower bound reaches "
-            "the margin; inconclusive: neither — the data can rule out neither a loss nor one beyond the margin.",
+            "the margin; inconclusive: neither — the data can rule out neither a loss nor one beyond the margin; "
+            "uninformative: the baseline passes no sample of any problem, so no drop can be seen whatever the "
+            "variant does (never counted as non-inferior).",
             "What this study could detect: the smallest true pass@1 drop detected with power 0.8 at one-sided "
             f"α = {options.alpha:g}, given these problems, their baseline pass rates and n (simulated at the "
             "problem level); shown where McNemar's adjusted p-value is not significant.",

@@ -17,7 +17,8 @@ def reading_guide(data: StudyData) -> list[str]:
         "Significance marks (• * ** ***) come from McNemar's test on paired samples, adjusted for multiple testing; "
         "the problem-level Wilcoxon test and bootstrap interval do not treat a problem's samples as independent and "
         f'are to be trusted when they disagree. "Is the loss negligible?" gives each variant a verdict against a '
-        f"margin of {margin:g} pp — non-inferior, drop shown, or inconclusive — with the smallest drop the study "
+        f"margin of {margin:g} pp — non-inferior, drop shown, inconclusive, or uninformative where the baseline "
+        "passes nothing — with the smallest drop the study "
         'could have detected; "What broke" lists the problems each variant lost and how their samples failed. '
         "The methods at the end say how everything was run.",
     ]

@@ -15,7 +15,8 @@ from codequant.store import Job, JobEnvironment, ServingMeasurement, Store, Stud
 from codequant.store import Study as StudyRow
 from codequant.study import Study, parse_study
 from codequant.study.methods import VariantModel
-from codequant_reporter.verdict_checks import VerdictChecks, apply_exclusions, load_verdict_checks
+from codequant.verdict_checks import VerdictChecks, load_verdict_checks
+from codequant_reporter.verdict_checks import apply_exclusions
 
 
 @dataclass
