@@ -40,7 +40,7 @@ class VerdictChecks:
 
 
 def load_verdict_checks(store: Store, study_id: str) -> VerdictChecks:
-    """The checks stored for ``study_id`` (none for studies run before them, or distributed runs)."""
+    """The checks stored for ``study_id`` (none for studies run before the checks existed)."""
     checks = VerdictChecks()
     with store.session() as session:
         rows = session.scalars(
