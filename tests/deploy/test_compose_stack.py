@@ -94,6 +94,10 @@ def test_a_study_through_the_api_reports_what_the_embedded_runner_does(
     # Not all-or-nothing: the table compares something.
     cells = [cell for rows in in_compose.values() for row in rows for cell in row[4:]]
     assert len({re.sub(r"[^0-9.]", "", c) for c in cells if c}) > 2, in_compose
+    # The executor containers checked the references before the first execution, as the embedded runner does.
+    markdown = stack.api("GET", f"/studies/{study_id}/report/report.md").text
+    for line in ("humaneval (python): 6 checked, 0 failed", "mceval-java (java): 3 checked, 0 failed"):
+        assert line in markdown and line in (embedded_out / "report" / "report.md").read_text(), line
     html = stack.api("GET", f"/studies/{study_id}/report")
     assert html.status_code == 200 and "pass@1" in html.text
     assert_nothing_lost_twice_or_stuck(stack, study_id, expected)
