@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from codequant_generator.launch import running_server
+from codequant.launch import running_server
 
 
 @pytest.fixture(scope="session")

@@ -15,9 +15,9 @@ import pytest
 
 from codequant.benchmarks import load_benchmark
 from codequant.errors import ServiceError
+from codequant.launch import running_server
 from codequant.study.methods import EndpointSpec
 from codequant_generator.api import RequestWatch, SampleRequest, generate_completions, sample_requests
-from codequant_generator.launch import running_server
 from codequant_generator.retry import Retry
 from tests.cli import codequant
 

@@ -13,9 +13,9 @@ import pytest
 
 from codequant.benchmarks import load_benchmark
 from codequant.errors import InputError, ServiceError
+from codequant.launch import free_port
 from codequant.study.methods import EndpointSpec
 from codequant_generator.api import cut_at_stop, generate_completions
-from codequant_generator.launch import free_port
 from codequant_generator.retry import Retry
 from tests.cli import CLI, codequant
 

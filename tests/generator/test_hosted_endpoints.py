@@ -20,9 +20,9 @@ from fastapi.responses import JSONResponse, Response
 
 from codequant.benchmarks import load_benchmark
 from codequant.errors import InputError, ServiceError
+from codequant.launch import free_port
 from codequant.study.methods import EndpointSpec
 from codequant_generator.api import generate_completions
-from codequant_generator.launch import free_port
 from codequant_generator.retry import Retry
 from tests.cli import codequant
 

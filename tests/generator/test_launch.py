@@ -15,7 +15,7 @@ import pytest
 pytestmark = pytest.mark.slow
 OWNER = """
 import sys, time
-from codequant_generator.launch import running_server
+from codequant.launch import running_server
 with running_server(sys.argv[1]) as url:
     print(url, flush=True)
     time.sleep(600)

@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 
 from codequant.errors import ServiceError
+from codequant.launch import resolve_server, server_command
 from codequant.payloads import GenerateRequest
 from codequant.results import sample_keys
 from codequant.store import Completion, Store, Variant
 from codequant.study import parse_study
 from codequant.study.methods import methods, variant_class
 from codequant.study.spec import BenchmarkSpec, SamplingParams
-from codequant_generator.launch import resolve_server, server_command
 from codequant_generator.stage import generate_variant
 from tests.cli import CLI
 

@@ -14,10 +14,10 @@ import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
+from codequant.launch import free_port
 from codequant.store import Completion, ServingMeasurement, Store, StudyVariant
 from codequant.store import Study as StudyRow
 from codequant.study import parse_study
-from codequant_generator.launch import free_port
 from codequant_orchestrator.plan import plan_study
 from codequant_orchestrator.records import wanted_completion_keys
 

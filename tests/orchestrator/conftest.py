@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from codequant.launch import free_port
 from codequant.queues import QUEUES
-from codequant_generator.launch import free_port
 from tests.orchestrator.cluster import Cluster, Redis
 
 

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from codequant.errors import InputError
-from codequant_generator.launch import free_port
+from codequant.launch import free_port
 from codequant_orchestrator.api.auth import Tokens, add_token, read_token_file, startup_line
 from tests.cli import CLI, codequant
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from codequant.launch import free_port
 from codequant.store import Completion, Execution, Job, Store, Variant
-from codequant_generator.launch import free_port
 from tests.orchestrator.cluster import Cluster, Redis, kill_group, wait_for
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]

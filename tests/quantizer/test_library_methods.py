@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from codequant.benchmarks import load_benchmark
+from codequant.launch import running_server
 from codequant.study.methods import EndpointSpec
 from codequant_generator.api import generate_completions
-from codequant_generator.launch import running_server
 from codequant_quantizer.api import footprint, quantize
 from codequant_serving.loading import load_model
 from tests.quantizer.small_model import held_out_perplexity

@@ -116,7 +116,7 @@ def test_the_study_option_writes_the_check_and_fails_a_variant_that_disagrees(
     saved = json.loads(written.read_text())
     assert saved["problems"] == 3 and saved["token_agreement"] == 1.0 and saved["first_difference"] is None
     # A server that decodes other weights than the folder holds: the variant fails, naming where.
-    import codequant_orchestrator.agreement as agreement
+    import codequant_serving.agreement as agreement
 
     real = agreement.compare_served
     monkeypatch.setattr(

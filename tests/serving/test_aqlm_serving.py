@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from codequant.benchmarks import load_benchmark
-from codequant_generator.launch import running_server
+from codequant.launch import running_server
 from codequant_quantizer.api import quantize
 from codequant_serving.loading import load_model
 

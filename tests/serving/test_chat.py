@@ -12,9 +12,9 @@ import pytest
 from transformers import AutoTokenizer
 
 from codequant.benchmarks import load_benchmark
+from codequant.launch import running_server
 from codequant.study.methods import EndpointSpec
 from codequant_generator.api import generate_completions
-from codequant_generator.launch import running_server
 
 PROBLEMS = load_benchmark("humaneval", limit=2).problems
 TEMPLATE = "{% for message in messages %}{{ message['content'] }}{% endfor %}"  # the user's text, as a prompt

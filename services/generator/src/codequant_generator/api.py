@@ -15,10 +15,10 @@ from codequant.benchmarks import Problem
 from codequant.errors import InputError
 from codequant.extraction import extract
 from codequant.keys import stable_hash
+from codequant.launch import running_server
 from codequant.protocols import chat_api_names, get_api
 from codequant.study.methods import EndpointSpec
 from codequant_generator.clients import OnRequest, client_for
-from codequant_generator.launch import running_server
 from codequant_generator.retry import RequestWatch, Retry
 
 __all__ = [

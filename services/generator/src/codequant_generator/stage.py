@@ -15,12 +15,12 @@ from typing import Any
 
 from codequant.environment import describe
 from codequant.errors import ServiceError
+from codequant.launch import Server, resolve_server, running_server, vllm_executable
 from codequant.payloads import GenerateRequest, GenerateResult
 from codequant.results import completion_row, sample_keys
 from codequant.store import ChatAnswer, Completion, Store
 from codequant.study.methods import EndpointSpec, method_packages
 from codequant_generator.api import generate_completions
-from codequant_generator.launch import Server, resolve_server, running_server, vllm_executable
 from codequant_generator.serving_cost import CostLog, record_cost, server_measurements
 
 _FLUSH_EVERY = 32

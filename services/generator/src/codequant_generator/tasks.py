@@ -1,5 +1,4 @@
-"""Celery tasks of the `generate` and `generate-remote` queues: ``generate_variant`` on a JSON payload, and on
-`generate` the serving agreement check's token comparison.
+"""Celery tasks of the `generate` and `generate-remote` queues: ``generate_variant`` on a JSON payload.
 
 The two queues differ in what the worker must have: `generate` serves the variant itself (codequant-serving
 and, for real models, a GPU), `generate-remote` samples an external endpoint (nothing but this package).
@@ -10,9 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from codequant.celery_app import app
-from codequant.payloads import AgreementRequest, GenerateRequest
-from codequant.queues import AGREEMENT_TASK, GENERATE, GENERATE_REMOTE, TASK_NAMES
-from codequant_generator.agreement import compare_served
+from codequant.payloads import GenerateRequest
+from codequant.queues import GENERATE, GENERATE_REMOTE, TASK_NAMES
 from codequant_generator.stage import generate_variant
 
 
@@ -26,9 +24,3 @@ def generate_task(payload: dict[str, Any]) -> dict[str, Any]:
 def generate_remote_task(payload: dict[str, Any]) -> dict[str, Any]:
     """A GenerateRequest for a variant behind an external endpoint, in; a GenerateResult out."""
     return generate_variant(GenerateRequest.model_validate(payload)).model_dump(mode="json")
-
-
-@app.task(name=AGREEMENT_TASK, acks_late=True, reject_on_worker_lost=True)
-def agreement_task(payload: dict[str, Any]) -> dict[str, Any]:
-    """An AgreementRequest in (a folder served here); the token comparison (``AgreementResult.to_dict``) out."""
-    return compare_served(AgreementRequest.model_validate(payload)).to_dict()

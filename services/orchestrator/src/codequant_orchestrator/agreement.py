@@ -1,6 +1,6 @@
 """The serving agreement check of a study: the same weights served two ways must give the same greedy completions.
 
-The token comparison (``codequant_generator.agreement``) runs where the model is served; both sides' completions,
+The token comparison (``codequant_serving.agreement``) runs where the model is served; both sides' completions,
 cut at the problems' stop tokens, then run against their tests, so the check gives the agreement rate in tokens and
 in pass@1, and names the first problem and token position where the server leaves the reference: a serving-kernel
 bug then shows up here, not as quantization damage in the study's numbers. The embedded runner does all of it in
@@ -13,11 +13,11 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
+from codequant.agreement import AgreementResult
 from codequant.benchmarks import BenchmarkSet, Problem
 from codequant.errors import ServiceError
 from codequant.limits import Limits
 from codequant.payloads import AgreementRequest, ExecuteRequest, ExecuteResult, ExecutionItem
-from codequant_generator.agreement import AgreementResult, compare_served
 from codequant_orchestrator.plan import Plan, VariantPlan
 
 
@@ -60,6 +60,8 @@ def check_agreement(
     request = agreement_request(
         model, problems, max_new_tokens=max_new_tokens, server=server, dtype=dtype, device=device
     )
+    from codequant_serving.agreement import compare_served
+
     result = compare_served(request, url)
     if execute:
         from codequant_executor.api import execute_batch
@@ -78,7 +80,7 @@ def study_requests(plan: Plan, variant: VariantPlan, model_path: str) -> list[Ag
         return []
     server = plan.study.serving.server if variant.variant.vllm_servable else "codequant"
     if server != "codequant":
-        from codequant_generator.launch import resolve_server
+        from codequant.launch import resolve_server
 
         server = resolve_server(server)
     return [
@@ -111,6 +113,7 @@ def check_study_variant(plan: Plan, variant: VariantPlan, model_path: str) -> li
     """The study option ``serving.agreement`` run here for one variant (the embedded runner); see
     ``study_requests`` and ``finish_study_check``."""
     from codequant_executor.api import execute_batch
+    from codequant_serving.agreement import compare_served
 
     written = []
     for request in study_requests(plan, variant, model_path):

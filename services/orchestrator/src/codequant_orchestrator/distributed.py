@@ -17,12 +17,12 @@ import logging
 import time
 from typing import Any
 
+from codequant.agreement import AgreementResult
 from codequant.celery_app import create_app
 from codequant.errors import ServiceError
 from codequant.payloads import ExecuteResult, GenerateResult, PrepareResult, ReportResult
 from codequant.queues import AGREEMENT_TASK, FLAKES_TASK, SELF_CHECK_TASK, TASK_NAMES
 from codequant.store import Completion, Store, Variant
-from codequant_generator.agreement import AgreementResult
 from codequant_orchestrator import agreement, bookkeeping, stages, verification
 from codequant_orchestrator.cancellation import CancelCheck, StudyCancelled
 from codequant_orchestrator.dispatch import Dispatcher

@@ -1,6 +1,6 @@
-"""The serving agreement check's token comparison: the same weights decoded greedily by transformers' own ``generate``
-(the reference) and by a server (``codequant serve``, or vLLM on GPU hosts) that reports the token ids it sampled.
-It runs where the model is served (the `generate` queue's worker, or in process); the orchestrator has both sides'
+"""The serving agreement check's result, and the client side of it: the greedy completions, with the token ids the
+server sampled, of a server (``codequant serve``, or vLLM on GPU hosts). The comparison with transformers' own
+``generate`` runs where the model is served (``codequant_serving.agreement``); the orchestrator has both sides'
 completions executed (``codequant_orchestrator.agreement``)."""
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import httpx
 
 from codequant.errors import ServiceError
 from codequant.jsonl import atomic_writer
-from codequant.payloads import AgreementRequest
 
 #: Characters of each side shown around the first difference.
 _SNIPPET = 40
@@ -187,42 +186,6 @@ def _openai_completion(client: httpx.Client, prompt: str, max_new_tokens: int) -
         raise ServiceError(f"{client.base_url}v1/completions answered {response.status_code}: {response.text[:200]}")
     choice = response.json()["choices"][0]
     return choice["text"], [int(token.removeprefix("token_id:")) for token in choice["logprobs"]["tokens"]]
-
-
-def compare_served(request: AgreementRequest, url: str | None = None) -> AgreementResult:
-    """Decode ``request.problems``' prompts greedily with transformers and with ``request.server`` serving the same
-    folder (started here, or already running at ``url``), and compare the token ids (not executed: ``pass1`` is
-    None until the verdicts are set)."""
-    from codequant_generator.launch import running_server
-    from codequant_serving.agreement import first_difference, reference_completions, without_eos
-
-    prompts = [p["prompt"] for p in request.problems]
-    references, tokenizer = reference_completions(
-        request.model, prompts, max_new_tokens=request.max_new_tokens, dtype=request.dtype, device=request.device
-    )
-    if url is None:
-        with running_server(request.model, server=request.server, dtype=request.dtype) as started:  # type: ignore[arg-type]
-            served = served_completions(started, prompts, request.max_new_tokens, request.server)
-    else:
-        served = served_completions(url, prompts, request.max_new_tokens, request.server)
-    result = AgreementResult(
-        model=request.model, server=request.server, benchmark=request.benchmark, max_new_tokens=request.max_new_tokens
-    )
-    for problem, reference, (text, ids) in zip(request.problems, references, served, strict=True):
-        ids = without_eos(ids, tokenizer.eos_token_id)
-        position = first_difference(reference.token_ids, ids)
-        result.problems.append(
-            ProblemAgreement(
-                name=problem["name"],
-                reference_tokens=len(reference.token_ids),
-                served_tokens=len(ids),
-                matching_tokens=len(reference.token_ids) if position is None else position,
-                identical=position is None,
-                reference_text=reference.text,
-                served_text=text,
-            )
-        )
-    return result
 
 
 def _common_prefix(a: str, b: str) -> str:
