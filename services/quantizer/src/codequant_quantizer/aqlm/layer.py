@@ -9,7 +9,7 @@ import torch
 
 from codequant_quantizer.aqlm.kmeans import kmeans, nearest
 from codequant_quantizer.aqlm.search import beam_search
-from codequant_quantizer.aqlm.weight import AqlmShape, dequantize, grouped, relative_error
+from codequant_quantizer.aqlm.weight import AqlmShape, dequantize, grouped, output_energy, relative_error
 
 
 @dataclass
@@ -48,13 +48,14 @@ def quantize_layer(weight: torch.Tensor, xtx: torch.Tensor, settings: LayerSetti
     xtx = xtx.float()
     generator = torch.Generator().manual_seed(settings.seed)
     codes, codebooks, scales = initialise(weight, shape, settings.kmeans_iterations, generator)
-    previous = float(relative_error(weight, dequantize(codes, codebooks, scales), xtx))
+    energy = output_energy(weight, xtx)  # computed once: every error below is relative to it
+    previous = float(relative_error(weight, dequantize(codes, codebooks, scales), xtx, energy))
     epochs = 0
     while epochs < settings.max_epochs:
         epochs += 1
-        codebooks, scales = _adam(weight, xtx, codes, codebooks, scales, settings)
+        codebooks, scales = _adam(weight, xtx, energy, codes, codebooks, scales, settings)
         codes = beam_search(weight, xtx, codes, codebooks, scales, shape, settings.beam_size, settings.workspace_bytes)
-        current = float(relative_error(weight, dequantize(codes, codebooks, scales), xtx))
+        current = float(relative_error(weight, dequantize(codes, codebooks, scales), xtx, energy))
         improvement = (previous - current) / max(previous, 1e-20)
         previous = current
         if improvement < settings.relative_tolerance:
@@ -78,13 +79,13 @@ def initialise(weight: torch.Tensor, shape: AqlmShape, iterations: int, generato
     return torch.stack(codes, dim=-1), torch.stack(books), scales
 
 
-def _adam(weight, xtx, codes, codebooks, scales, settings: LayerSettings):
+def _adam(weight, xtx, energy, codes, codebooks, scales, settings: LayerSettings):
     """Adam on codebooks and scales with the codes fixed, minimising the relative output error."""
     codebooks = codebooks.detach().clone().requires_grad_(True)
     scales = scales.detach().clone().requires_grad_(True)
     optimizer = torch.optim.Adam([codebooks, scales], lr=settings.lr, betas=(0.0, 0.95), amsgrad=True)
     for _ in range(settings.adam_steps):
-        loss = relative_error(weight, dequantize(codes, codebooks, scales), xtx)
+        loss = relative_error(weight, dequantize(codes, codebooks, scales), xtx, energy)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

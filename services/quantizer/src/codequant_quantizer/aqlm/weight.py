@@ -41,7 +41,15 @@ def grouped(weight: torch.Tensor, shape: AqlmShape) -> torch.Tensor:
     return weight.reshape(out // og, og, inp // ig, ig).permute(0, 2, 1, 3)
 
 
-def relative_error(weight: torch.Tensor, reconstruction: torch.Tensor, xtx: torch.Tensor) -> torch.Tensor:
-    """tr((W - Ŵ) XᵀX (W - Ŵ)ᵀ) / tr(W XᵀX Wᵀ): the layer's output error on the calibration data, relative."""
+def output_energy(weight: torch.Tensor, xtx: torch.Tensor) -> torch.Tensor:
+    """tr(W XᵀX Wᵀ) (at least 1e-20): ``relative_error``'s denominator, the same for every reconstruction of W."""
+    return (weight @ xtx * weight).sum().clamp(min=1e-20)
+
+
+def relative_error(
+    weight: torch.Tensor, reconstruction: torch.Tensor, xtx: torch.Tensor, energy: torch.Tensor | None = None
+) -> torch.Tensor:
+    """tr((W - Ŵ) XᵀX (W - Ŵ)ᵀ) / tr(W XᵀX Wᵀ): the layer's output error on the calibration data, relative.
+    ``energy``: ``output_energy(weight, xtx)`` when the caller has it already (the same value, not recomputed)."""
     error = weight - reconstruction
-    return (error @ xtx * error).sum() / (weight @ xtx * weight).sum().clamp(min=1e-20)
+    return (error @ xtx * error).sum() / (output_energy(weight, xtx) if energy is None else energy)
