@@ -286,7 +286,7 @@ class DistributedRunner:
                 key, request = verification.self_check_request(self.plan, name)
                 stored = verification.stored_self_check(self.store, key)
                 if stored is not None:
-                    self.timeouts[name] = dict(stored.get("timeouts", {}))
+                    self.timeouts[name] = stored
                     continue
                 self.self_checks_left.add(name)
                 self.dispatcher.submit(

@@ -84,9 +84,10 @@ def self_check_request(plan: Plan, name: str) -> tuple[str, SelfCheckRequest]:
     return key, request
 
 
-def stored_self_check(store: Store, key: str) -> dict[str, Any] | None:
-    """A self-check's stored result (None: not run yet)."""
-    return _stored(store, key)
+def stored_self_check(store: Store, key: str) -> dict[str, float] | None:
+    """A stored self-check's per-problem calibrated limits (empty without calibration); None: not run yet."""
+    result = _stored(store, key)
+    return None if result is None else dict(result.get("timeouts", {}))
 
 
 def keep_self_check(store: Store, plan: Plan, key: str, name: str, result: dict[str, Any]) -> dict[str, float]:
@@ -105,11 +106,12 @@ def self_checks(plan: Plan, store: Store) -> dict[str, dict[str, float]]:
     timeouts: dict[str, dict[str, float]] = {}
     for name in plan.benchmarks:
         key, request = self_check_request(plan, name)
-        result = _stored(store, key)
-        if result is None:
-            result = check_references(request, workers=plan.study.execution.workers)
-            _keep(store, plan, key, "self-check", name, result)
-        timeouts[name] = dict(result.get("timeouts", {}))
+        stored = stored_self_check(store, key)
+        if stored is None:
+            stored = keep_self_check(
+                store, plan, key, name, check_references(request, workers=plan.study.execution.workers)
+            )
+        timeouts[name] = stored
     return timeouts
 
 
